@@ -1,0 +1,19 @@
+"""Entry point: ``python -m carbonsim [overrides]`` (Hydra command line)."""
+
+from __future__ import annotations
+
+import hydra
+
+from carbonsim._hydra import config_dir, register_configs
+from carbonsim.cli import hydra_task
+
+
+def main() -> None:
+    """Composes the configuration with Hydra and runs it."""
+    register_configs()
+    app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(hydra_task)
+    app()
+
+
+if __name__ == "__main__":
+    main()

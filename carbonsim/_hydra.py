@@ -1,0 +1,34 @@
+"""Hydra wiring: schemas in the ConfigStore and the location of the YAML configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra.core.config_store import ConfigStore
+
+from carbonsim._schema import thaw
+from carbonsim.config import RunConfig, ScenarioConfig
+from carbonsim.policies.registry import registered
+
+
+def register_configs() -> None:
+    """Stores the schemas that the YAML files in ``conf/`` extend (``run_schema``, ``scenario_schema`` and
+    ``<policy>_schema`` for every registered policy), so unknown keys and wrong types are rejected."""
+    cs = ConfigStore.instance()
+    cs.store(name="run_schema", node=thaw(RunConfig))
+    cs.store(group="scenario", name="scenario_schema", node=thaw(ScenarioConfig))
+    for name, (_cls, config_cls) in registered().items():
+        cs.store(group="policy", name=f"{name}_schema", node=thaw(config_cls)(name=name))
+
+
+def config_dir() -> Path:
+    """The directory holding ``config.yaml``.
+
+    An installed package carries the configs as ``carbonsim/conf``; a checkout (or an editable install)
+    has them in ``conf/`` at the top of the repository.
+    """
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):
+        if (candidate / "config.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"carbonsim configs not found in {here / 'conf'} or {here.parent / 'conf'}")

@@ -1,0 +1,236 @@
+"""Turning a raw simulation result into tables and a flat summary.
+
+Latency parts of a request routed to region r from origin o (all in ms):
+
+* network = RTT(o, r) + jitter (the outbound trip is RTT / 2 + jitter, the response RTT / 2);
+* queue = service start - arrival at the region;
+* service = service end - service start (a batch's duration for every member);
+* total = network + queue + service.
+
+A request's SLO is violated if it completed with total > SLO, or was dropped or failed. Requests still in
+flight when the run stopped count in neither the numerator nor the denominator of the violation rate and
+are reported separately.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from carbonsim.core.energy import EnergyAccount, account
+from carbonsim.core.recorder import COMPLETED, DROPPED, FAILED, IN_FLIGHT, STATUS_NAMES
+from carbonsim.core.signals import SECONDS_PER_HOUR
+from carbonsim.core.simulation import SimResult
+
+PERCENTILES = (50, 95, 99)
+
+
+def energy_account(result: SimResult) -> EnergyAccount:
+    """Computes the energy account of a result from its scenario's power and PUE figures."""
+    regions = result.world.scenario.regions
+    return account(
+        result.records,
+        [[p.count for p in specs] for specs in result.pools],
+        [[(p.idle_w, p.busy_w) for p in r.pools] for r in regions],
+        [r.pue for r in regions],
+        result.world.carbon,
+        result.world.price,
+        result.end_s,
+    )
+
+
+def request_table(result: SimResult, energy: EnergyAccount) -> pd.DataFrame:
+    """One row per request with its path, latency parts, SLO outcome, energy and carbon."""
+    sc = result.world.scenario
+    req = result.requests
+    rec = result.records
+    routed = rec.region >= 0
+    region = np.where(routed, rec.region, 0).astype(np.int64)
+    origin = req.origin.astype(np.int64)
+    rtt = np.where(routed, result.world.rtt_ms[origin, region], np.nan)
+    network_ms = rtt + req.jitter_ms
+    at_region_s = req.arrival_s + (rtt / 2.0 + req.jitter_ms) * 1e-3
+    queue_ms = (rec.start_s - at_region_s) * 1e3
+    service_ms = (rec.end_s - rec.start_s) * 1e3
+    total_ms = network_ms + queue_ms + service_ms
+    slo = np.array([w.slo_ms for w in sc.workloads])[req.workload]
+    status = rec.status
+    slo_met = (status == COMPLETED) & (total_ms <= slo)
+    hardware = np.array(sorted({p.hardware for r in sc.regions for p in r.pools}) or [""])
+    pool_hw = np.full(len(req), "", dtype=object)
+    for ri, r in enumerate(sc.regions):
+        for pi, p in enumerate(r.pools):
+            pool_hw[(rec.region == ri) & (rec.pool == pi)] = p.hardware
+    return pd.DataFrame({
+        "request_id": np.arange(len(req), dtype=np.int64),
+        "workload": pd.Categorical.from_codes(req.workload.astype(np.int64), list(sc.workload_names)),
+        "origin": pd.Categorical.from_codes(origin, list(sc.origin_names)),
+        "region": pd.Categorical.from_codes(np.where(routed, rec.region, -1).astype(np.int64),
+                                            list(sc.region_names)),
+        "hardware": pd.Categorical(pool_hw, categories=[*hardware.tolist(), ""]),
+        "status": pd.Categorical.from_codes(status.astype(np.int64), list(STATUS_NAMES)),
+        "batch_size": rec.batch_size,
+        "arrival_s": req.arrival_s,
+        "start_s": rec.start_s,
+        "end_s": rec.end_s,
+        "network_ms": network_ms,
+        "queue_ms": queue_ms,
+        "service_ms": service_ms,
+        "total_ms": total_ms,
+        "slo_ms": slo,
+        "slo_met": slo_met,
+        "energy_j": energy.request_energy_j,
+        "carbon_g": energy.request_carbon_g,
+        "intensity_gco2_per_kwh": energy.request_intensity,
+    })
+
+
+def _latency_stats(total_ms: pd.Series, prefix: str = "") -> dict[str, float]:
+    x = total_ms.to_numpy(dtype=np.float64)
+    if x.size == 0:
+        return {f"{prefix}mean_latency_ms": float("nan"),
+                **{f"{prefix}p{p}_latency_ms": float("nan") for p in PERCENTILES}}
+    out = {f"{prefix}mean_latency_ms": float(x.mean())}
+    for p, v in zip(PERCENTILES, np.percentile(x, PERCENTILES), strict=True):
+        out[f"{prefix}p{p}_latency_ms"] = float(v)
+    return out
+
+
+def _violation_pct(df: pd.DataFrame) -> float:
+    finished = df["status"] != STATUS_NAMES[IN_FLIGHT]
+    n = int(finished.sum())
+    return float((~df.loc[finished, "slo_met"]).sum() / n * 100.0) if n else float("nan")
+
+
+def summary(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> dict[str, Any]:
+    """The run's headline numbers as a flat mapping (keys carry units)."""
+    status = df["status"]
+    done = df[status == STATUS_NAMES[COMPLETED]]
+    busy_kwh = float(energy.busy_kwh.sum())
+    idle_kwh = float(energy.idle_kwh.sum())
+    carbon_g = float(energy.busy_g.sum() + energy.idle_g.sum())
+    completed = len(done)
+    out: dict[str, Any] = {
+        "requests": len(df),
+        "completed": completed,
+        "dropped": int((status == STATUS_NAMES[DROPPED]).sum()),
+        "failed": int((status == STATUS_NAMES[FAILED]).sum()),
+        "in_flight": int((status == STATUS_NAMES[IN_FLIGHT]).sum()),
+        **_latency_stats(done["total_ms"]),
+        "mean_network_ms": float(done["network_ms"].mean()) if completed else float("nan"),
+        "mean_queue_ms": float(done["queue_ms"].mean()) if completed else float("nan"),
+        "mean_service_ms": float(done["service_ms"].mean()) if completed else float("nan"),
+        "slo_violation_pct": _violation_pct(df),
+        "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if completed else float("nan"),
+        "energy_kwh": busy_kwh + idle_kwh,
+        "busy_energy_kwh": busy_kwh,
+        "idle_energy_kwh": idle_kwh,
+        "carbon_kg": carbon_g / 1e3,
+        "busy_carbon_kg": float(energy.busy_g.sum()) / 1e3,
+        "idle_carbon_kg": float(energy.idle_g.sum()) / 1e3,
+        "carbon_g_per_request": carbon_g / completed if completed else float("nan"),
+        "cost_usd": float(energy.cost_usd.sum()),
+        "sim_hours": result.horizon_s / SECONDS_PER_HOUR,
+        "sim_end_s": result.end_s,
+    }
+    return out
+
+
+def add_reduction(summary_: dict[str, Any], baseline: dict[str, Any], baseline_name: str) -> None:
+    """Adds reductions against a baseline run on the same arrivals (in place).
+
+    ``carbon_reduction_pct`` compares total emissions (busy + idle, kg); ``intensity_reduction_pct`` compares
+    the mean intensity of the serving region, the metric of the published reference tables.
+    """
+    summary_["baseline_policy"] = baseline_name
+    summary_["baseline_carbon_kg"] = baseline["carbon_kg"]
+    summary_["carbon_reduction_pct"] = _reduction(summary_["carbon_kg"], baseline["carbon_kg"])
+    summary_["intensity_reduction_pct"] = _reduction(summary_["mean_intensity_gco2_per_kwh"],
+                                                     baseline["mean_intensity_gco2_per_kwh"])
+
+
+def _reduction(value: float, base: float) -> float:
+    return float((1.0 - value / base) * 100.0) if base else float("nan")
+
+
+def per_workload(df: pd.DataFrame) -> pd.DataFrame:
+    """Latency, SLO, intensity, energy and carbon per workload (energy and carbon: attributed busy part)."""
+    rows = []
+    for name, g in df.groupby("workload", observed=False):
+        done = g[g["status"] == STATUS_NAMES[COMPLETED]]
+        rows.append({
+            "workload": name,
+            "requests": len(g),
+            "completed": len(done),
+            **_latency_stats(done["total_ms"]),
+            "slo_violation_pct": _violation_pct(g),
+            "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
+            "energy_kwh": float(g["energy_j"].sum()) / 3.6e6,
+            "carbon_kg": float(g["carbon_g"].sum()) / 1e3,
+        })
+    return pd.DataFrame(rows)
+
+
+def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd.DataFrame:
+    """Routing share, latency, utilisation, energy (busy and idle), carbon and cost per region."""
+    sc = result.world.scenario
+    servers = result.world.servers
+    hours = energy.busy_kwh.shape[1]
+    hour_len = np.clip(result.end_s - np.arange(hours) * SECONDS_PER_HOUR, 0.0, SECONDS_PER_HOUR)
+    rows = []
+    n = len(df)
+    for ri, name in enumerate(sc.region_names):
+        g = df[df["region"] == name]
+        done = g[g["status"] == STATUS_NAMES[COMPLETED]]
+        capacity_s = servers[ri] * result.end_s
+        rows.append({
+            "region": name,
+            "grid_zone": sc.regions[ri].grid_zone,
+            "requests": len(g),
+            "routing_share_pct": len(g) / n * 100.0 if n else np.nan,
+            "completed": len(done),
+            "dropped": int((g["status"] == STATUS_NAMES[DROPPED]).sum()),
+            "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
+            "mean_queue_ms": float(done["queue_ms"].mean()) if len(done) else np.nan,
+            "utilization_pct": (float(energy.busy_server_s[ri].sum()) / capacity_s * 100.0
+                                if np.isfinite(capacity_s) and capacity_s > 0 else np.nan),
+            "mean_intensity_gco2_per_kwh": float((result.world.carbon.values[ri, :hours] * hour_len).sum()
+                                                 / max(hour_len.sum(), 1e-12)),
+            "busy_energy_kwh": float(energy.busy_kwh[ri].sum()),
+            "idle_energy_kwh": float(energy.idle_kwh[ri].sum()),
+            "energy_kwh": float(energy.busy_kwh[ri].sum() + energy.idle_kwh[ri].sum()),
+            "carbon_kg": float(energy.busy_g[ri].sum() + energy.idle_g[ri].sum()) / 1e3,
+            "cost_usd": float(energy.cost_usd[ri].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def hourly(df: pd.DataFrame, energy: EnergyAccount) -> pd.DataFrame:
+    """Per simulated hour: arrivals, latency and SLO by arrival hour; energy, carbon and cost by hour."""
+    hours = energy.busy_kwh.shape[1]
+    hour = (df["arrival_s"] // SECONDS_PER_HOUR).astype(np.int64)
+    rows = []
+    for h in range(hours):
+        g = df[hour == h]
+        done = g[g["status"] == STATUS_NAMES[COMPLETED]]
+        rows.append({
+            "hour": h,
+            "arrivals": len(g),
+            "completed": len(done),
+            "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
+            "p95_latency_ms": float(np.percentile(done["total_ms"], 95)) if len(done) else np.nan,
+            "slo_violation_pct": _violation_pct(g) if len(g) else np.nan,
+            "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
+            "energy_kwh": float(energy.busy_kwh[:, h].sum() + energy.idle_kwh[:, h].sum()),
+            "carbon_kg": float(energy.busy_g[:, h].sum() + energy.idle_g[:, h].sum()) / 1e3,
+            "cost_usd": float(energy.cost_usd[:, h].sum()),
+        })
+    return pd.DataFrame(rows)
+
+
+def routing(df: pd.DataFrame) -> pd.DataFrame:
+    """Share of each origin's requests sent to each region, in % (rows: origins)."""
+    table = pd.crosstab(df["origin"], df["region"], normalize="index", dropna=False) * 100.0
+    return table.rename_axis(index="origin", columns=None).reset_index()

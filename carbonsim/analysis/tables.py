@@ -1,0 +1,41 @@
+"""Comparison tables across runs, as DataFrames and Markdown."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+#: Columns of the aggregate comparison table, in order.
+AGGREGATE_COLUMNS = (
+    "label", "policy", "seed", "requests", "completed", "dropped", "in_flight", "mean_latency_ms",
+    "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "slo_violation_pct", "mean_intensity_gco2_per_kwh",
+    "energy_kwh", "carbon_kg", "carbon_g_per_request", "cost_usd", "carbon_reduction_pct",
+    "intensity_reduction_pct",
+)
+
+#: Columns of the reference table (one row per policy and source).
+REFERENCE_COLUMNS = ("policy", "source", "mean_latency_ms", "p95_latency_ms", "slo_violation_pct",
+                     "mean_intensity_gco2_per_kwh", "carbon_reduction_pct")
+
+
+def aggregate(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run with the headline metrics (columns missing from a summary are left empty)."""
+    df = pd.DataFrame(list(summaries))
+    return df.reindex(columns=[c for c in AGGREGATE_COLUMNS if c in df.columns])
+
+
+def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
+    """Renders a DataFrame as a GitHub-flavoured Markdown table (numbers rounded to ``digits``)."""
+
+    def cell(v: Any) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.{digits}f}"
+        return str(v)
+
+    header = "| " + " | ".join(map(str, df.columns)) + " |"
+    rule = "| " + " | ".join("---" for _ in df.columns) + " |"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([header, rule, *body]) + "\n"

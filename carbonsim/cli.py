@@ -1,0 +1,119 @@
+"""The ``python -m carbonsim`` command: Hydra composes the config, this module runs it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from carbonsim._schema import ConfigError, build
+from carbonsim.config import RunConfig
+from carbonsim.experiment import run_experiment
+from carbonsim.runner import run, write_outputs
+
+SUMMARY_ROWS = (
+    ("requests", "requests", "{:,.0f}"),
+    ("completed", "completed", "{:,.0f}"),
+    ("dropped", "dropped", "{:,.0f}"),
+    ("in_flight", "in flight at end", "{:,.0f}"),
+    ("mean_latency_ms", "mean latency (ms)", "{:.1f}"),
+    ("p95_latency_ms", "p95 latency (ms)", "{:.1f}"),
+    ("p99_latency_ms", "p99 latency (ms)", "{:.1f}"),
+    ("slo_violation_pct", "SLO violations (%)", "{:.2f}"),
+    ("mean_intensity_gco2_per_kwh", "mean intensity (gCO2/kWh)", "{:.1f}"),
+    ("energy_kwh", "energy (kWh, with PUE)", "{:.3f}"),
+    ("carbon_kg", "carbon (kg CO2eq)", "{:.3f}"),
+    ("cost_usd", "electricity cost (USD)", "{:.2f}"),
+    ("carbon_reduction_pct", "carbon reduction vs baseline (%)", "{:.1f}"),
+)
+
+COMPARISON_COLUMNS = (
+    ("label", "policy", "{}"),
+    ("mean_latency_ms", "mean ms", "{:.1f}"),
+    ("p95_latency_ms", "p95 ms", "{:.1f}"),
+    ("slo_violation_pct", "SLO viol %", "{:.2f}"),
+    ("mean_intensity_gco2_per_kwh", "gCO2/kWh", "{:.1f}"),
+    ("carbon_kg", "kg CO2", "{:.3f}"),
+    ("energy_kwh", "kWh", "{:.3f}"),
+    ("cost_usd", "USD", "{:.2f}"),
+    ("carbon_reduction_pct", "carbon red. %", "{:.1f}"),
+)
+
+
+def _fmt(fmt: str, value: Any) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return fmt.format(value)
+
+
+def config_from_hydra(cfg: DictConfig) -> RunConfig:
+    """Validates a composed Hydra config into the frozen :class:`RunConfig`."""
+    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    return build(RunConfig, data, "")
+
+
+def print_summary(console: Console, summary: dict[str, Any], timing: dict[str, float]) -> None:
+    """Prints one run's headline numbers."""
+    table = Table(title=f"carbonsim: {summary['label']} on {summary['scenario']} (seed {summary['seed']})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, name, fmt in SUMMARY_ROWS:
+        if key in summary:
+            table.add_row(name, _fmt(fmt, summary[key]))
+    table.add_row("scheduler overhead (us/decision)", f"{timing['decision_overhead_us']:.2f}")
+    console.print(table)
+
+
+def print_comparison(console: Console, df: pd.DataFrame, title: str) -> None:
+    """Prints the comparison table of an experiment."""
+    table = Table(title=title)
+    cols = [c for c in COMPARISON_COLUMNS if c[0] in df.columns]
+    for _key, name, _fmt_ in cols:
+        table.add_column(name, justify="left" if name == "policy" else "right")
+    for _, row in df.iterrows():
+        table.add_row(*[_fmt(fmt, row[key]) for key, _name, fmt in cols])
+    console.print(table)
+
+
+def print_reference(console: Console, df: pd.DataFrame) -> None:
+    """Prints carbonsim's reference table beside the published one."""
+    table = Table(title="Reference scenario: carbonsim vs published")
+    for col in df.columns:
+        table.add_column(col, justify="left" if col in ("policy", "source") else "right")
+    for _, row in df.iterrows():
+        table.add_row(*[_fmt("{:.1f}", v) if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+
+
+def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> None:
+    """Runs a validated config (a single simulation or an experiment) and writes into ``out_dir``."""
+    console = console or Console()
+    if cfg.experiment is not None:
+        tables_ = run_experiment(cfg, out_dir)
+        print_comparison(console, tables_["comparison"],
+                         f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)")
+        if "reference" in tables_:
+            print_reference(console, tables_["reference"])
+        console.print(f"results in {out_dir}")
+        return
+    out = run(cfg)
+    write_outputs(out, out_dir, cfg.write_requests)
+    print_summary(console, out.summary, out.timing)
+    console.print(f"results in {out_dir}")
+
+
+def hydra_task(cfg: DictConfig) -> None:
+    """The Hydra task function: validate, run, write into Hydra's output directory."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        run_cfg = config_from_hydra(cfg)
+    except ConfigError as exc:
+        print(f"carbonsim: invalid configuration: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    execute(run_cfg, Path(HydraConfig.get().runtime.output_dir))

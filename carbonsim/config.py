@@ -1,0 +1,448 @@
+"""The configuration schema: frozen dataclasses, validated on construction.
+
+Hydra fills these from YAML and the command line (see :mod:`carbonsim._hydra`); the simulator receives
+them, never a DictConfig. Every check raises :class:`~carbonsim._schema.ConfigError` naming the field and
+the value; :func:`carbonsim._schema.build` prefixes the field's full path.
+
+Units are in the field names: ``_ms`` milliseconds, ``_s`` seconds, ``_w`` watts, ``_gco2_per_kwh`` grams
+CO2-equivalent per kilowatt-hour, ``_usd_per_kwh`` US dollars per kilowatt-hour.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from carbonsim._schema import ConfigError
+
+SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "normal", "truncated_normal", "lognormal", "empirical")
+ARRIVAL_KINDS = ("poisson", "fixed_per_hour")
+CARBON_KINDS = ("synthetic_diurnal",)
+#: Shares must sum to one within this tolerance (YAML decimals such as 0.1 are not exact in binary).
+SHARE_TOLERANCE = 1e-6
+
+
+def _check(ok: bool, name: str, value: Any, expected: str) -> None:
+    if not ok:
+        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
+
+
+def _finite(x: float) -> bool:
+    return math.isfinite(x)
+
+
+@dataclass(frozen=True)
+class ServiceTimeConfig:
+    """Service-time distribution of one workload on one hardware type, for a single request.
+
+    Attributes:
+        distribution: One of ``deterministic`` (always ``mean_ms``), ``exponential`` (mean ``mean_ms``),
+            ``normal`` (N(mean_ms, std_ms) floored at ``min_ms``, the rule of the published reference setup),
+            ``truncated_normal`` (N(mean_ms, std_ms) conditioned on [min_ms, max_ms]), ``lognormal`` (with the
+            given arithmetic mean and standard deviation) or ``empirical`` (resampled from ``samples_ms``).
+        mean_ms: Mean (location for the normal family) in ms.
+        std_ms: Standard deviation in ms (normal, truncated normal, lognormal).
+        min_ms: Floor (normal) or lower truncation bound (truncated normal) in ms.
+        max_ms: Upper truncation bound in ms (truncated normal only); null for none.
+        samples_ms: Measured service times in ms for ``empirical``.
+        batch_time_factor: Service time of a batch of size b relative to a single request, for
+            b = 1, 2, ...; the first entry must be 1. Required when a server pool batches this workload.
+    """
+
+    distribution: str = "deterministic"
+    mean_ms: float = 0.0
+    std_ms: float = 0.0
+    min_ms: float = 0.0
+    max_ms: float | None = None
+    samples_ms: tuple[float, ...] = ()
+    batch_time_factor: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(self.distribution in SERVICE_DISTRIBUTIONS, "distribution", self.distribution,
+               f"one of {', '.join(SERVICE_DISTRIBUTIONS)}")
+        if self.distribution == "empirical":
+            _check(len(self.samples_ms) > 0, "samples_ms", self.samples_ms, "at least one sample for empirical")
+            _check(all(_finite(s) and s > 0 for s in self.samples_ms), "samples_ms", self.samples_ms,
+                   "positive finite values")
+        else:
+            _check(_finite(self.mean_ms) and self.mean_ms > 0, "mean_ms", self.mean_ms, "a positive number")
+        _check(_finite(self.std_ms) and self.std_ms >= 0, "std_ms", self.std_ms, "a number >= 0")
+        if self.distribution in ("normal", "truncated_normal", "lognormal"):
+            _check(self.std_ms > 0, "std_ms", self.std_ms, f"a positive number for {self.distribution}")
+        _check(_finite(self.min_ms) and self.min_ms >= 0, "min_ms", self.min_ms, "a number >= 0")
+        if self.max_ms is not None:
+            _check(self.distribution == "truncated_normal", "max_ms", self.max_ms,
+                   "null unless distribution is truncated_normal")
+            _check(self.max_ms > self.min_ms, "max_ms", self.max_ms, f"a bound above min_ms={self.min_ms}")
+        if self.batch_time_factor:
+            f = self.batch_time_factor
+            _check(f[0] == 1.0, "batch_time_factor", f, "a list starting with 1.0 (batch of one)")
+            _check(all(_finite(x) and x > 0 for x in f), "batch_time_factor", f, "positive finite factors")
+            _check(all(b >= a for a, b in zip(f, f[1:], strict=False)), "batch_time_factor", f,
+                   "non-decreasing factors (a larger batch never finishes sooner)")
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """An inference workload (model) with its SLO, traffic share and service times.
+
+    Attributes:
+        name: Workload name, e.g. ``bert-base``.
+        slo_ms: End-to-end latency objective in ms.
+        share: Fraction of all requests that are of this workload; shares sum to 1.
+        service: Service-time model per hardware type (keys are pool ``hardware`` names).
+    """
+
+    name: str
+    slo_ms: float
+    share: float
+    service: dict[str, ServiceTimeConfig]
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "name", self.name, "a non-empty name")
+        _check(_finite(self.slo_ms) and self.slo_ms > 0, "slo_ms", self.slo_ms, "a positive number of ms")
+        _check(_finite(self.share) and 0 <= self.share <= 1, "share", self.share, "a fraction in [0, 1]")
+        _check(len(self.service) > 0, "service", self.service, "a service-time model for at least one hardware")
+
+
+@dataclass(frozen=True)
+class ServerPoolConfig:
+    """Identical servers of one hardware type in a region.
+
+    Attributes:
+        hardware: Hardware type, matching the keys of the workloads' ``service`` maps.
+        count: Number of servers; null means unlimited (no queueing, no idle power).
+        idle_w: Power drawn by an idle server in W (before PUE).
+        busy_w: Power drawn by a serving server in W (before PUE).
+        max_batch_size: Largest dynamic batch a server forms (1 disables batching).
+        max_queue_delay_ms: Longest time the oldest queued request waits for a batch to fill, in ms.
+    """
+
+    hardware: str
+    count: int | None
+    idle_w: float
+    busy_w: float
+    max_batch_size: int = 1
+    max_queue_delay_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.hardware), "hardware", self.hardware, "a non-empty hardware name")
+        if self.count is not None:
+            _check(self.count >= 1, "count", self.count, "at least 1 server (or null for unlimited)")
+        _check(_finite(self.idle_w) and self.idle_w >= 0, "idle_w", self.idle_w, "a power >= 0 W")
+        _check(_finite(self.busy_w) and self.busy_w >= self.idle_w, "busy_w", self.busy_w,
+               f"a power >= idle_w={self.idle_w} W")
+        _check(self.max_batch_size >= 1, "max_batch_size", self.max_batch_size, "an integer >= 1")
+        _check(_finite(self.max_queue_delay_ms) and self.max_queue_delay_ms >= 0, "max_queue_delay_ms",
+               self.max_queue_delay_ms, "a delay >= 0 ms")
+        if self.max_batch_size > 1:
+            _check(self.count is not None, "max_batch_size", self.max_batch_size,
+                   "1 for an unlimited pool (batching needs a finite server count)")
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """A cloud region: its grid zone, facility overhead, price and server pools.
+
+    Attributes:
+        name: Region name, e.g. ``us-east``.
+        grid_zone: Grid zone whose carbon intensity applies (an Electricity Maps zone id for real data).
+        pue: Power usage effectiveness (facility power / IT power), >= 1.
+        price_usd_per_kwh: Flat electricity price in USD/kWh.
+        pools: Server pools; a request is served by the first free server, fastest hardware first.
+        max_queue_length: Waiting requests beyond which new arrivals are dropped; null for unbounded.
+    """
+
+    name: str
+    grid_zone: str
+    pue: float
+    price_usd_per_kwh: float
+    pools: tuple[ServerPoolConfig, ...]
+    max_queue_length: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "name", self.name, "a non-empty name")
+        _check(_finite(self.pue) and self.pue >= 1.0, "pue", self.pue, "a PUE >= 1")
+        _check(_finite(self.price_usd_per_kwh) and self.price_usd_per_kwh >= 0, "price_usd_per_kwh",
+               self.price_usd_per_kwh, "a price >= 0")
+        _check(len(self.pools) > 0, "pools", self.pools, "at least one server pool")
+        if self.max_queue_length is not None:
+            _check(self.max_queue_length >= 0, "max_queue_length", self.max_queue_length, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class OriginConfig:
+    """A place users send requests from.
+
+    Attributes:
+        name: Origin name.
+        share: Fraction of all requests that come from here; shares sum to 1.
+        rtt_ms: Round-trip time in ms to every region, keyed by region name.
+    """
+
+    name: str
+    share: float
+    rtt_ms: dict[str, float]
+
+    def __post_init__(self) -> None:
+        _check(bool(self.name), "name", self.name, "a non-empty name")
+        _check(_finite(self.share) and 0 <= self.share <= 1, "share", self.share, "a fraction in [0, 1]")
+        for region, rtt in self.rtt_ms.items():
+            _check(_finite(rtt) and rtt >= 0, f"rtt_ms.{region}", rtt, "a round trip >= 0 ms")
+
+
+@dataclass(frozen=True)
+class ArrivalConfig:
+    """The request arrival process.
+
+    Attributes:
+        kind: ``poisson``: a Poisson process whose rate is constant within each hour; ``fixed_per_hour``:
+            exactly round(rate x 3600 x profile) requests in each hour at independent uniform times (a
+            Poisson process conditioned on its hourly counts, as in setups that state a fixed hourly load).
+        rate_per_s: Base arrival rate in requests per second.
+        hourly_profile: 24 multipliers of the base rate, one per hour of day (UTC); empty means flat.
+    """
+
+    kind: str = "poisson"
+    rate_per_s: float = 1.0
+    hourly_profile: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check(self.kind in ARRIVAL_KINDS, "kind", self.kind, f"one of {', '.join(ARRIVAL_KINDS)}")
+        _check(_finite(self.rate_per_s) and self.rate_per_s >= 0, "rate_per_s", self.rate_per_s,
+               "a rate >= 0 requests/s")
+        if self.hourly_profile:
+            _check(len(self.hourly_profile) == 24, "hourly_profile", self.hourly_profile, "24 multipliers")
+            for h, m in enumerate(self.hourly_profile):
+                _check(_finite(m) and m >= 0, f"hourly_profile[{h}]", m, "a multiplier >= 0")
+
+
+@dataclass(frozen=True)
+class CarbonConfig:
+    """The grid carbon-intensity signal.
+
+    Attributes:
+        kind: ``synthetic_diurnal``: hourly intensity = max(floor, base x (1 + amplitude x
+            sin(2 pi (h - phase_h) / 24)) x U(1 - noise, 1 + noise)) with h the hour of day (UTC).
+        base_gco2_per_kwh: Base intensity per grid zone in gCO2eq/kWh.
+        amplitude: Relative amplitude of the daily sine.
+        phase_h: Hour of day at which the sine crosses zero going up.
+        noise: Half-width of the multiplicative uniform noise.
+        floor_gco2_per_kwh: Lowest intensity the generator returns.
+    """
+
+    kind: str = "synthetic_diurnal"
+    base_gco2_per_kwh: dict[str, float] = field(default_factory=dict)
+    amplitude: float = 0.2
+    phase_h: float = 6.0
+    noise: float = 0.1
+    floor_gco2_per_kwh: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(self.kind in CARBON_KINDS, "kind", self.kind, f"one of {', '.join(CARBON_KINDS)}")
+        for zone, base in self.base_gco2_per_kwh.items():
+            _check(_finite(base) and base >= 0, f"base_gco2_per_kwh.{zone}", base, "an intensity >= 0")
+        _check(_finite(self.amplitude) and 0 <= self.amplitude <= 1, "amplitude", self.amplitude, "a value in [0, 1]")
+        _check(_finite(self.noise) and 0 <= self.noise < 1, "noise", self.noise, "a value in [0, 1)")
+        _check(_finite(self.floor_gco2_per_kwh) and self.floor_gco2_per_kwh >= 0, "floor_gco2_per_kwh",
+               self.floor_gco2_per_kwh, "an intensity >= 0")
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """Everything about the world being simulated, independent of the policy.
+
+    Attributes:
+        name: Scenario name (the ``conf/scenario`` file name).
+        description: One-line description, with the source of its numbers.
+        regions: The cloud regions.
+        workloads: The inference workloads.
+        origins: The user origins.
+        arrivals: The arrival process.
+        carbon: The carbon-intensity signal.
+        jitter_std_ms: Standard deviation of the network jitter max(0, N(0, sigma)) added to the outbound
+            trip after the routing decision, in ms; 0 disables it.
+    """
+
+    name: str
+    regions: tuple[RegionConfig, ...]
+    workloads: tuple[WorkloadConfig, ...]
+    origins: tuple[OriginConfig, ...]
+    arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
+    carbon: CarbonConfig = field(default_factory=CarbonConfig)
+    jitter_std_ms: float = 0.0
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _check(len(self.regions) > 0, "regions", self.regions, "at least one region")
+        _check(len(self.workloads) > 0, "workloads", self.workloads, "at least one workload")
+        _check(len(self.origins) > 0, "origins", self.origins, "at least one origin")
+        _unique("regions", [r.name for r in self.regions])
+        _unique("workloads", [w.name for w in self.workloads])
+        _unique("origins", [o.name for o in self.origins])
+        _check(_finite(self.jitter_std_ms) and self.jitter_std_ms >= 0, "jitter_std_ms", self.jitter_std_ms,
+               "a standard deviation >= 0 ms")
+        _shares_sum_to_one("workloads", {w.name: w.share for w in self.workloads})
+        _shares_sum_to_one("origins", {o.name: o.share for o in self.origins})
+        region_names = [r.name for r in self.regions]
+        for i, origin in enumerate(self.origins):
+            unknown = sorted(set(origin.rtt_ms) - set(region_names))
+            if unknown:
+                raise ConfigError(f"origins[{i}].rtt_ms: unknown region(s) {', '.join(unknown)}; "
+                                  f"valid regions: {', '.join(region_names)}")
+            missing = [r for r in region_names if r not in origin.rtt_ms]
+            if missing:
+                raise ConfigError(f"origins[{i}].rtt_ms: origin {origin.name!r} has no round-trip time to "
+                                  f"region(s) {', '.join(missing)}")
+        hardware = sorted({p.hardware for r in self.regions for p in r.pools})
+        for i, wl in enumerate(self.workloads):
+            unknown = sorted(set(wl.service) - set(hardware))
+            if unknown:
+                raise ConfigError(f"workloads[{i}].service: unknown hardware {', '.join(unknown)}; "
+                                  f"hardware in this scenario: {', '.join(hardware)}")
+            missing = [h for h in hardware if h not in wl.service]
+            if missing:
+                raise ConfigError(f"workloads[{i}].service: workload {wl.name!r} has no service-time model for "
+                                  f"hardware {', '.join(missing)}")
+        for ri, region in enumerate(self.regions):
+            for pi, pool in enumerate(region.pools):
+                for wl in self.workloads:
+                    factors = wl.service[pool.hardware].batch_time_factor
+                    if pool.max_batch_size > 1 and len(factors) < pool.max_batch_size:
+                        raise ConfigError(
+                            f"regions[{ri}].pools[{pi}].max_batch_size: {pool.max_batch_size} needs workload "
+                            f"{wl.name!r} on {pool.hardware} to give batch_time_factor for batch sizes 1.."
+                            f"{pool.max_batch_size}, it gives {len(factors)}")
+        zones = sorted({r.grid_zone for r in self.regions})
+        missing_zones = [z for z in zones if z not in self.carbon.base_gco2_per_kwh]
+        if missing_zones:
+            raise ConfigError(f"carbon.base_gco2_per_kwh: no base intensity for grid zone(s) "
+                              f"{', '.join(missing_zones)}; zones in this scenario: {', '.join(zones)}")
+
+    @property
+    def region_names(self) -> tuple[str, ...]:
+        """Region names in configuration order (the index order used by the simulator)."""
+        return tuple(r.name for r in self.regions)
+
+    @property
+    def workload_names(self) -> tuple[str, ...]:
+        """Workload names in configuration order."""
+        return tuple(w.name for w in self.workloads)
+
+    @property
+    def origin_names(self) -> tuple[str, ...]:
+        """Origin names in configuration order."""
+        return tuple(o.name for o in self.origins)
+
+
+def _unique(name: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ConfigError(f"{name}: duplicate name {n!r}")
+        seen.add(n)
+
+
+def _shares_sum_to_one(name: str, shares: dict[str, float]) -> None:
+    total = sum(shares.values())
+    if abs(total - 1.0) > SHARE_TOLERANCE:
+        listing = ", ".join(f"{k}={v}" for k, v in shares.items())
+        raise ConfigError(f"{name}: shares must sum to 1, they sum to {total:.6g} ({listing})")
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Base of every policy's parameters; each registered policy has a subclass (possibly this one).
+
+    Attributes:
+        name: Registered policy name (equal to its ``conf/policy`` file name).
+    """
+
+    name: str
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    """One policy's row of a published results table, for side-by-side comparison.
+
+    Attributes:
+        policy: Label of the run it corresponds to.
+        mean_latency_ms: Published mean end-to-end latency in ms.
+        p95_latency_ms: Published 95th-percentile latency in ms.
+        slo_violation_pct: Published share of requests over their SLO in %.
+        mean_intensity_gco2_per_kwh: Published mean intensity of the serving region.
+        carbon_reduction_pct: Published reduction against the baseline in %.
+    """
+
+    policy: str
+    mean_latency_ms: float
+    p95_latency_ms: float
+    slo_violation_pct: float
+    mean_intensity_gco2_per_kwh: float
+    carbon_reduction_pct: float
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A comparison of several policies on the same arrivals.
+
+    Attributes:
+        name: Experiment name (its ``conf/experiment`` file name).
+        runs: Policies to run, each a mapping with the policy ``name`` and its parameters, plus an optional
+            ``label`` (default: name and parameters).
+        seeds: Seeds to run every policy with; empty means the top-level ``seed``.
+        published: Published results to print beside carbonsim's (matched by label).
+        published_source: Citation of the published results.
+    """
+
+    name: str
+    runs: tuple[dict[str, Any], ...]
+    seeds: tuple[int, ...] = ()
+    published: tuple[PublishedRow, ...] = ()
+    published_source: str = ""
+
+    def __post_init__(self) -> None:
+        _check(len(self.runs) > 0, "runs", self.runs, "at least one policy run")
+        for i, run in enumerate(self.runs):
+            _check(isinstance(run, dict) and "name" in run, f"runs[{i}]", run, "a mapping with a policy 'name'")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One invocation of ``python -m carbonsim``.
+
+    Attributes:
+        seed: Root seed; every random stream is derived from it.
+        sim_hours: Length of the arrival window in simulated hours.
+        drain: Keep simulating after the last arrival until every admitted request has finished (bounded
+            by ``max_drain_hours``); if false, requests still queued or in service at the end are reported
+            as in flight.
+        max_drain_hours: Upper bound on the drain phase in hours.
+        planning_interval_min: How often (simulated minutes) the policy's ``plan`` hook is called.
+        baseline: Policy name whose run on the same arrivals is the reference for reduction percentages;
+            empty to skip the baseline run.
+        scenario: The simulated world.
+        policy: The routing policy and its parameters.
+        experiment: A multi-policy comparison to run instead of a single simulation.
+        write_requests: Write the per-request table (``requests.parquet``).
+    """
+
+    scenario: ScenarioConfig
+    policy: PolicyConfig
+    seed: int = 0
+    sim_hours: float = 24.0
+    drain: bool = True
+    max_drain_hours: float = 24.0
+    planning_interval_min: float = 15.0
+    baseline: str = "latency_first"
+    experiment: ExperimentConfig | None = None
+    write_requests: bool = True
+
+    def __post_init__(self) -> None:
+        _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        _check(_finite(self.sim_hours) and self.sim_hours > 0, "sim_hours", self.sim_hours, "a positive number of hours")
+        _check(_finite(self.max_drain_hours) and self.max_drain_hours >= 0, "max_drain_hours", self.max_drain_hours,
+               "a number of hours >= 0")
+        _check(_finite(self.planning_interval_min) and self.planning_interval_min > 0, "planning_interval_min",
+               self.planning_interval_min, "a positive number of minutes")

@@ -1,0 +1,161 @@
+"""Request streams: arrival times, origins, workloads and the per-request random demands.
+
+Everything random about the requests is drawn here, vectorised, before the simulation starts. A policy
+can therefore never change what arrives or how long a request takes on a given hardware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from carbonsim.config import ArrivalConfig, ScenarioConfig
+from carbonsim.core import rng as rngmod
+from carbonsim.core.service import sample_ms
+from carbonsim.core.signals import SECONDS_PER_HOUR
+
+
+@dataclass(frozen=True)
+class Requests:
+    """The requests of one run, column by column (index = request id, in arrival order).
+
+    Attributes:
+        arrival_s: Arrival time at the origin, seconds from the start, non-decreasing.
+        origin: Origin index per request.
+        workload: Workload index per request.
+        jitter_ms: Network jitter added to the outbound trip, in ms.
+        service_ms: Single-request service time per hardware type, in ms.
+    """
+
+    arrival_s: np.ndarray
+    origin: np.ndarray
+    workload: np.ndarray
+    jitter_ms: np.ndarray
+    service_ms: dict[str, np.ndarray]
+
+    def __len__(self) -> int:
+        return int(self.arrival_s.size)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory held by the columns in bytes."""
+        return int(sum(a.nbytes for a in (self.arrival_s, self.origin, self.workload, self.jitter_ms))
+                   + sum(a.nbytes for a in self.service_ms.values()))
+
+
+def arrival_times(cfg: ArrivalConfig, sim_hours: float, rng: np.random.Generator) -> np.ndarray:
+    """Draws arrival times for an hourly piecewise-constant rate.
+
+    For ``poisson`` the count in each hour (or the final partial hour) is Poisson with mean rate x
+    multiplier x duration and the times are uniform within the hour, which is exactly a Poisson process
+    whose rate is constant within each hour. ``fixed_per_hour`` uses the rounded mean as the count.
+
+    Args:
+        cfg: Arrival configuration.
+        sim_hours: Length of the arrival window in hours.
+        rng: The arrivals stream.
+
+    Returns:
+        Sorted arrival times in seconds.
+    """
+    n_hours = int(np.ceil(sim_hours))
+    starts = np.arange(n_hours) * SECONDS_PER_HOUR
+    durations = np.minimum(SECONDS_PER_HOUR, sim_hours * SECONDS_PER_HOUR - starts)
+    profile = np.asarray(cfg.hourly_profile, dtype=np.float64) if cfg.hourly_profile else np.ones(24)
+    means = cfg.rate_per_s * profile[np.arange(n_hours) % 24] * durations
+    counts = rng.poisson(means) if cfg.kind == "poisson" else np.rint(means).astype(np.int64)
+    offsets = rng.uniform(0.0, 1.0, int(counts.sum())) * np.repeat(durations, counts)
+    times = np.repeat(starts, counts) + offsets
+    # Uniform offsets within one hour stay within it, so a stable per-hour sort is a global sort.
+    return np.sort(times, kind="stable")
+
+
+def _index_dtype(n: int) -> type[np.signedinteger]:
+    return np.int8 if n <= 127 else np.int16
+
+
+def draw_requests(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Requests:
+    """Draws the full request stream of a run from the scenario's arrival process.
+
+    Args:
+        scenario: The scenario.
+        seed: Root seed.
+        sim_hours: Arrival window in hours.
+
+    Returns:
+        The requests.
+    """
+    rng = rngmod.stream(seed, "arrivals")
+    times = arrival_times(scenario.arrivals, sim_hours, rng)
+    origin_p = np.array([o.share for o in scenario.origins])
+    workload_p = np.array([w.share for w in scenario.workloads])
+    origins = rng.choice(len(origin_p), size=times.size, p=origin_p / origin_p.sum())
+    workloads = rng.choice(len(workload_p), size=times.size, p=workload_p / workload_p.sum())
+    return from_trace(scenario, seed, times, origins, workloads)
+
+
+def from_trace(
+    scenario: ScenarioConfig,
+    seed: int,
+    arrival_s: np.ndarray,
+    origin: np.ndarray,
+    workload: np.ndarray,
+) -> Requests:
+    """Builds the request stream from recorded arrivals, drawing only service times and jitter.
+
+    This is the replay interface: a loader turns a recorded trace into arrays of arrival times, origin
+    indices and workload indices and passes them here.
+
+    Args:
+        scenario: The scenario (for service-time models and jitter).
+        seed: Root seed (service and network streams).
+        arrival_s: Arrival times in seconds, non-decreasing, >= 0.
+        origin: Origin index per request.
+        workload: Workload index per request.
+
+    Returns:
+        The requests.
+
+    Raises:
+        ValueError: naming the first offending row if the arrays disagree in length, times decrease or
+            are negative, or an index is out of range.
+    """
+    arrival_s = np.asarray(arrival_s, dtype=np.float64)
+    n = arrival_s.size
+    for name, arr in (("origin", origin), ("workload", workload)):
+        if np.asarray(arr).shape != (n,):
+            raise ValueError(f"{name}: expected {n} entries (one per arrival), got shape {np.asarray(arr).shape}")
+    if n:
+        bad = np.flatnonzero(~np.isfinite(arrival_s) | (arrival_s < 0))
+        if bad.size:
+            raise ValueError(f"arrival_s: row {bad[0]}: expected a finite time >= 0 s, got {arrival_s[bad[0]]}")
+        dec = np.flatnonzero(np.diff(arrival_s) < 0)
+        if dec.size:
+            i = dec[0] + 1
+            raise ValueError(f"arrival_s: row {i}: time {arrival_s[i]} s is before the previous row's "
+                             f"{arrival_s[i - 1]} s; arrivals must be in time order")
+    for name, arr, size in (("origin", origin, len(scenario.origins)),
+                            ("workload", workload, len(scenario.workloads))):
+        a = np.asarray(arr)
+        bad = np.flatnonzero((a < 0) | (a >= size))
+        if bad.size:
+            raise ValueError(f"{name}: row {bad[0]}: index {a[bad[0]]} is out of range 0..{size - 1}")
+    origin = np.asarray(origin).astype(_index_dtype(len(scenario.origins)))
+    workload = np.asarray(workload).astype(_index_dtype(len(scenario.workloads)))
+
+    network = rngmod.stream(seed, "network")
+    if scenario.jitter_std_ms > 0:
+        jitter = np.maximum(0.0, network.normal(0.0, scenario.jitter_std_ms, n))
+    else:
+        jitter = np.zeros(n)
+    service: dict[str, np.ndarray] = {}
+    hardware = sorted({p.hardware for r in scenario.regions for p in r.pools})
+    for hw in hardware:
+        rng = rngmod.stream(seed, f"service/{hw}")
+        out = np.empty(n)
+        for w, wl in enumerate(scenario.workloads):
+            idx = np.flatnonzero(workload == w)
+            out[idx] = sample_ms(wl.service[hw], rng, idx.size)
+        service[hw] = out
+    return Requests(arrival_s, origin, workload, jitter, service)

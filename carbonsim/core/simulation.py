@@ -1,0 +1,251 @@
+"""The discrete-event simulation of one run: arrivals, routing, network, queues and service.
+
+Request path: arrival at its origin -> the policy decides a region -> one-way network delay (half the
+round trip, plus jitter) -> the region's FIFO queue -> service -> response (the other half of the round
+trip, added to the latency afterwards: nothing in the system depends on it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import simpy
+from simpy.events import Event, Timeout
+
+from carbonsim.core import rng as rngmod
+from carbonsim.core.arrivals import Requests
+from carbonsim.core.policy import Policy
+from carbonsim.core.recorder import RequestRecords
+from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
+from carbonsim.core.signals import SECONDS_PER_HOUR
+from carbonsim.core.view import DecisionView, PlanView, PolicyContext
+from carbonsim.core.world import World
+
+#: Requests converted from numpy to Python scalars at a time (keeps per-request work in plain Python
+#: without holding a Python object per request for the whole run).
+CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class SimResult:
+    """What one run produced (raw; the analysis layer turns it into tables).
+
+    Attributes:
+        world: The compiled scenario.
+        requests: The request stream.
+        records: Per-request outcomes.
+        pools: Per region, its pool specs (counts, hardware).
+        horizon_s: End of the arrival window in seconds.
+        end_s: Simulated time at which the run stopped.
+        decision_ns: Wall-clock nanoseconds spent in the policy's ``decide`` (whole run).
+        plan_ns: Wall-clock nanoseconds spent in the policy's ``plan``.
+        plans: Number of ``plan`` calls.
+    """
+
+    world: World
+    requests: Requests
+    records: RequestRecords
+    pools: list[list[PoolSpec]]
+    horizon_s: float
+    end_s: float
+    decision_ns: int
+    plan_ns: int
+    plans: int
+
+
+class Simulation:
+    """One run of a policy on a world and a request stream.
+
+    Args:
+        world: The compiled scenario (signals must cover ``horizon_s`` plus the drain bound).
+        requests: The requests (all arrivals must lie within ``[0, horizon_s)``).
+        policy: The routing policy.
+        seed: Root seed (the policy's random stream is derived from it).
+        horizon_s: End of the arrival window in seconds.
+        drain: Continue after ``horizon_s`` until every request has finished.
+        max_drain_s: Bound on the drain phase in seconds.
+        planning_interval_s: Seconds between ``plan`` calls.
+    """
+
+    def __init__(
+        self,
+        world: World,
+        requests: Requests,
+        policy: Policy,
+        seed: int,
+        horizon_s: float,
+        drain: bool = True,
+        max_drain_s: float = 86_400.0,
+        planning_interval_s: float = 900.0,
+    ) -> None:
+        n = len(requests)
+        if n and requests.arrival_s[-1] >= horizon_s:
+            raise ValueError(f"requests: last arrival at {requests.arrival_s[-1]} s is not before the horizon "
+                             f"{horizon_s} s")
+        stop_s = horizon_s + (max_drain_s if drain else 0.0)
+        if world.carbon.horizon_s < stop_s:
+            raise ValueError(f"carbon signal covers {world.carbon.hours} h, the run may last {stop_s / 3600:.2f} h")
+        self.world = world
+        self.requests = requests
+        self.policy = policy
+        self.horizon_s = horizon_s
+        self.stop_s = stop_s
+        self.drain = drain
+        self.planning_interval_s = planning_interval_s
+        self.env = simpy.Environment()
+        self.records = RequestRecords(n)
+        self.state = RegionState(len(world.scenario.regions))
+        self.pools = self._pool_specs()
+        self.regions = self._build_regions()
+        scenario = world.scenario
+        self.context = PolicyContext(
+            region_names=scenario.region_names,
+            workload_names=scenario.workload_names,
+            origin_names=scenario.origin_names,
+            slo_ms=tuple(w.slo_ms for w in scenario.workloads),
+            rtt_ms=world.rtt_ms.copy(),
+            servers=world.servers,
+            mean_service_ms=np.array(world.estimates["mean"]),
+            planning_interval_s=planning_interval_s,
+            horizon_s=horizon_s,
+            rng=rngmod.stream(seed, "policy"),
+        )
+        self.view = DecisionView(self.context, world.carbon, self.state.qlen, self.state.busy, world.estimates,
+                                 world.mix_service_ms, self._oracle_service_ms)
+        self._stopped: Event = self.env.event()
+        self._arrivals_done = n == 0
+        self._decision_ns = 0
+        self._plan_ns = 0
+        self._plans = 0
+        self._arrivals_in_interval = np.zeros((len(scenario.origins), len(scenario.workloads)), dtype=np.int64)
+
+    def _pool_specs(self) -> list[list[PoolSpec]]:
+        out = []
+        for region in self.world.scenario.regions:
+            specs = []
+            for pool in region.pools:
+                factors = tuple(wl.service[pool.hardware].batch_time_factor for wl in self.world.scenario.workloads)
+                specs.append(PoolSpec(
+                    hardware=pool.hardware,
+                    count=math.inf if pool.count is None else float(pool.count),
+                    service_ms=self.requests.service_ms[pool.hardware],
+                    max_batch_size=pool.max_batch_size,
+                    max_queue_delay_s=pool.max_queue_delay_ms * 1e-3,
+                    batch_factor=factors,
+                ))
+            out.append(specs)
+        return out
+
+    def _build_regions(self) -> list[SinglePoolRegion | MultiPoolRegion]:
+        regions: list[SinglePoolRegion | MultiPoolRegion] = []
+        for ri, (cfg, specs) in enumerate(zip(self.world.scenario.regions, self.pools, strict=True)):
+            max_q = math.inf if cfg.max_queue_length is None else float(cfg.max_queue_length)
+            if len(specs) == 1 and specs[0].max_batch_size == 1:
+                regions.append(SinglePoolRegion(self.env, ri, specs[0], max_q, self.records, self.state,
+                                                self._finished))
+            else:
+                regions.append(MultiPoolRegion(self.env, ri, specs, self.world.pool_order[ri],
+                                               self.requests.workload, max_q, self.records, self.state,
+                                               self._finished))
+        return regions
+
+    def _oracle_service_ms(self, request: int, region: int) -> float:
+        pool = self.world.pool_order[region][int(self.requests.workload[request])][0]
+        return float(self.pools[region][pool].service_ms[request])
+
+    def _finished(self) -> None:
+        self.state.outstanding -= 1
+        if self.state.outstanding == 0 and self._arrivals_done and self.drain and not self._stopped.triggered:
+            self._stopped.succeed()
+
+    def _arrival_process(self):  # type: ignore[no-untyped-def]
+        """Generates arrivals chunk by chunk and routes each one (the per-request hot path)."""
+        env = self.env
+        req = self.requests
+        view = self.view
+        update = view._update
+        decide = self.policy.decide
+        region_col = self.records.region
+        arrive = [r.arrive for r in self.regions]
+        n_regions = len(arrive)
+        half_rtt_s = [[x * 0.5e-3 for x in row] for row in self.world.rtt_ms.tolist()]
+        state = self.state
+        counts = self._arrivals_in_interval
+        perf = time.perf_counter_ns
+        n = len(req)
+        for lo in range(0, n, CHUNK):
+            hi = min(n, lo + CHUNK)
+            times = req.arrival_s[lo:hi].tolist()
+            origins = req.origin[lo:hi].tolist()
+            workloads = req.workload[lo:hi].tolist()
+            jitter_s = (req.jitter_ms[lo:hi] * 1e-3).tolist()
+            for k in range(hi - lo):
+                t = times[k]
+                if t > env.now:
+                    yield Timeout(env, t - env.now)
+                i = lo + k
+                o = origins[k]
+                w = workloads[k]
+                update(t, i, w, o)
+                t0 = perf()
+                r = decide(view)
+                self._decision_ns += perf() - t0
+                if not 0 <= r < n_regions:
+                    raise ValueError(f"policy {type(self.policy).__name__} returned region {r!r} for request {i}; "
+                                     f"expected an index in 0..{n_regions - 1}")
+                region_col[i] = r
+                counts[o, w] += 1
+                state.outstanding += 1
+                Timeout(env, half_rtt_s[o][r] + jitter_s[k], i).callbacks.append(arrive[r])
+        self._arrivals_done = True
+        if state.outstanding == 0 and self.drain and not self._stopped.triggered:
+            self._stopped.succeed()
+
+    def _planning_process(self):  # type: ignore[no-untyped-def]
+        t = 0.0
+        while t < self.horizon_s:
+            view = PlanView(
+                now_s=self.env.now,
+                interval_s=self.planning_interval_s,
+                intensity_gco2_per_kwh=self.world.carbon.all_at(self.env.now),
+                queue_length=tuple(self.state.qlen),
+                busy_servers=tuple(self.state.busy),
+                arrivals_last_interval=self._arrivals_in_interval.copy(),
+                carbon=self.world.carbon,
+            )
+            self._arrivals_in_interval[:] = 0
+            t0 = time.perf_counter_ns()
+            self.policy.plan(view)
+            self._plan_ns += time.perf_counter_ns() - t0
+            self._plans += 1
+            t += self.planning_interval_s
+            if t < self.horizon_s:
+                yield Timeout(self.env, t - self.env.now)
+
+    def run(self) -> SimResult:
+        """Runs the simulation to the end and returns the raw result."""
+        self.policy.reset(self.context)
+        env = self.env
+        # Planning first: a plan for time 0 exists before the first decision.
+        env.process(self._planning_process())
+        env.process(self._arrival_process())
+        limit = env.timeout(self.stop_s)
+        limit.callbacks.append(lambda _e: None if self._stopped.triggered else self._stopped.succeed())
+        env.run(until=self._stopped)
+        return SimResult(
+            world=self.world,
+            requests=self.requests,
+            records=self.records,
+            pools=self.pools,
+            horizon_s=self.horizon_s,
+            end_s=float(env.now),
+            decision_ns=self._decision_ns,
+            plan_ns=self._plan_ns,
+            plans=self._plans,
+        )
+
+
+__all__ = ["SECONDS_PER_HOUR", "SimResult", "Simulation"]

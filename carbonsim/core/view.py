@@ -1,0 +1,228 @@
+"""Read-only views of the system state that policies receive.
+
+A policy sees what a real scheduler could observe: the clock, the request's workload, origin and SLO, and
+per region the current carbon intensity, the round trip from the request's origin, queue length, busy and
+total servers and profiled service-time estimates. It never sees a request's sampled service time, except
+through :meth:`DecisionView.oracle_service_ms`, which exists only for clairvoyant comparison baselines.
+
+The simulator reuses one :class:`DecisionView` for every decision and updates it in place, so a policy must
+not keep a reference to it (or to its tuples, which are snapshots) beyond one call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from carbonsim.core.signals import HourlySignal
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """Static facts about the scenario, given to a policy once before the run.
+
+    Attributes:
+        region_names: Region names; a decision is an index into this tuple.
+        workload_names: Workload names.
+        origin_names: Origin names.
+        slo_ms: Latency objective per workload in ms.
+        rtt_ms: Round trip per origin and region in ms, shape (origins, regions).
+        servers: Servers per region (``inf`` for unlimited).
+        mean_service_ms: Profiled mean service time per workload and region in ms (fastest pool).
+        planning_interval_s: Seconds between ``plan`` calls.
+        horizon_s: End of the arrival window in seconds.
+        rng: The policy's own random stream.
+    """
+
+    region_names: tuple[str, ...]
+    workload_names: tuple[str, ...]
+    origin_names: tuple[str, ...]
+    slo_ms: tuple[float, ...]
+    rtt_ms: np.ndarray
+    servers: tuple[float, ...]
+    mean_service_ms: np.ndarray
+    planning_interval_s: float
+    horizon_s: float
+    rng: np.random.Generator
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions."""
+        return len(self.region_names)
+
+
+class DecisionView:
+    """What a policy may read when routing one request (read-only properties)."""
+
+    __slots__ = (
+        "_busy",
+        "_carbon",
+        "_estimates",
+        "_hour",
+        "_intensity",
+        "_mix_service",
+        "_now",
+        "_oracle",
+        "_origin",
+        "_qlen",
+        "_request",
+        "_rtt_rows",
+        "_servers",
+        "_slo",
+        "_workload",
+        "context",
+    )
+
+    def __init__(
+        self,
+        context: PolicyContext,
+        carbon: HourlySignal,
+        qlen: list[int],
+        busy: list[int],
+        estimates: dict[str, list[tuple[float, ...]]],
+        mix_service_ms: tuple[float, ...],
+        oracle: Callable[[int, int], float],
+    ) -> None:
+        self.context = context
+        self._carbon = carbon
+        self._qlen = qlen
+        self._busy = busy
+        self._estimates = estimates
+        self._mix_service = mix_service_ms
+        self._oracle = oracle
+        self._servers = context.servers
+        self._rtt_rows = [tuple(float(x) for x in row) for row in context.rtt_ms]
+        self._slo = context.slo_ms
+        self._now = 0.0
+        self._request = 0
+        self._workload = 0
+        self._origin = 0
+        self._hour = -1
+        self._intensity: tuple[float, ...] = ()
+
+    def _update(self, now_s: float, request: int, workload: int, origin: int) -> None:
+        self._now = now_s
+        self._request = request
+        self._workload = workload
+        self._origin = origin
+        hour = int(now_s // 3600.0)
+        if hour != self._hour:
+            self._hour = hour
+            self._intensity = self._carbon.all_at(now_s)
+
+    @property
+    def now_s(self) -> float:
+        """Current simulated time in seconds."""
+        return self._now
+
+    @property
+    def request_id(self) -> int:
+        """Index of the request being routed."""
+        return self._request
+
+    @property
+    def workload(self) -> int:
+        """Workload index of the request."""
+        return self._workload
+
+    @property
+    def origin(self) -> int:
+        """Origin index of the request."""
+        return self._origin
+
+    @property
+    def slo_ms(self) -> float:
+        """Latency objective of the request in ms."""
+        return self._slo[self._workload]
+
+    @property
+    def n_regions(self) -> int:
+        """Number of regions."""
+        return len(self._servers)
+
+    @property
+    def intensity_gco2_per_kwh(self) -> tuple[float, ...]:
+        """Grid carbon intensity of each region now, in gCO2eq/kWh."""
+        return self._intensity
+
+    @property
+    def rtt_ms(self) -> tuple[float, ...]:
+        """Round trip from the request's origin to each region, in ms."""
+        return self._rtt_rows[self._origin]
+
+    @property
+    def queue_length(self) -> tuple[int, ...]:
+        """Requests waiting (not in service) in each region."""
+        return tuple(self._qlen)
+
+    @property
+    def busy_servers(self) -> tuple[int, ...]:
+        """Servers serving in each region."""
+        return tuple(self._busy)
+
+    @property
+    def servers(self) -> tuple[float, ...]:
+        """Servers in each region (``inf`` for unlimited)."""
+        return self._servers
+
+    @property
+    def expected_service_ms(self) -> tuple[float, ...]:
+        """Profiled mean service time of the request's workload in each region, in ms."""
+        return self._estimates["mean"][self._workload]
+
+    def service_estimate_ms(self, stat: str) -> tuple[float, ...]:
+        """Profiled service-time statistic (``mean``, ``p50``, ``p90``, ``p95``, ``p99``) per region, in ms."""
+        return self._estimates[stat][self._workload]
+
+    @property
+    def mix_service_ms(self) -> tuple[float, ...]:
+        """Profiled mean service time over the workload mix in each region, in ms (for wait estimates)."""
+        return self._mix_service
+
+    def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Hourly intensity of ``region`` from the current hour on, ``horizon_h`` hours (perfect forecast)."""
+        return self._carbon.forecast(region, self._now, horizon_h)
+
+    def oracle_service_ms(self, region: int) -> float:
+        """The request's *sampled* service time in ``region``, in ms.
+
+        No real scheduler knows this. It exists only so that clairvoyant variants of published policies
+        can be reproduced for comparison; such policies must say so in their documentation.
+        """
+        return self._oracle(self._request, region)
+
+
+@dataclass(frozen=True)
+class PlanView:
+    """What a policy may read at a planning step (every ``planning_interval_s``).
+
+    Attributes:
+        now_s: Current simulated time in seconds.
+        interval_s: Length of the interval being planned, in seconds.
+        intensity_gco2_per_kwh: Intensity per region now.
+        queue_length: Waiting requests per region.
+        busy_servers: Serving servers per region.
+        arrivals_last_interval: Requests that arrived in the previous interval, shape (origins, workloads).
+        carbon: The carbon signal, for forecasts (``forecast(region, t_s, horizon_h)``).
+    """
+
+    now_s: float
+    interval_s: float
+    intensity_gco2_per_kwh: tuple[float, ...]
+    queue_length: tuple[int, ...]
+    busy_servers: tuple[int, ...]
+    arrivals_last_interval: np.ndarray
+    carbon: HourlySignal
+
+
+def argmin(values: Sequence[float]) -> int:
+    """Index of the smallest value; the lowest index wins ties (deterministic)."""
+    best = 0
+    best_v = values[0]
+    for i in range(1, len(values)):
+        if values[i] < best_v:
+            best = i
+            best_v = values[i]
+    return best

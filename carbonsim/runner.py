@@ -1,0 +1,163 @@
+"""One run: configuration -> simulation -> tables -> results folder.
+
+This is the layer between the CLI and the simulation core: it draws the requests, compiles the world,
+runs the policy (and the baseline on the same arrivals), computes the tables and writes files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from carbonsim.analysis import metrics
+from carbonsim.config import PolicyConfig, RunConfig
+from carbonsim.core.arrivals import Requests, draw_requests
+from carbonsim.core.simulation import Simulation
+from carbonsim.core.world import World, compile_world, signal_hours
+from carbonsim.policies import make_policy, policy_config
+
+
+@dataclass
+class RunOutput:
+    """Tables and numbers of one policy run.
+
+    Attributes:
+        label: Name of the run (policy and parameters).
+        summary: Flat headline numbers (what ``summary.json`` holds).
+        requests: One row per request.
+        per_workload: Breakdown per workload.
+        per_region: Breakdown per region.
+        hourly: Breakdown per simulated hour.
+        routing: Share of each origin's requests per region.
+        timing: Wall-clock figures (not deterministic, so kept out of ``summary``).
+    """
+
+    label: str
+    summary: dict[str, Any]
+    requests: pd.DataFrame
+    per_workload: pd.DataFrame
+    per_region: pd.DataFrame
+    hourly: pd.DataFrame
+    routing: pd.DataFrame
+    timing: dict[str, float]
+
+
+def policy_label(cfg: PolicyConfig) -> str:
+    """A readable label: the name plus the parameters that differ from the defaults."""
+    default = type(cfg)(name=cfg.name) if dataclasses.fields(cfg) else cfg
+    changed = [f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
+               if f.name != "name" and getattr(cfg, f.name) != getattr(default, f.name)]
+    return f"{cfg.name}({', '.join(changed)})" if changed else cfg.name
+
+
+def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests]:
+    """Compiles the world and draws the requests of a run (shared by every policy on the same seed)."""
+    seed = cfg.seed if seed is None else seed
+    world = compile_world(cfg.scenario, seed, signal_hours(cfg.sim_hours, cfg.drain, cfg.max_drain_hours))
+    return world, draw_requests(cfg.scenario, seed, cfg.sim_hours)
+
+
+def simulate_policy(
+    cfg: RunConfig,
+    policy: PolicyConfig,
+    world: World,
+    requests: Requests,
+    seed: int | None = None,
+    label: str | None = None,
+) -> RunOutput:
+    """Runs one policy on prepared arrivals and computes its tables."""
+    seed = cfg.seed if seed is None else seed
+    t0 = time.perf_counter()
+    sim = Simulation(
+        world,
+        requests,
+        make_policy(policy),
+        seed=seed,
+        horizon_s=cfg.sim_hours * 3600.0,
+        drain=cfg.drain,
+        max_drain_s=cfg.max_drain_hours * 3600.0,
+        planning_interval_s=cfg.planning_interval_min * 60.0,
+    )
+    result = sim.run()
+    t_sim = time.perf_counter() - t0
+    energy = metrics.energy_account(result)
+    df = metrics.request_table(result, energy)
+    summary = {"policy": policy.name, "label": label or policy_label(policy), "seed": seed,
+               "scenario": cfg.scenario.name, **metrics.summary(df, energy, result)}
+    n = max(len(requests), 1)
+    timing = {
+        "simulation_wall_s": t_sim,
+        "requests_per_wall_s": len(requests) / t_sim if t_sim > 0 else math.nan,
+        "decision_overhead_us": result.decision_ns / n / 1e3,
+        "plan_calls": float(result.plans),
+        "plan_overhead_ms": result.plan_ns / max(result.plans, 1) / 1e6,
+    }
+    return RunOutput(
+        label=summary["label"],
+        summary=summary,
+        requests=df,
+        per_workload=metrics.per_workload(df),
+        per_region=metrics.per_region(df, energy, result),
+        hourly=metrics.hourly(df, energy),
+        routing=metrics.routing(df),
+        timing=timing,
+    )
+
+
+def run(cfg: RunConfig) -> RunOutput:
+    """Runs the configured policy and, if a baseline is set, the baseline on the same arrivals."""
+    world, requests = prepare(cfg)
+    out = simulate_policy(cfg, cfg.policy, world, requests)
+    if cfg.baseline:
+        base_cfg = policy_config({"name": cfg.baseline}, "baseline")
+        base = out if base_cfg == cfg.policy else simulate_policy(cfg, base_cfg, world, requests)
+        metrics.add_reduction(out.summary, base.summary, cfg.baseline)
+    return out
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Writes JSON atomically (temporary file, then rename); NaN and infinity become null."""
+    text = json.dumps({k: _clean(v) for k, v in data.items()}, indent=2) + "\n"
+    write_text(path, text)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Writes a text file atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
+
+
+def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> None:
+    """Writes a run's files into ``folder``.
+
+    Files: ``summary.json``, ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``,
+    ``routing.csv`` and (if ``write_requests``) ``requests.parquet``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "summary.json", out.summary)
+    write_json(folder / "timing.json", out.timing)
+    for name, table in (("per_workload", out.per_workload), ("per_region", out.per_region),
+                        ("hourly", out.hourly), ("routing", out.routing)):
+        write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
+    if write_requests:
+        tmp = folder / ".requests.parquet.tmp"
+        out.requests.to_parquet(tmp, index=False)
+        os.replace(tmp, folder / "requests.parquet")
