@@ -12,8 +12,11 @@ from carbonsim.policies.registry import registered
 
 
 def register_configs() -> None:
-    """Stores the schemas that the YAML files in ``conf/`` extend (``run_schema``, ``scenario_schema`` and
-    ``<policy>_schema`` for every registered policy), so unknown keys and wrong types are rejected."""
+    """Stores the schemas that the YAML files in ``conf/`` extend.
+
+    They are ``run_schema``, ``scenario_schema`` and ``<policy>_schema`` for every registered policy; with
+    them, Hydra rejects unknown keys and wrong types.
+    """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
     cs.store(group="scenario", name="scenario_schema", node=thaw(ScenarioConfig))

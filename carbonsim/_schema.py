@@ -14,6 +14,9 @@ Two pieces of machinery live here:
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
+import operator
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -156,14 +159,17 @@ def _thaw_type(tp: Any) -> Any:
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
         return thaw(tp)
     if origin in (list, tuple):
-        return list[_thaw_type(typing.get_args(tp)[0])]  # type: ignore[misc]
+        return types.GenericAlias(list, (_thaw_type(typing.get_args(tp)[0]),))
     if origin is dict:
         key_tp, val_tp = typing.get_args(tp)
-        return dict[key_tp, _thaw_type(val_tp)]  # type: ignore[valid-type]
+        return types.GenericAlias(dict, (key_tp, _thaw_type(val_tp)))
     if origin in (Union, types.UnionType):
-        args = [_thaw_type(a) for a in typing.get_args(tp)]
-        return Union[tuple(args)]  # noqa: UP007 - built dynamically
+        return functools.reduce(operator.or_, [_thaw_type(a) for a in typing.get_args(tp)])
     return tp
+
+
+def _factory(make: Callable[[], Any]) -> Any:
+    return dataclasses.field(default_factory=make)
 
 
 def thaw(cls: type) -> type:
@@ -181,7 +187,7 @@ def thaw(cls: type) -> type:
     if cls in _THAWED:
         return _THAWED[cls]
     hints = typing.get_type_hints(cls)
-    own = set(cls.__dict__.get("__annotations__", {}))
+    own = set(inspect.get_annotations(cls))
     specs: list[tuple[str, Any, Any]] = []
     for f in dataclasses.fields(cls):
         if f.name not in own:
@@ -189,22 +195,23 @@ def thaw(cls: type) -> type:
         tp = _thaw_type(hints[f.name])
         if f.default is not dataclasses.MISSING:
             default = f.default
-            if isinstance(default, tuple):
-                spec = dataclasses.field(default_factory=lambda d=default: list(d))
-            elif dataclasses.is_dataclass(default):
-                spec = dataclasses.field(default_factory=lambda d=default: _thaw_value(d))
+            if isinstance(default, tuple) or dataclasses.is_dataclass(default):
+                spec = _factory(functools.partial(_thaw_value, default))
             else:
                 spec = dataclasses.field(default=default)
         elif f.default_factory is not dataclasses.MISSING:
-            factory = f.default_factory
-            spec = dataclasses.field(default_factory=lambda fac=factory: _thaw_value(fac()))
+            spec = _factory(functools.partial(_thaw_call, f.default_factory))
         else:
-            spec = dataclasses.field(default="???")
+            spec = dataclasses.field(default=typing.cast(Any, "???"))
         specs.append((f.name, tp, spec))
     bases = tuple(thaw(b) for b in cls.__bases__ if dataclasses.is_dataclass(b))
     twin = dataclasses.make_dataclass(cls.__name__, specs, bases=bases)
     _THAWED[cls] = twin
     return twin
+
+
+def _thaw_call(factory: Callable[[], Any]) -> Any:
+    return _thaw_value(factory())
 
 
 def _thaw_value(value: Any) -> Any:

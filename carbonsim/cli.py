@@ -69,11 +69,21 @@ def print_summary(console: Console, summary: dict[str, Any], timing: dict[str, f
     console.print(table)
 
 
+def make_console() -> Console:
+    """A console that is wide enough for the tables even when the output is not a terminal."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def print_comparison(console: Console, df: pd.DataFrame, title: str) -> None:
-    """Prints the comparison table of an experiment."""
+    """Prints the comparison table of an experiment (the mean over seeds if there are several)."""
+    n_seeds = df["seed"].nunique() if "seed" in df.columns else 1
+    if n_seeds > 1:
+        numeric = [c for c in df.columns if c not in ("label", "policy", "seed") and df[c].dtype.kind in "fiu"]
+        df = df.groupby("label", sort=False)[numeric].mean().reset_index()
+        title += f", mean over {n_seeds} seeds"
     table = Table(title=title)
     cols = [c for c in COMPARISON_COLUMNS if c[0] in df.columns]
-    for _key, name, _fmt_ in cols:
+    for _key, name, _spec in cols:
         table.add_column(name, justify="left" if name == "policy" else "right")
     for _, row in df.iterrows():
         table.add_row(*[_fmt(fmt, row[key]) for key, _name, fmt in cols])
@@ -92,11 +102,12 @@ def print_reference(console: Console, df: pd.DataFrame) -> None:
 
 def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> None:
     """Runs a validated config (a single simulation or an experiment) and writes into ``out_dir``."""
-    console = console or Console()
+    console = console or make_console()
     if cfg.experiment is not None:
         tables_ = run_experiment(cfg, out_dir)
-        print_comparison(console, tables_["comparison"],
-                         f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)")
+        print_comparison(
+            console, tables_["comparison"], f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)"
+        )
         if "reference" in tables_:
             print_reference(console, tables_["reference"])
         console.print(f"results in {out_dir}")

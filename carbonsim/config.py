@@ -10,6 +10,7 @@ CO2-equivalent per kilowatt-hour, ``_usd_per_kwh`` US dollars per kilowatt-hour.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,12 +60,20 @@ class ServiceTimeConfig:
     batch_time_factor: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
-        _check(self.distribution in SERVICE_DISTRIBUTIONS, "distribution", self.distribution,
-               f"one of {', '.join(SERVICE_DISTRIBUTIONS)}")
+        _check(
+            self.distribution in SERVICE_DISTRIBUTIONS,
+            "distribution",
+            self.distribution,
+            f"one of {', '.join(SERVICE_DISTRIBUTIONS)}",
+        )
         if self.distribution == "empirical":
             _check(len(self.samples_ms) > 0, "samples_ms", self.samples_ms, "at least one sample for empirical")
-            _check(all(_finite(s) and s > 0 for s in self.samples_ms), "samples_ms", self.samples_ms,
-                   "positive finite values")
+            _check(
+                all(_finite(s) and s > 0 for s in self.samples_ms),
+                "samples_ms",
+                self.samples_ms,
+                "positive finite values",
+            )
         else:
             _check(_finite(self.mean_ms) and self.mean_ms > 0, "mean_ms", self.mean_ms, "a positive number")
         _check(_finite(self.std_ms) and self.std_ms >= 0, "std_ms", self.std_ms, "a number >= 0")
@@ -72,15 +81,23 @@ class ServiceTimeConfig:
             _check(self.std_ms > 0, "std_ms", self.std_ms, f"a positive number for {self.distribution}")
         _check(_finite(self.min_ms) and self.min_ms >= 0, "min_ms", self.min_ms, "a number >= 0")
         if self.max_ms is not None:
-            _check(self.distribution == "truncated_normal", "max_ms", self.max_ms,
-                   "null unless distribution is truncated_normal")
+            _check(
+                self.distribution == "truncated_normal",
+                "max_ms",
+                self.max_ms,
+                "null unless distribution is truncated_normal",
+            )
             _check(self.max_ms > self.min_ms, "max_ms", self.max_ms, f"a bound above min_ms={self.min_ms}")
         if self.batch_time_factor:
             f = self.batch_time_factor
             _check(f[0] == 1.0, "batch_time_factor", f, "a list starting with 1.0 (batch of one)")
             _check(all(_finite(x) and x > 0 for x in f), "batch_time_factor", f, "positive finite factors")
-            _check(all(b >= a for a, b in zip(f, f[1:], strict=False)), "batch_time_factor", f,
-                   "non-decreasing factors (a larger batch never finishes sooner)")
+            _check(
+                all(b >= a for a, b in itertools.pairwise(f)),
+                "batch_time_factor",
+                f,
+                "non-decreasing factors (a larger batch never finishes sooner)",
+            )
 
 
 @dataclass(frozen=True)
@@ -131,14 +148,26 @@ class ServerPoolConfig:
         if self.count is not None:
             _check(self.count >= 1, "count", self.count, "at least 1 server (or null for unlimited)")
         _check(_finite(self.idle_w) and self.idle_w >= 0, "idle_w", self.idle_w, "a power >= 0 W")
-        _check(_finite(self.busy_w) and self.busy_w >= self.idle_w, "busy_w", self.busy_w,
-               f"a power >= idle_w={self.idle_w} W")
+        _check(
+            _finite(self.busy_w) and self.busy_w >= self.idle_w,
+            "busy_w",
+            self.busy_w,
+            f"a power >= idle_w={self.idle_w} W",
+        )
         _check(self.max_batch_size >= 1, "max_batch_size", self.max_batch_size, "an integer >= 1")
-        _check(_finite(self.max_queue_delay_ms) and self.max_queue_delay_ms >= 0, "max_queue_delay_ms",
-               self.max_queue_delay_ms, "a delay >= 0 ms")
+        _check(
+            _finite(self.max_queue_delay_ms) and self.max_queue_delay_ms >= 0,
+            "max_queue_delay_ms",
+            self.max_queue_delay_ms,
+            "a delay >= 0 ms",
+        )
         if self.max_batch_size > 1:
-            _check(self.count is not None, "max_batch_size", self.max_batch_size,
-                   "1 for an unlimited pool (batching needs a finite server count)")
+            _check(
+                self.count is not None,
+                "max_batch_size",
+                self.max_batch_size,
+                "1 for an unlimited pool (batching needs a finite server count)",
+            )
 
 
 @dataclass(frozen=True)
@@ -164,8 +193,12 @@ class RegionConfig:
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
         _check(_finite(self.pue) and self.pue >= 1.0, "pue", self.pue, "a PUE >= 1")
-        _check(_finite(self.price_usd_per_kwh) and self.price_usd_per_kwh >= 0, "price_usd_per_kwh",
-               self.price_usd_per_kwh, "a price >= 0")
+        _check(
+            _finite(self.price_usd_per_kwh) and self.price_usd_per_kwh >= 0,
+            "price_usd_per_kwh",
+            self.price_usd_per_kwh,
+            "a price >= 0",
+        )
         _check(len(self.pools) > 0, "pools", self.pools, "at least one server pool")
         if self.max_queue_length is not None:
             _check(self.max_queue_length >= 0, "max_queue_length", self.max_queue_length, "an integer >= 0")
@@ -210,8 +243,9 @@ class ArrivalConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in ARRIVAL_KINDS, "kind", self.kind, f"one of {', '.join(ARRIVAL_KINDS)}")
-        _check(_finite(self.rate_per_s) and self.rate_per_s >= 0, "rate_per_s", self.rate_per_s,
-               "a rate >= 0 requests/s")
+        _check(
+            _finite(self.rate_per_s) and self.rate_per_s >= 0, "rate_per_s", self.rate_per_s, "a rate >= 0 requests/s"
+        )
         if self.hourly_profile:
             _check(len(self.hourly_profile) == 24, "hourly_profile", self.hourly_profile, "24 multipliers")
             for h, m in enumerate(self.hourly_profile):
@@ -245,8 +279,12 @@ class CarbonConfig:
             _check(_finite(base) and base >= 0, f"base_gco2_per_kwh.{zone}", base, "an intensity >= 0")
         _check(_finite(self.amplitude) and 0 <= self.amplitude <= 1, "amplitude", self.amplitude, "a value in [0, 1]")
         _check(_finite(self.noise) and 0 <= self.noise < 1, "noise", self.noise, "a value in [0, 1)")
-        _check(_finite(self.floor_gco2_per_kwh) and self.floor_gco2_per_kwh >= 0, "floor_gco2_per_kwh",
-               self.floor_gco2_per_kwh, "an intensity >= 0")
+        _check(
+            _finite(self.floor_gco2_per_kwh) and self.floor_gco2_per_kwh >= 0,
+            "floor_gco2_per_kwh",
+            self.floor_gco2_per_kwh,
+            "an intensity >= 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -281,30 +319,42 @@ class ScenarioConfig:
         _unique("regions", [r.name for r in self.regions])
         _unique("workloads", [w.name for w in self.workloads])
         _unique("origins", [o.name for o in self.origins])
-        _check(_finite(self.jitter_std_ms) and self.jitter_std_ms >= 0, "jitter_std_ms", self.jitter_std_ms,
-               "a standard deviation >= 0 ms")
+        _check(
+            _finite(self.jitter_std_ms) and self.jitter_std_ms >= 0,
+            "jitter_std_ms",
+            self.jitter_std_ms,
+            "a standard deviation >= 0 ms",
+        )
         _shares_sum_to_one("workloads", {w.name: w.share for w in self.workloads})
         _shares_sum_to_one("origins", {o.name: o.share for o in self.origins})
         region_names = [r.name for r in self.regions]
         for i, origin in enumerate(self.origins):
             unknown = sorted(set(origin.rtt_ms) - set(region_names))
             if unknown:
-                raise ConfigError(f"origins[{i}].rtt_ms: unknown region(s) {', '.join(unknown)}; "
-                                  f"valid regions: {', '.join(region_names)}")
+                raise ConfigError(
+                    f"origins[{i}].rtt_ms: unknown region(s) {', '.join(unknown)}; "
+                    f"valid regions: {', '.join(region_names)}"
+                )
             missing = [r for r in region_names if r not in origin.rtt_ms]
             if missing:
-                raise ConfigError(f"origins[{i}].rtt_ms: origin {origin.name!r} has no round-trip time to "
-                                  f"region(s) {', '.join(missing)}")
+                raise ConfigError(
+                    f"origins[{i}].rtt_ms: origin {origin.name!r} has no round-trip time to "
+                    f"region(s) {', '.join(missing)}"
+                )
         hardware = sorted({p.hardware for r in self.regions for p in r.pools})
         for i, wl in enumerate(self.workloads):
             unknown = sorted(set(wl.service) - set(hardware))
             if unknown:
-                raise ConfigError(f"workloads[{i}].service: unknown hardware {', '.join(unknown)}; "
-                                  f"hardware in this scenario: {', '.join(hardware)}")
+                raise ConfigError(
+                    f"workloads[{i}].service: unknown hardware {', '.join(unknown)}; "
+                    f"hardware in this scenario: {', '.join(hardware)}"
+                )
             missing = [h for h in hardware if h not in wl.service]
             if missing:
-                raise ConfigError(f"workloads[{i}].service: workload {wl.name!r} has no service-time model for "
-                                  f"hardware {', '.join(missing)}")
+                raise ConfigError(
+                    f"workloads[{i}].service: workload {wl.name!r} has no service-time model for "
+                    f"hardware {', '.join(missing)}"
+                )
         for ri, region in enumerate(self.regions):
             for pi, pool in enumerate(region.pools):
                 for wl in self.workloads:
@@ -313,12 +363,15 @@ class ScenarioConfig:
                         raise ConfigError(
                             f"regions[{ri}].pools[{pi}].max_batch_size: {pool.max_batch_size} needs workload "
                             f"{wl.name!r} on {pool.hardware} to give batch_time_factor for batch sizes 1.."
-                            f"{pool.max_batch_size}, it gives {len(factors)}")
+                            f"{pool.max_batch_size}, it gives {len(factors)}"
+                        )
         zones = sorted({r.grid_zone for r in self.regions})
         missing_zones = [z for z in zones if z not in self.carbon.base_gco2_per_kwh]
         if missing_zones:
-            raise ConfigError(f"carbon.base_gco2_per_kwh: no base intensity for grid zone(s) "
-                              f"{', '.join(missing_zones)}; zones in this scenario: {', '.join(zones)}")
+            raise ConfigError(
+                f"carbon.base_gco2_per_kwh: no base intensity for grid zone(s) "
+                f"{', '.join(missing_zones)}; zones in this scenario: {', '.join(zones)}"
+            )
 
     @property
     def region_names(self) -> tuple[str, ...]:
@@ -441,8 +494,18 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
-        _check(_finite(self.sim_hours) and self.sim_hours > 0, "sim_hours", self.sim_hours, "a positive number of hours")
-        _check(_finite(self.max_drain_hours) and self.max_drain_hours >= 0, "max_drain_hours", self.max_drain_hours,
-               "a number of hours >= 0")
-        _check(_finite(self.planning_interval_min) and self.planning_interval_min > 0, "planning_interval_min",
-               self.planning_interval_min, "a positive number of minutes")
+        _check(
+            _finite(self.sim_hours) and self.sim_hours > 0, "sim_hours", self.sim_hours, "a positive number of hours"
+        )
+        _check(
+            _finite(self.max_drain_hours) and self.max_drain_hours >= 0,
+            "max_drain_hours",
+            self.max_drain_hours,
+            "a number of hours >= 0",
+        )
+        _check(
+            _finite(self.planning_interval_min) and self.planning_interval_min > 0,
+            "planning_interval_min",
+            self.planning_interval_min,
+            "a positive number of minutes",
+        )

@@ -70,26 +70,48 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
 
 
 def reference_table(comparison: pd.DataFrame, published: tuple) -> pd.DataFrame:  # type: ignore[type-arg]
-    """carbonsim's rows beside the published ones, one row per policy and source.
+    """Rows of carbonsim beside the published ones, one row per policy and source.
 
     carbonsim's ``carbon_reduction_pct`` here is the reduction of the mean serving-region intensity against
     the baseline, which is how the published table defines it. With several seeds, carbonsim's row is
     the mean over seeds.
     """
-    cols = ["mean_latency_ms", "p95_latency_ms", "slo_violation_pct", "mean_intensity_gco2_per_kwh",
-            "intensity_reduction_pct"]
+    cols = [
+        "mean_latency_ms",
+        "p95_latency_ms",
+        "slo_violation_pct",
+        "mean_intensity_gco2_per_kwh",
+        "intensity_reduction_pct",
+    ]
     ours = comparison.groupby("label", sort=False)[cols].mean().reset_index()
+    published_by_label = {pub.policy: pub for pub in published}
     rows = []
-    for pub in published:
-        match = ours[ours["label"] == pub.policy]
-        if len(match):
-            m = match.iloc[0]
-            rows.append({"policy": pub.policy, "source": "carbonsim", "mean_latency_ms": m["mean_latency_ms"],
-                         "p95_latency_ms": m["p95_latency_ms"], "slo_violation_pct": m["slo_violation_pct"],
-                         "mean_intensity_gco2_per_kwh": m["mean_intensity_gco2_per_kwh"],
-                         "carbon_reduction_pct": m["intensity_reduction_pct"]})
-        rows.append({"policy": pub.policy, "source": "published", "mean_latency_ms": pub.mean_latency_ms,
-                     "p95_latency_ms": pub.p95_latency_ms, "slo_violation_pct": pub.slo_violation_pct,
-                     "mean_intensity_gco2_per_kwh": pub.mean_intensity_gco2_per_kwh,
-                     "carbon_reduction_pct": pub.carbon_reduction_pct})
+    for _, m in ours.iterrows():
+        rows.append(
+            {
+                "policy": m["label"],
+                "source": "carbonsim",
+                "mean_latency_ms": m["mean_latency_ms"],
+                "p95_latency_ms": m["p95_latency_ms"],
+                "slo_violation_pct": m["slo_violation_pct"],
+                "mean_intensity_gco2_per_kwh": m["mean_intensity_gco2_per_kwh"],
+                "carbon_reduction_pct": m["intensity_reduction_pct"],
+            }
+        )
+        pub = published_by_label.get(m["label"])
+        if pub is not None:
+            rows.append(
+                {
+                    "policy": pub.policy,
+                    "source": "published",
+                    "mean_latency_ms": pub.mean_latency_ms,
+                    "p95_latency_ms": pub.p95_latency_ms,
+                    "slo_violation_pct": pub.slo_violation_pct,
+                    "mean_intensity_gco2_per_kwh": pub.mean_intensity_gco2_per_kwh,
+                    "carbon_reduction_pct": pub.carbon_reduction_pct,
+                }
+            )
+    missing = sorted(set(published_by_label) - set(ours["label"]))
+    if missing:
+        raise ValueError(f"experiment.published: no run is labelled {', '.join(map(repr, missing))}")
     return pd.DataFrame(rows, columns=list(tables.REFERENCE_COLUMNS))

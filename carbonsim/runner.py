@@ -54,8 +54,11 @@ class RunOutput:
 def policy_label(cfg: PolicyConfig) -> str:
     """A readable label: the name plus the parameters that differ from the defaults."""
     default = type(cfg)(name=cfg.name) if dataclasses.fields(cfg) else cfg
-    changed = [f"{f.name}={getattr(cfg, f.name)}" for f in dataclasses.fields(cfg)
-               if f.name != "name" and getattr(cfg, f.name) != getattr(default, f.name)]
+    changed = [
+        f"{f.name}={getattr(cfg, f.name)}"
+        for f in dataclasses.fields(cfg)
+        if f.name != "name" and getattr(cfg, f.name) != getattr(default, f.name)
+    ]
     return f"{cfg.name}({', '.join(changed)})" if changed else cfg.name
 
 
@@ -91,8 +94,13 @@ def simulate_policy(
     t_sim = time.perf_counter() - t0
     energy = metrics.energy_account(result)
     df = metrics.request_table(result, energy)
-    summary = {"policy": policy.name, "label": label or policy_label(policy), "seed": seed,
-               "scenario": cfg.scenario.name, **metrics.summary(df, energy, result)}
+    summary = {
+        "policy": policy.name,
+        "label": label or policy_label(policy),
+        "seed": seed,
+        "scenario": cfg.scenario.name,
+        **metrics.summary(df, energy, result),
+    }
     n = max(len(requests), 1)
     timing = {
         "simulation_wall_s": t_sim,
@@ -154,8 +162,12 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "summary.json", out.summary)
     write_json(folder / "timing.json", out.timing)
-    for name, table in (("per_workload", out.per_workload), ("per_region", out.per_region),
-                        ("hourly", out.hourly), ("routing", out.routing)):
+    for name, table in (
+        ("per_workload", out.per_workload),
+        ("per_region", out.per_region),
+        ("hourly", out.hourly),
+        ("routing", out.routing),
+    ):
         write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
     if write_requests:
         tmp = folder / ".requests.parquet.tmp"

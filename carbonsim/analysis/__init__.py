@@ -1,0 +1,1 @@
+"""Analysis layer: metrics, tables (and, later, figures) computed from simulation results."""

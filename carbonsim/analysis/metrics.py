@@ -63,35 +63,40 @@ def request_table(result: SimResult, energy: EnergyAccount) -> pd.DataFrame:
     for ri, r in enumerate(sc.regions):
         for pi, p in enumerate(r.pools):
             pool_hw[(rec.region == ri) & (rec.pool == pi)] = p.hardware
-    return pd.DataFrame({
-        "request_id": np.arange(len(req), dtype=np.int64),
-        "workload": pd.Categorical.from_codes(req.workload.astype(np.int64), list(sc.workload_names)),
-        "origin": pd.Categorical.from_codes(origin, list(sc.origin_names)),
-        "region": pd.Categorical.from_codes(np.where(routed, rec.region, -1).astype(np.int64),
-                                            list(sc.region_names)),
-        "hardware": pd.Categorical(pool_hw, categories=[*hardware.tolist(), ""]),
-        "status": pd.Categorical.from_codes(status.astype(np.int64), list(STATUS_NAMES)),
-        "batch_size": rec.batch_size,
-        "arrival_s": req.arrival_s,
-        "start_s": rec.start_s,
-        "end_s": rec.end_s,
-        "network_ms": network_ms,
-        "queue_ms": queue_ms,
-        "service_ms": service_ms,
-        "total_ms": total_ms,
-        "slo_ms": slo,
-        "slo_met": slo_met,
-        "energy_j": energy.request_energy_j,
-        "carbon_g": energy.request_carbon_g,
-        "intensity_gco2_per_kwh": energy.request_intensity,
-    })
+    return pd.DataFrame(
+        {
+            "request_id": np.arange(len(req), dtype=np.int64),
+            "workload": pd.Categorical.from_codes(req.workload.astype(np.int64), pd.Index(sc.workload_names)),
+            "origin": pd.Categorical.from_codes(origin, pd.Index(sc.origin_names)),
+            "region": pd.Categorical.from_codes(
+                np.where(routed, rec.region, -1).astype(np.int64), pd.Index(sc.region_names)
+            ),
+            "hardware": pd.Categorical(pool_hw, categories=[*hardware.tolist(), ""]),
+            "status": pd.Categorical.from_codes(status.astype(np.int64), pd.Index(STATUS_NAMES)),
+            "batch_size": rec.batch_size,
+            "arrival_s": req.arrival_s,
+            "start_s": rec.start_s,
+            "end_s": rec.end_s,
+            "network_ms": network_ms,
+            "queue_ms": queue_ms,
+            "service_ms": service_ms,
+            "total_ms": total_ms,
+            "slo_ms": slo,
+            "slo_met": slo_met,
+            "energy_j": energy.request_energy_j,
+            "carbon_g": energy.request_carbon_g,
+            "intensity_gco2_per_kwh": energy.request_intensity,
+        }
+    )
 
 
 def _latency_stats(total_ms: pd.Series, prefix: str = "") -> dict[str, float]:
     x = total_ms.to_numpy(dtype=np.float64)
     if x.size == 0:
-        return {f"{prefix}mean_latency_ms": float("nan"),
-                **{f"{prefix}p{p}_latency_ms": float("nan") for p in PERCENTILES}}
+        return {
+            f"{prefix}mean_latency_ms": float("nan"),
+            **{f"{prefix}p{p}_latency_ms": float("nan") for p in PERCENTILES},
+        }
     out = {f"{prefix}mean_latency_ms": float(x.mean())}
     for p, v in zip(PERCENTILES, np.percentile(x, PERCENTILES), strict=True):
         out[f"{prefix}p{p}_latency_ms"] = float(v)
@@ -147,8 +152,9 @@ def add_reduction(summary_: dict[str, Any], baseline: dict[str, Any], baseline_n
     summary_["baseline_policy"] = baseline_name
     summary_["baseline_carbon_kg"] = baseline["carbon_kg"]
     summary_["carbon_reduction_pct"] = _reduction(summary_["carbon_kg"], baseline["carbon_kg"])
-    summary_["intensity_reduction_pct"] = _reduction(summary_["mean_intensity_gco2_per_kwh"],
-                                                     baseline["mean_intensity_gco2_per_kwh"])
+    summary_["intensity_reduction_pct"] = _reduction(
+        summary_["mean_intensity_gco2_per_kwh"], baseline["mean_intensity_gco2_per_kwh"]
+    )
 
 
 def _reduction(value: float, base: float) -> float:
@@ -160,16 +166,18 @@ def per_workload(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for name, g in df.groupby("workload", observed=False):
         done = g[g["status"] == STATUS_NAMES[COMPLETED]]
-        rows.append({
-            "workload": name,
-            "requests": len(g),
-            "completed": len(done),
-            **_latency_stats(done["total_ms"]),
-            "slo_violation_pct": _violation_pct(g),
-            "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
-            "energy_kwh": float(g["energy_j"].sum()) / 3.6e6,
-            "carbon_kg": float(g["carbon_g"].sum()) / 1e3,
-        })
+        rows.append(
+            {
+                "workload": name,
+                "requests": len(g),
+                "completed": len(done),
+                **_latency_stats(done["total_ms"]),
+                "slo_violation_pct": _violation_pct(g),
+                "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
+                "energy_kwh": float(g["energy_j"].sum()) / 3.6e6,
+                "carbon_kg": float(g["carbon_g"].sum()) / 1e3,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -185,25 +193,31 @@ def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd
         g = df[df["region"] == name]
         done = g[g["status"] == STATUS_NAMES[COMPLETED]]
         capacity_s = servers[ri] * result.end_s
-        rows.append({
-            "region": name,
-            "grid_zone": sc.regions[ri].grid_zone,
-            "requests": len(g),
-            "routing_share_pct": len(g) / n * 100.0 if n else np.nan,
-            "completed": len(done),
-            "dropped": int((g["status"] == STATUS_NAMES[DROPPED]).sum()),
-            "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
-            "mean_queue_ms": float(done["queue_ms"].mean()) if len(done) else np.nan,
-            "utilization_pct": (float(energy.busy_server_s[ri].sum()) / capacity_s * 100.0
-                                if np.isfinite(capacity_s) and capacity_s > 0 else np.nan),
-            "mean_intensity_gco2_per_kwh": float((result.world.carbon.values[ri, :hours] * hour_len).sum()
-                                                 / max(hour_len.sum(), 1e-12)),
-            "busy_energy_kwh": float(energy.busy_kwh[ri].sum()),
-            "idle_energy_kwh": float(energy.idle_kwh[ri].sum()),
-            "energy_kwh": float(energy.busy_kwh[ri].sum() + energy.idle_kwh[ri].sum()),
-            "carbon_kg": float(energy.busy_g[ri].sum() + energy.idle_g[ri].sum()) / 1e3,
-            "cost_usd": float(energy.cost_usd[ri].sum()),
-        })
+        rows.append(
+            {
+                "region": name,
+                "grid_zone": sc.regions[ri].grid_zone,
+                "requests": len(g),
+                "routing_share_pct": len(g) / n * 100.0 if n else np.nan,
+                "completed": len(done),
+                "dropped": int((g["status"] == STATUS_NAMES[DROPPED]).sum()),
+                "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
+                "mean_queue_ms": float(done["queue_ms"].mean()) if len(done) else np.nan,
+                "utilization_pct": (
+                    float(energy.busy_server_s[ri].sum()) / capacity_s * 100.0
+                    if np.isfinite(capacity_s) and capacity_s > 0
+                    else np.nan
+                ),
+                "mean_intensity_gco2_per_kwh": float(
+                    (result.world.carbon.values[ri, :hours] * hour_len).sum() / max(hour_len.sum(), 1e-12)
+                ),
+                "busy_energy_kwh": float(energy.busy_kwh[ri].sum()),
+                "idle_energy_kwh": float(energy.idle_kwh[ri].sum()),
+                "energy_kwh": float(energy.busy_kwh[ri].sum() + energy.idle_kwh[ri].sum()),
+                "carbon_kg": float(energy.busy_g[ri].sum() + energy.idle_g[ri].sum()) / 1e3,
+                "cost_usd": float(energy.cost_usd[ri].sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -215,18 +229,20 @@ def hourly(df: pd.DataFrame, energy: EnergyAccount) -> pd.DataFrame:
     for h in range(hours):
         g = df[hour == h]
         done = g[g["status"] == STATUS_NAMES[COMPLETED]]
-        rows.append({
-            "hour": h,
-            "arrivals": len(g),
-            "completed": len(done),
-            "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
-            "p95_latency_ms": float(np.percentile(done["total_ms"], 95)) if len(done) else np.nan,
-            "slo_violation_pct": _violation_pct(g) if len(g) else np.nan,
-            "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
-            "energy_kwh": float(energy.busy_kwh[:, h].sum() + energy.idle_kwh[:, h].sum()),
-            "carbon_kg": float(energy.busy_g[:, h].sum() + energy.idle_g[:, h].sum()) / 1e3,
-            "cost_usd": float(energy.cost_usd[:, h].sum()),
-        })
+        rows.append(
+            {
+                "hour": h,
+                "arrivals": len(g),
+                "completed": len(done),
+                "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
+                "p95_latency_ms": float(np.percentile(done["total_ms"], 95)) if len(done) else np.nan,
+                "slo_violation_pct": _violation_pct(g) if len(g) else np.nan,
+                "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
+                "energy_kwh": float(energy.busy_kwh[:, h].sum() + energy.idle_kwh[:, h].sum()),
+                "carbon_kg": float(energy.busy_g[:, h].sum() + energy.idle_g[:, h].sum()) / 1e3,
+                "cost_usd": float(energy.cost_usd[:, h].sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 

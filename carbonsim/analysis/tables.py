@@ -10,15 +10,37 @@ import pandas as pd
 
 #: Columns of the aggregate comparison table, in order.
 AGGREGATE_COLUMNS = (
-    "label", "policy", "seed", "requests", "completed", "dropped", "in_flight", "mean_latency_ms",
-    "p50_latency_ms", "p95_latency_ms", "p99_latency_ms", "slo_violation_pct", "mean_intensity_gco2_per_kwh",
-    "energy_kwh", "carbon_kg", "carbon_g_per_request", "cost_usd", "carbon_reduction_pct",
+    "label",
+    "policy",
+    "seed",
+    "requests",
+    "completed",
+    "dropped",
+    "in_flight",
+    "mean_latency_ms",
+    "p50_latency_ms",
+    "p95_latency_ms",
+    "p99_latency_ms",
+    "slo_violation_pct",
+    "mean_intensity_gco2_per_kwh",
+    "energy_kwh",
+    "carbon_kg",
+    "carbon_g_per_request",
+    "cost_usd",
+    "carbon_reduction_pct",
     "intensity_reduction_pct",
 )
 
 #: Columns of the reference table (one row per policy and source).
-REFERENCE_COLUMNS = ("policy", "source", "mean_latency_ms", "p95_latency_ms", "slo_violation_pct",
-                     "mean_intensity_gco2_per_kwh", "carbon_reduction_pct")
+REFERENCE_COLUMNS = (
+    "policy",
+    "source",
+    "mean_latency_ms",
+    "p95_latency_ms",
+    "slo_violation_pct",
+    "mean_intensity_gco2_per_kwh",
+    "carbon_reduction_pct",
+)
 
 
 def aggregate(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:

@@ -40,8 +40,10 @@ class Requests:
     @property
     def nbytes(self) -> int:
         """Memory held by the columns in bytes."""
-        return int(sum(a.nbytes for a in (self.arrival_s, self.origin, self.workload, self.jitter_ms))
-                   + sum(a.nbytes for a in self.service_ms.values()))
+        return int(
+            sum(a.nbytes for a in (self.arrival_s, self.origin, self.workload, self.jitter_ms))
+            + sum(a.nbytes for a in self.service_ms.values())
+        )
 
 
 def arrival_times(cfg: ArrivalConfig, sim_hours: float, rng: np.random.Generator) -> np.ndarray:
@@ -133,10 +135,11 @@ def from_trace(
         dec = np.flatnonzero(np.diff(arrival_s) < 0)
         if dec.size:
             i = dec[0] + 1
-            raise ValueError(f"arrival_s: row {i}: time {arrival_s[i]} s is before the previous row's "
-                             f"{arrival_s[i - 1]} s; arrivals must be in time order")
-    for name, arr, size in (("origin", origin, len(scenario.origins)),
-                            ("workload", workload, len(scenario.workloads))):
+            raise ValueError(
+                f"arrival_s: row {i}: time {arrival_s[i]} s is before the previous row's "
+                f"{arrival_s[i - 1]} s; arrivals must be in time order"
+            )
+    for name, arr, size in (("origin", origin, len(scenario.origins)), ("workload", workload, len(scenario.workloads))):
         a = np.asarray(arr)
         bad = np.flatnonzero((a < 0) | (a >= size))
         if bad.size:

@@ -102,8 +102,7 @@ def account(
     intensity = np.full(n, np.nan)
     energy_j[idx] = facility_busy_w * (end - start)
     carbon_g[idx] = facility_busy_w * carbon.integral(region, start, end) / J_PER_KWH
-    intensity[idx] = carbon.values[region, np.minimum((start // SECONDS_PER_HOUR).astype(np.int64),
-                                                      carbon.hours - 1)]
+    intensity[idx] = carbon.values[region, np.minimum((start // SECONDS_PER_HOUR).astype(np.int64), carbon.hours - 1)]
 
     busy_s = np.zeros((n_regions, max_pools, max(hours, 1)))
     _add_busy_seconds(busy_s, region, pool, start, end, share)
@@ -127,8 +126,7 @@ def account(
     busy_g = busy_kwh * intens
     idle_g = idle_kwh * intens
     cost = (busy_kwh + idle_kwh) * prices
-    return EnergyAccount(energy_j, carbon_g, intensity, busy_kwh, idle_kwh, busy_g, idle_g, cost,
-                         busy_s.sum(axis=1))
+    return EnergyAccount(energy_j, carbon_g, intensity, busy_kwh, idle_kwh, busy_g, idle_g, cost, busy_s.sum(axis=1))
 
 
 def _add_busy_seconds(

@@ -39,5 +39,6 @@ class RequestRecords:
     @property
     def nbytes(self) -> int:
         """Memory held by the columns in bytes."""
-        return int(sum(a.nbytes for a in (self.region, self.pool, self.status, self.batch_size,
-                                          self.start_s, self.end_s)))
+        return int(
+            sum(a.nbytes for a in (self.region, self.pool, self.status, self.batch_size, self.start_s, self.end_s))
+        )

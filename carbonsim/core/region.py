@@ -78,7 +78,7 @@ class SinglePoolRegion:
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""
-        i: int = event.value
+        i: int = event.value  # type: ignore[assignment]
         if self.free > 0:
             self.free -= 1
             self.state.busy[self.index] += 1
@@ -96,7 +96,7 @@ class SinglePoolRegion:
         Timeout(self.env, float(self.service_s[i]) * 1e-3, i).callbacks.append(self._complete)
 
     def _complete(self, event: Event) -> None:
-        i: int = event.value
+        i: int = event.value  # type: ignore[assignment]
         rec = self.records
         rec.end_s[i] = self.env.now
         rec.status[i] = COMPLETED
@@ -151,7 +151,7 @@ class MultiPoolRegion:
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""
-        i: int = event.value
+        i: int = event.value  # type: ignore[assignment]
         if self.waiting >= self.max_queue_length:
             self.records.status[i] = DROPPED
             self.on_finished()
@@ -211,7 +211,7 @@ class MultiPoolRegion:
         Timeout(self.env, duration_s, (pool, members)).callbacks.append(self._complete)
 
     def _complete(self, event: Event) -> None:
-        pool, members = event.value
+        pool, members = event.value  # type: ignore[misc]
         rec = self.records
         now = self.env.now
         for i in members:

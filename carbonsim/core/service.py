@@ -59,7 +59,7 @@ def sample_ms(cfg: ServiceTimeConfig, rng: np.random.Generator, n: int) -> np.nd
         raise ConfigError(f"distribution: unknown {dist!r}")
     # A zero service time would make a request take no server time at all; every model here is positive
     # except the floored normal with min_ms == 0 and an exponential draw of exactly 0.
-    return np.maximum(out, 1e-6)
+    return np.asarray(np.maximum(out, 1e-6), dtype=np.float64)
 
 
 def _truncated_normal(cfg: ServiceTimeConfig, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -67,8 +67,10 @@ def _truncated_normal(cfg: ServiceTimeConfig, rng: np.random.Generator, n: int) 
     hi = math.inf if cfg.max_ms is None else cfg.max_ms
     mass = _phi((hi - cfg.mean_ms) / cfg.std_ms) - _phi((lo - cfg.mean_ms) / cfg.std_ms)
     if mass < 1e-4:
-        raise ConfigError(f"min_ms/max_ms: the truncation window [{lo}, {hi}] ms holds only {mass:.2e} of "
-                          f"N({cfg.mean_ms}, {cfg.std_ms}); widen it")
+        raise ConfigError(
+            f"min_ms/max_ms: the truncation window [{lo}, {hi}] ms holds only {mass:.2e} of "
+            f"N({cfg.mean_ms}, {cfg.std_ms}); widen it"
+        )
     out = np.empty(n)
     filled = 0
     # Rejection sampling: exact, and with mass >= 1e-4 the expected number of rounds is small.

@@ -54,8 +54,7 @@ class HourlySignal:
         """Returns the hour holding time ``t_s``, raising if the signal does not cover it."""
         h = int(t_s // SECONDS_PER_HOUR)
         if h < 0 or h >= self.hours:
-            raise ValueError(f"{self.name}: time {t_s:.3f} s (hour {h}) is outside the signal's "
-                             f"{self.hours} hours")
+            raise ValueError(f"{self.name}: time {t_s:.3f} s (hour {h}) is outside the signal's {self.hours} hours")
         return h
 
     def at(self, region: int, t_s: float) -> float:
@@ -72,7 +71,7 @@ class HourlySignal:
         Hours past the end of the signal are not invented: the result is shorter then.
         """
         h = self.hour_index(t_s)
-        return self.values[region, h : h + horizon_h].copy()
+        return np.array(self.values[region, h : h + horizon_h], dtype=np.float64)
 
     def integral(self, region: np.ndarray, t0_s: np.ndarray, t1_s: np.ndarray) -> np.ndarray:
         """Integrates the signal over ``[t0_s, t1_s]`` per element, in value x seconds.
@@ -86,15 +85,16 @@ class HourlySignal:
             The integrals, exact for the piecewise-constant signal (intervals that cross hour boundaries
             are split at them).
         """
-        return self._cumulative_at(region, t1_s) - self._cumulative_at(region, t0_s)
+        return np.asarray(self._cumulative_at(region, t1_s) - self._cumulative_at(region, t0_s), dtype=np.float64)
 
     def _cumulative_at(self, region: np.ndarray, t_s: np.ndarray) -> np.ndarray:
         t = np.asarray(t_s, dtype=np.float64)
         if t.size and (t.min() < 0 or t.max() > self.horizon_s):
-            raise ValueError(f"{self.name}: integration reaches {t.max():.3f} s, beyond the signal's "
-                             f"{self.hours} hours")
+            raise ValueError(
+                f"{self.name}: integration reaches {t.max():.3f} s, beyond the signal's {self.hours} hours"
+            )
         h = np.minimum((t // SECONDS_PER_HOUR).astype(np.int64), self.hours - 1)
-        return self._cumulative[region, h] + self.values[region, h] * (t - h * SECONDS_PER_HOUR)
+        return np.asarray(self._cumulative[region, h] + self.values[region, h] * (t - h * SECONDS_PER_HOUR))
 
 
 def synthetic_diurnal(
@@ -127,4 +127,4 @@ def synthetic_diurnal(
     hod = np.arange(hours) % 24
     cycle = 1.0 + amplitude * np.sin(2.0 * math.pi * (hod - phase_h) / 24.0)
     jitter = rng.uniform(1.0 - noise, 1.0 + noise, size=(hours, base.size)).T
-    return np.maximum(floor, base[:, None] * cycle[None, :] * jitter)
+    return np.asarray(np.maximum(floor, base[:, None] * cycle[None, :] * jitter), dtype=np.float64)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import simpy
@@ -83,8 +85,9 @@ class Simulation:
     ) -> None:
         n = len(requests)
         if n and requests.arrival_s[-1] >= horizon_s:
-            raise ValueError(f"requests: last arrival at {requests.arrival_s[-1]} s is not before the horizon "
-                             f"{horizon_s} s")
+            raise ValueError(
+                f"requests: last arrival at {requests.arrival_s[-1]} s is not before the horizon {horizon_s} s"
+            )
         stop_s = horizon_s + (max_drain_s if drain else 0.0)
         if world.carbon.horizon_s < stop_s:
             raise ValueError(f"carbon signal covers {world.carbon.hours} h, the run may last {stop_s / 3600:.2f} h")
@@ -113,14 +116,22 @@ class Simulation:
             horizon_s=horizon_s,
             rng=rngmod.stream(seed, "policy"),
         )
-        self.view = DecisionView(self.context, world.carbon, self.state.qlen, self.state.busy, world.estimates,
-                                 world.mix_service_ms, self._oracle_service_ms)
+        self.view = DecisionView(
+            self.context,
+            world.carbon,
+            self.state.qlen,
+            self.state.busy,
+            world.estimates,
+            world.mix_service_ms,
+            self._oracle_service_ms,
+        )
         self._stopped: Event = self.env.event()
         self._arrivals_done = n == 0
         self._decision_ns = 0
         self._plan_ns = 0
         self._plans = 0
-        self._arrivals_in_interval = np.zeros((len(scenario.origins), len(scenario.workloads)), dtype=np.int64)
+        # Plain nested lists: incremented once per request, where a numpy element update costs more.
+        self._arrivals_in_interval = [[0] * len(scenario.workloads) for _ in scenario.origins]
 
     def _pool_specs(self) -> list[list[PoolSpec]]:
         out = []
@@ -128,14 +139,16 @@ class Simulation:
             specs = []
             for pool in region.pools:
                 factors = tuple(wl.service[pool.hardware].batch_time_factor for wl in self.world.scenario.workloads)
-                specs.append(PoolSpec(
-                    hardware=pool.hardware,
-                    count=math.inf if pool.count is None else float(pool.count),
-                    service_ms=self.requests.service_ms[pool.hardware],
-                    max_batch_size=pool.max_batch_size,
-                    max_queue_delay_s=pool.max_queue_delay_ms * 1e-3,
-                    batch_factor=factors,
-                ))
+                specs.append(
+                    PoolSpec(
+                        hardware=pool.hardware,
+                        count=math.inf if pool.count is None else float(pool.count),
+                        service_ms=self.requests.service_ms[pool.hardware],
+                        max_batch_size=pool.max_batch_size,
+                        max_queue_delay_s=pool.max_queue_delay_ms * 1e-3,
+                        batch_factor=factors,
+                    )
+                )
             out.append(specs)
         return out
 
@@ -144,12 +157,23 @@ class Simulation:
         for ri, (cfg, specs) in enumerate(zip(self.world.scenario.regions, self.pools, strict=True)):
             max_q = math.inf if cfg.max_queue_length is None else float(cfg.max_queue_length)
             if len(specs) == 1 and specs[0].max_batch_size == 1:
-                regions.append(SinglePoolRegion(self.env, ri, specs[0], max_q, self.records, self.state,
-                                                self._finished))
+                regions.append(
+                    SinglePoolRegion(self.env, ri, specs[0], max_q, self.records, self.state, self._finished)
+                )
             else:
-                regions.append(MultiPoolRegion(self.env, ri, specs, self.world.pool_order[ri],
-                                               self.requests.workload, max_q, self.records, self.state,
-                                               self._finished))
+                regions.append(
+                    MultiPoolRegion(
+                        self.env,
+                        ri,
+                        specs,
+                        self.world.pool_order[ri],
+                        self.requests.workload,
+                        max_q,
+                        self.records,
+                        self.state,
+                        self._finished,
+                    )
+                )
         return regions
 
     def _oracle_service_ms(self, request: int, region: int) -> float:
@@ -161,7 +185,7 @@ class Simulation:
         if self.state.outstanding == 0 and self._arrivals_done and self.drain and not self._stopped.triggered:
             self._stopped.succeed()
 
-    def _arrival_process(self):  # type: ignore[no-untyped-def]
+    def _arrival_process(self) -> Generator[Event, Any, None]:
         """Generates arrivals chunk by chunk and routes each one (the per-request hot path)."""
         env = self.env
         req = self.requests
@@ -175,6 +199,7 @@ class Simulation:
         state = self.state
         counts = self._arrivals_in_interval
         perf = time.perf_counter_ns
+        decision_ns = 0
         n = len(req)
         for lo in range(0, n, CHUNK):
             hi = min(n, lo + CHUNK)
@@ -192,19 +217,22 @@ class Simulation:
                 update(t, i, w, o)
                 t0 = perf()
                 r = decide(view)
-                self._decision_ns += perf() - t0
+                decision_ns += perf() - t0
                 if not 0 <= r < n_regions:
-                    raise ValueError(f"policy {type(self.policy).__name__} returned region {r!r} for request {i}; "
-                                     f"expected an index in 0..{n_regions - 1}")
+                    raise ValueError(
+                        f"policy {type(self.policy).__name__} returned region {r!r} for request {i}; "
+                        f"expected an index in 0..{n_regions - 1}"
+                    )
                 region_col[i] = r
-                counts[o, w] += 1
+                counts[o][w] += 1
                 state.outstanding += 1
                 Timeout(env, half_rtt_s[o][r] + jitter_s[k], i).callbacks.append(arrive[r])
+        self._decision_ns = decision_ns
         self._arrivals_done = True
         if state.outstanding == 0 and self.drain and not self._stopped.triggered:
             self._stopped.succeed()
 
-    def _planning_process(self):  # type: ignore[no-untyped-def]
+    def _planning_process(self) -> Generator[Event, Any, None]:
         t = 0.0
         while t < self.horizon_s:
             view = PlanView(
@@ -213,10 +241,11 @@ class Simulation:
                 intensity_gco2_per_kwh=self.world.carbon.all_at(self.env.now),
                 queue_length=tuple(self.state.qlen),
                 busy_servers=tuple(self.state.busy),
-                arrivals_last_interval=self._arrivals_in_interval.copy(),
+                arrivals_last_interval=np.array(self._arrivals_in_interval, dtype=np.int64),
                 carbon=self.world.carbon,
             )
-            self._arrivals_in_interval[:] = 0
+            for row in self._arrivals_in_interval:
+                row[:] = [0] * len(row)
             t0 = time.perf_counter_ns()
             self.policy.plan(view)
             self._plan_ns += time.perf_counter_ns() - t0
@@ -224,6 +253,10 @@ class Simulation:
             t += self.planning_interval_s
             if t < self.horizon_s:
                 yield Timeout(self.env, t - self.env.now)
+
+    def _on_limit(self, event: Event) -> None:
+        if not self._stopped.triggered:
+            self._stopped.succeed()
 
     def run(self) -> SimResult:
         """Runs the simulation to the end and returns the raw result."""
@@ -233,7 +266,7 @@ class Simulation:
         env.process(self._planning_process())
         env.process(self._arrival_process())
         limit = env.timeout(self.stop_s)
-        limit.callbacks.append(lambda _e: None if self._stopped.triggered else self._stopped.succeed())
+        limit.callbacks.append(self._on_limit)
         env.run(until=self._stopped)
         return SimResult(
             world=self.world,

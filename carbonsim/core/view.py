@@ -219,10 +219,4 @@ class PlanView:
 
 def argmin(values: Sequence[float]) -> int:
     """Index of the smallest value; the lowest index wins ties (deterministic)."""
-    best = 0
-    best_v = values[0]
-    for i in range(1, len(values)):
-        if values[i] < best_v:
-            best = i
-            best_v = values[i]
-    return best
+    return min(range(len(values)), key=values.__getitem__)

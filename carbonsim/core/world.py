@@ -55,8 +55,9 @@ def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySign
     cfg = scenario.carbon
     zones = sorted({r.grid_zone for r in scenario.regions})
     base = np.array([cfg.base_gco2_per_kwh[z] for z in zones])
-    per_zone = synthetic_diurnal(base, hours, rngmod.stream(seed, "carbon"), cfg.amplitude, cfg.phase_h,
-                                 cfg.noise, cfg.floor_gco2_per_kwh)
+    per_zone = synthetic_diurnal(
+        base, hours, rngmod.stream(seed, "carbon"), cfg.amplitude, cfg.phase_h, cfg.noise, cfg.floor_gco2_per_kwh
+    )
     rows = [per_zone[zones.index(r.grid_zone)] for r in scenario.regions]
     return HourlySignal(np.vstack(rows), "carbon intensity (gCO2eq/kWh)")
 
@@ -69,7 +70,7 @@ def flat_price(scenario: ScenarioConfig, hours: int) -> HourlySignal:
 
 def signal_hours(sim_hours: float, drain: bool, max_drain_hours: float) -> int:
     """Hours a run's signals must cover: the arrival window plus the drain bound."""
-    return int(math.ceil(sim_hours + (max_drain_hours if drain else 0.0))) + 1
+    return math.ceil(sim_hours + (max_drain_hours if drain else 0.0)) + 1
 
 
 def compile_world(scenario: ScenarioConfig, seed: int, hours: int, carbon: HourlySignal | None = None) -> World:
@@ -89,23 +90,27 @@ def compile_world(scenario: ScenarioConfig, seed: int, hours: int, carbon: Hourl
     if carbon is None:
         carbon = carbon_signal(scenario, seed, hours)
     if carbon.values.shape[0] != len(regions) or carbon.hours < hours:
-        raise ValueError(f"carbon signal: expected {len(regions)} regions x >= {hours} hours, got "
-                         f"{carbon.values.shape[0]} x {carbon.hours}")
+        raise ValueError(
+            f"carbon signal: expected {len(regions)} regions x >= {hours} hours, got "
+            f"{carbon.values.shape[0]} x {carbon.hours}"
+        )
     hardware = sorted({p.hardware for r in regions for p in r.pools})
     profiles: dict[tuple[int, str], ServiceProfile] = {}
     for w, wl in enumerate(scenario.workloads):
         for hw in hardware:
             profiles[(w, hw)] = profile(wl.service[hw], rngmod.stream(seed, f"profile/{wl.name}/{hw}"))
-    pool_order = [
-        [sorted(range(len(r.pools)), key=lambda p, w=w, r=r: profiles[(w, r.pools[p].hardware)].mean_ms)
-         for w in range(len(scenario.workloads))]
-        for r in regions
-    ]
+
+    def fastest_first(region: int, workload: int) -> list[int]:
+        pools = regions[region].pools
+        return sorted(range(len(pools)), key=lambda p: profiles[(workload, pools[p].hardware)].mean_ms)
+
+    pool_order = [[fastest_first(ri, w) for w in range(len(scenario.workloads))] for ri in range(len(regions))]
     estimates: dict[str, list[tuple[float, ...]]] = {}
     for stat in ESTIMATE_STATS:
         estimates[stat] = [
-            tuple(profiles[(w, regions[ri].pools[pool_order[ri][w][0]].hardware)].stat(stat)
-                  for ri in range(len(regions)))
+            tuple(
+                profiles[(w, regions[ri].pools[pool_order[ri][w][0]].hardware)].stat(stat) for ri in range(len(regions))
+            )
             for w in range(len(scenario.workloads))
         ]
     shares = [wl.share for wl in scenario.workloads]

@@ -43,24 +43,32 @@ def predicted_wait_ms(view: DecisionView) -> list[float]:
     exponential service, an approximation otherwise). Uses only observable state and profiled means; the
     time the request spends on the network (the queue may change meanwhile) is ignored.
     """
-    q = view.queue_length
-    b = view.busy_servers
-    c = view.servers
-    s = view.mix_service_ms
-    out = []
-    for r in range(len(c)):
-        ahead = q[r] + b[r] - c[r] + 1
-        out.append(ahead * s[r] / c[r] if ahead > 0 else 0.0)
-    return out
+    return [
+        (q + b - c + 1) * s / c if q + b >= c else 0.0
+        for q, b, c, s in zip(view.queue_length, view.busy_servers, view.servers, view.mix_service_ms, strict=True)
+    ]
 
 
 def predicted_latency_ms(view: DecisionView, service_ms: tuple[float, ...], queue_aware: bool) -> list[float]:
-    """Predicted end-to-end latency per region: round trip + (estimated wait) + service estimate, in ms."""
-    rtt = view.rtt_ms
-    if queue_aware:
-        wait = predicted_wait_ms(view)
-        return [rtt[r] + wait[r] + service_ms[r] for r in range(len(rtt))]
-    return [rtt[r] + service_ms[r] for r in range(len(rtt))]
+    """Predicted end-to-end latency per region: round trip + (estimated wait) + service estimate, in ms.
+
+    The same formula as ``rtt + predicted_wait_ms(view) + service`` written as one pass, because it runs
+    for every request.
+    """
+    if not queue_aware:
+        return [r + s for r, s in zip(view.rtt_ms, service_ms, strict=True)]
+    return [
+        r + sv + ((q + b - c + 1) * s / c if q + b >= c else 0.0)
+        for r, sv, q, b, c, s in zip(
+            view.rtt_ms,
+            service_ms,
+            view.queue_length,
+            view.busy_servers,
+            view.servers,
+            view.mix_service_ms,
+            strict=True,
+        )
+    ]
 
 
 __all__ = ["BasePolicy", "Policy", "argmin", "predicted_latency_ms", "predicted_wait_ms"]

@@ -46,18 +46,9 @@ class HybridConfig(PolicyConfig):
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"alpha: expected a weight in [0, 1], got {self.alpha!r}")
         if self.normalisation not in NORMALISATIONS:
-            raise ConfigError(f"normalisation: expected one of {', '.join(NORMALISATIONS)}, got "
-                              f"{self.normalisation!r}")
+            raise ConfigError(f"normalisation: expected one of {', '.join(NORMALISATIONS)}, got {self.normalisation!r}")
         _range_ok("latency_range_ms", self.latency_range_ms)
         _range_ok("intensity_range_gco2_per_kwh", self.intensity_range_gco2_per_kwh)
-
-
-def _minmax(values: list[float] | tuple[float, ...]) -> list[float]:
-    lo = min(values)
-    span = max(values) - lo
-    if span <= 0.0:
-        return [0.0] * len(values)
-    return [(v - lo) / span for v in values]
 
 
 @register("hybrid", HybridConfig)
@@ -87,10 +78,14 @@ class Hybrid(BasePolicy):
         a = self._alpha
         if self._global:
             (l0, ls), (c0, cs) = self._lat, self._int
-            scores = [a * (latency[r] - l0) / ls + (1 - a) * (intensity[r] - c0) / cs for r in range(len(latency))]
+            scores = [a * (lat - l0) / ls + (1 - a) * (c - c0) / cs for lat, c in zip(latency, intensity, strict=True)]
         else:
-            ln, cn = _minmax(latency), _minmax(intensity)
-            scores = [a * ln[r] + (1 - a) * cn[r] for r in range(len(latency))]
+            l_lo, c_lo = min(latency), min(intensity)
+            l_span, c_span = max(latency) - l_lo, max(intensity) - c_lo
+            # A quantity equal in every region carries no preference: its normalised value is 0 everywhere.
+            wl = a / l_span if l_span > 0 else 0.0
+            wc = (1 - a) / c_span if c_span > 0 else 0.0
+            scores = [wl * (lat - l_lo) + wc * (c - c_lo) for lat, c in zip(latency, intensity, strict=True)]
         return argmin(scores)
 
 
@@ -119,8 +114,9 @@ class ConstrainedHybridConfig(PolicyConfig):
         if not 0.0 <= self.slo_margin < 1.0:
             raise ConfigError(f"slo_margin: expected a fraction in [0, 1), got {self.slo_margin!r}")
         if self.service_estimate not in SERVICE_ESTIMATES:
-            raise ConfigError(f"service_estimate: expected one of {', '.join(SERVICE_ESTIMATES)}, got "
-                              f"{self.service_estimate!r}")
+            raise ConfigError(
+                f"service_estimate: expected one of {', '.join(SERVICE_ESTIMATES)}, got {self.service_estimate!r}"
+            )
 
 
 @register("constrained_hybrid", ConstrainedHybridConfig)
@@ -151,9 +147,7 @@ class ConstrainedHybrid(BasePolicy):
         best = -1
         for r, lat in enumerate(latency):
             if lat <= budget and (
-                best < 0
-                or intensity[r] < intensity[best]
-                or (intensity[r] == intensity[best] and lat < latency[best])
+                best < 0 or intensity[r] < intensity[best] or (intensity[r] == intensity[best] and lat < latency[best])
             ):
                 best = r
         return best if best >= 0 else argmin(latency)
