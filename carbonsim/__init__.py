@@ -4,6 +4,7 @@ The public API: configuration dataclasses, the policy interface and registry, an
 configuration (see README for examples).
 """
 
+from carbonsim._hydra import load_config
 from carbonsim._schema import ConfigError, build
 from carbonsim.config import (
     ArrivalConfig,
@@ -46,6 +47,7 @@ __all__ = [
     "WorkloadConfig",
     "__version__",
     "build",
+    "load_config",
     "make_policy",
     "policy_config",
     "policy_names",

@@ -35,3 +35,25 @@ def config_dir() -> Path:
         if (candidate / "config.yaml").is_file():
             return candidate
     raise FileNotFoundError(f"carbonsim configs not found in {here / 'conf'} or {here.parent / 'conf'}")
+
+
+def load_config(overrides: list[str] | None = None) -> RunConfig:
+    """Composes and validates a run configuration from Python, with command-line style overrides.
+
+    Example: ``load_config(["scenario=reference", "sim_hours=168", "policy=carbon_first"])``.
+
+    Args:
+        overrides: Hydra overrides, as on the command line.
+
+    Returns:
+        The validated configuration.
+    """
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from carbonsim._schema import build
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides or []))
+    return build(RunConfig, OmegaConf.to_container(cfg, resolve=True), "")
