@@ -58,7 +58,7 @@ def build(cls: type[T], data: Any, path: str = "") -> T:
     Raises:
         ConfigError: naming the field path and what was expected.
     """
-    return typing.cast(T, _convert(cls, data, path or cls.__name__))
+    return typing.cast(T, _convert(cls, data, path))
 
 
 def _join(path: str, key: str) -> str:
@@ -71,7 +71,9 @@ def _build_dataclass(cls: type, data: Any, path: str) -> Any:
     if dataclasses.is_dataclass(data) and not isinstance(data, type):
         data = {f.name: getattr(data, f.name) for f in dataclasses.fields(data)}
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{path}: expected a mapping for {cls.__name__}, got {type(data).__name__} {data!r}")
+        raise ConfigError(
+            f"{path or cls.__name__}: expected a mapping for {cls.__name__}, got {type(data).__name__} {data!r}"
+        )
     resolver = _SUBCLASS_RESOLVERS.get(cls)
     if resolver is not None:
         cls = resolver(data, path)
@@ -79,7 +81,8 @@ def _build_dataclass(cls: type, data: Any, path: str) -> Any:
     unknown = sorted(set(map(str, data)) - set(fields))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown field(s) {', '.join(unknown)} for {cls.__name__}; valid fields: {', '.join(fields)}"
+            f"{path or cls.__name__}: unknown field(s) {', '.join(unknown)} for {cls.__name__}; "
+            f"valid fields: {', '.join(fields)}"
         )
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}

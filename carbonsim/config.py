@@ -457,8 +457,19 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         _check(len(self.runs) > 0, "runs", self.runs, "at least one policy run")
+        # Imported here: the registry imports this module.
+        from carbonsim.policies.registry import policy_config
+
         for i, run in enumerate(self.runs):
             _check(isinstance(run, dict) and "name" in run, f"runs[{i}]", run, "a mapping with a policy 'name'")
+            if "label" in run:
+                _check(
+                    isinstance(run["label"], str) and bool(run["label"]),
+                    f"runs[{i}].label",
+                    run["label"],
+                    "a non-empty string",
+                )
+            policy_config({k: v for k, v in run.items() if k != "label"}, f"runs[{i}]")
 
 
 @dataclass(frozen=True)
@@ -503,6 +514,16 @@ class RunConfig:
             self.max_drain_hours,
             "a number of hours >= 0",
         )
+        if self.baseline:
+            # Imported here: the registry imports this module.
+            from carbonsim.policies.registry import policy_names
+
+            _check(
+                self.baseline in policy_names(),
+                "baseline",
+                self.baseline,
+                f"a policy name (or empty); valid policies: {', '.join(policy_names())}",
+            )
         _check(
             _finite(self.planning_interval_min) and self.planning_interval_min > 0,
             "planning_interval_min",

@@ -50,8 +50,10 @@ def request_table(result: SimResult, energy: EnergyAccount) -> pd.DataFrame:
     region = np.where(routed, rec.region, 0).astype(np.int64)
     origin = req.origin.astype(np.int64)
     rtt = np.where(routed, result.world.rtt_ms[origin, region], np.nan)
-    network_ms = rtt + req.jitter_ms
-    at_region_s = req.arrival_s + (rtt / 2.0 + req.jitter_ms) * 1e-3
+    jitter_ms = req.jitter_ms.astype(np.float64)
+    network_ms = rtt + jitter_ms
+    # The same arithmetic as the simulator's outbound delay (half round trip + jitter, in seconds).
+    at_region_s = req.arrival_s + (rtt * 0.5e-3 + jitter_ms * 1e-3)
     queue_ms = (rec.start_s - at_region_s) * 1e3
     service_ms = (rec.end_s - rec.start_s) * 1e3
     total_ms = network_ms + queue_ms + service_ms

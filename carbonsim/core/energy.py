@@ -25,6 +25,8 @@ from carbonsim.core.recorder import RequestRecords
 from carbonsim.core.signals import SECONDS_PER_HOUR, HourlySignal
 
 J_PER_KWH = 3.6e6
+#: Requests processed at a time by :func:`account`.
+ACCOUNT_CHUNK = 65_536
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class EnergyAccount:
         request_energy_j: Busy facility energy attributed to each request in J (0 if never served).
         request_carbon_g: Emissions attributed to each request in g CO2eq.
         request_intensity: Intensity of the serving region when service started, gCO2eq/kWh (NaN if never
-            started).
+            started); float32, which holds hourly intensities to 7 significant digits.
         busy_kwh: Busy facility energy per region and hour in kWh, shape (regions, hours).
         idle_kwh: Idle facility energy per region and hour in kWh.
         busy_g: Busy emissions per region and hour in g.
@@ -80,32 +82,38 @@ def account(
     """
     n_regions = len(pue)
     hours = int(np.ceil(end_s / SECONDS_PER_HOUR)) if end_s > 0 else 0
-    started = ~np.isnan(records.start_s)
-    idx = np.flatnonzero(started)
-    region = records.region[idx].astype(np.int64)
-    pool = records.pool[idx].astype(np.int64)
-    start = records.start_s[idx]
-    end = np.where(np.isnan(records.end_s[idx]), end_s, records.end_s[idx])
-    share = 1.0 / records.batch_size[idx].astype(np.float64)
-
     max_pools = max(len(p) for p in pool_counts)
     busy_w_table = np.zeros((n_regions, max_pools))
     for r, pools in enumerate(pool_power_w):
         for p, (_idle, busy) in enumerate(pools):
             busy_w_table[r, p] = busy
-    pue_arr = np.asarray(pue, dtype=np.float64)
-    facility_busy_w = busy_w_table[region, pool] * pue_arr[region] * share
+    facility_w_table = busy_w_table * np.asarray(pue, dtype=np.float64)[:, None]
 
     n = records.region.size
     energy_j = np.zeros(n)
     carbon_g = np.zeros(n)
-    intensity = np.full(n, np.nan)
-    energy_j[idx] = facility_busy_w * (end - start)
-    carbon_g[idx] = facility_busy_w * carbon.integral(region, start, end) / J_PER_KWH
-    intensity[idx] = carbon.values[region, np.minimum((start // SECONDS_PER_HOUR).astype(np.int64), carbon.hours - 1)]
-
-    busy_s = np.zeros((n_regions, max_pools, max(hours, 1)))
-    _add_busy_seconds(busy_s, region, pool, start, end, share)
+    intensity = np.full(n, np.nan, dtype=np.float32)
+    # One spare hour: a service that starts exactly when the run stops (on an hour boundary) falls in it,
+    # with zero length.
+    busy_s = np.zeros((n_regions, max_pools, hours + 1))
+    # Chunks bound the temporaries (index arrays, interval ends, integrals) to a fixed size, so the
+    # account's peak memory grows only by its three output columns per request.
+    for lo in range(0, n, ACCOUNT_CHUNK):
+        hi = min(n, lo + ACCOUNT_CHUNK)
+        start_all = records.start_s[lo:hi]
+        idx = np.flatnonzero(~np.isnan(start_all))
+        region = records.region[lo:hi][idx].astype(np.intp)
+        pool = records.pool[lo:hi][idx].astype(np.intp)
+        start = start_all[idx]
+        end = records.end_s[lo:hi][idx]
+        end = np.where(np.isnan(end), end_s, end)
+        share = 1.0 / records.batch_size[lo:hi][idx]
+        facility_w = facility_w_table[region, pool] * share
+        energy_j[lo:hi][idx] = facility_w * (end - start)
+        carbon_g[lo:hi][idx] = facility_w * carbon.integral(region, start, end) / J_PER_KWH
+        hour = np.minimum((start // SECONDS_PER_HOUR).astype(np.intp), carbon.hours - 1)
+        intensity[lo:hi][idx] = carbon.values[region, hour]
+        _add_busy_seconds(busy_s, region, pool, start, end, share)
     busy_s = busy_s[:, :, :hours]
 
     hour_len = np.clip(end_s - np.arange(hours) * SECONDS_PER_HOUR, 0.0, SECONDS_PER_HOUR)
@@ -141,7 +149,8 @@ def _add_busy_seconds(
     h0 = (start // SECONDS_PER_HOUR).astype(np.int64)
     h1 = np.maximum(h0, np.ceil(end / SECONDS_PER_HOUR).astype(np.int64) - 1)
     same = h0 == h1
-    np.add.at(out, (region[same], pool[same], h0[same]), (end[same] - start[same]) * share[same])
+    flat = (region[same] * out.shape[1] + pool[same]) * out.shape[2] + h0[same]
+    out += np.bincount(flat, weights=(end[same] - start[same]) * share[same], minlength=out.size).reshape(out.shape)
     # Intervals crossing hour boundaries are rare (services are short): split them one by one.
     for k in np.flatnonzero(~same):
         for h in range(int(h0[k]), int(h1[k]) + 1):

@@ -7,6 +7,8 @@ energy, carbon) are computed from these columns after the run.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 
 IN_FLIGHT = 0
@@ -42,3 +44,21 @@ class RequestRecords:
         return int(
             sum(a.nbytes for a in (self.region, self.pool, self.status, self.batch_size, self.start_s, self.end_s))
         )
+
+
+def float_items(column: np.ndarray) -> memoryview[float]:
+    """A memoryview of a contiguous float64 column: item access exchanges plain Python floats.
+
+    Reading or writing single elements through it avoids creating numpy scalars, which matters on the
+    per-request path.
+    """
+    if column.dtype != np.float64 or not column.flags.c_contiguous:
+        raise ValueError(f"expected a contiguous float64 column, got {column.dtype}")
+    return cast("memoryview[float]", column.data)
+
+
+def int_items(column: np.ndarray) -> memoryview[int]:
+    """A memoryview of a contiguous integer column: item access exchanges plain Python ints."""
+    if column.dtype.kind not in "iu" or not column.flags.c_contiguous:
+        raise ValueError(f"expected a contiguous integer column, got {column.dtype}")
+    return column.data

@@ -19,7 +19,7 @@ import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
-from carbonsim.core.recorder import COMPLETED, DROPPED, RequestRecords
+from carbonsim.core.recorder import DROPPED, RequestRecords, float_items
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,13 @@ class PoolSpec:
 
 
 class RegionState:
-    """Counters shared between the regions and the decision view (plain lists for speed)."""
+    """Counters shared between the regions and the decision view (plain lists for speed).
+
+    Attributes:
+        qlen: Waiting requests per region.
+        busy: Busy servers per region.
+        outstanding: Requests routed but not finished (on the network, queued or in service).
+    """
 
     def __init__(self, n_regions: int) -> None:
         self.qlen = [0] * n_regions
@@ -53,7 +59,13 @@ class RegionState:
 
 
 class SinglePoolRegion:
-    """One pool, FIFO, no batching."""
+    """One pool, FIFO, no batching: the per-request hot path.
+
+    Per-request columns are accessed through ``memoryview`` s of the numpy arrays: item reads and writes
+    then exchange plain Python floats with the arrays' buffers, without creating numpy scalars. The
+    ``pool`` and ``status`` columns of requests served here are filled in after the run (pool 0; completed
+    where an end time exists), so the hot path writes only the start and end times.
+    """
 
     def __init__(
         self,
@@ -63,52 +75,57 @@ class SinglePoolRegion:
         max_queue_length: float,
         records: RequestRecords,
         state: RegionState,
-        on_finished: Callable[[], None],
+        on_idle: Callable[[], None],
     ) -> None:
         self.env = env
         self.index = index
-        self.free = pool.count
-        self.service_s = pool.service_ms
+        self.free: float = pool.count
         self.max_queue_length = max_queue_length
         self.queue: deque[int] = deque()
         self.records = records
         self.state = state
-        self.on_finished = on_finished
+        self.on_idle = on_idle
         self.pool_count = 1
+        self._service_ms = float_items(pool.service_ms)
+        self._start_s = float_items(records.start_s)
+        self._end_s = float_items(records.end_s)
+        self._busy = state.busy
+        self._qlen = state.qlen
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""
         i: int = event.value  # type: ignore[assignment]
         if self.free > 0:
             self.free -= 1
-            self.state.busy[self.index] += 1
-            self.records.pool[i] = 0
-            self._start(i)
+            self._busy[self.index] += 1
+            self._start_s[i] = self.env.now
+            Timeout(self.env, self._service_ms[i] * 1e-3, i).callbacks.append(self._complete)
         elif len(self.queue) >= self.max_queue_length:
             self.records.status[i] = DROPPED
-            self.on_finished()
+            self._done()
         else:
             self.queue.append(i)
-            self.state.qlen[self.index] += 1
-
-    def _start(self, i: int) -> None:
-        self.records.start_s[i] = self.env.now
-        Timeout(self.env, float(self.service_s[i]) * 1e-3, i).callbacks.append(self._complete)
+            self._qlen[self.index] += 1
 
     def _complete(self, event: Event) -> None:
         i: int = event.value  # type: ignore[assignment]
-        rec = self.records
-        rec.end_s[i] = self.env.now
-        rec.status[i] = COMPLETED
+        now = self.env.now
+        self._end_s[i] = now
         if self.queue:
-            self.state.qlen[self.index] -= 1
+            self._qlen[self.index] -= 1
             j = self.queue.popleft()
-            rec.pool[j] = 0
-            self._start(j)
+            self._start_s[j] = now
+            Timeout(self.env, self._service_ms[j] * 1e-3, j).callbacks.append(self._complete)
         else:
             self.free += 1
-            self.state.busy[self.index] -= 1
-        self.on_finished()
+            self._busy[self.index] -= 1
+        self._done()
+
+    def _done(self) -> None:
+        state = self.state
+        state.outstanding -= 1
+        if not state.outstanding:
+            self.on_idle()
 
 
 class MultiPoolRegion:
@@ -116,10 +133,12 @@ class MultiPoolRegion:
 
     The queue is FIFO by arrival at the region. When a server frees up (or a request arrives), the oldest
     waiting request's workload is served next, on the free pool that is fastest for that workload. If that
-    pool batches and fewer than ``max_batch_size`` requests of the workload wait, the server waits until
-    the batch fills or the oldest request has waited ``max_queue_delay_s`` (Triton-style dynamic
-    batching). A batch's service time is ``batch_factor[b - 1]`` times the mean single-request service
-    time of its members; its energy is shared equally among them.
+    pool batches and fewer than ``max_batch_size`` requests of the workload wait, that workload waits until
+    its batch fills or its oldest request has waited ``max_queue_delay_s`` (Triton-style dynamic
+    batching); meanwhile the free server may serve another workload whose requests can go now. Requests
+    waiting for a batch to fill count as queued (also for ``max_queue_length``). A batch's service time is
+    ``batch_factor[b - 1]`` times the mean single-request service time of its members; its energy is shared
+    equally among them.
     """
 
     def __init__(
@@ -132,7 +151,7 @@ class MultiPoolRegion:
         max_queue_length: float,
         records: RequestRecords,
         state: RegionState,
-        on_finished: Callable[[], None],
+        on_idle: Callable[[], None],
     ) -> None:
         self.env = env
         self.index = index
@@ -145,50 +164,57 @@ class MultiPoolRegion:
         self.waiting = 0
         self.records = records
         self.state = state
-        self.on_finished = on_finished
+        self.on_idle = on_idle
         self.timer_at = math.inf
         self.pool_count = len(pools)
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""
         i: int = event.value  # type: ignore[assignment]
-        if self.waiting >= self.max_queue_length:
-            self.records.status[i] = DROPPED
-            self.on_finished()
-            return
-        self.queues[int(self.workload_of[i])].append((i, self.env.now))
+        q = self.queues[int(self.workload_of[i])]
+        q.append((i, self.env.now))
         self.waiting += 1
-        self.state.qlen[self.index] = self.waiting
         self._dispatch()
-
-    def _oldest_workload(self) -> int:
-        best, best_t = -1, math.inf
-        for w, q in enumerate(self.queues):
-            if q and q[0][1] < best_t:
-                best, best_t = w, q[0][1]
-        return best
+        # A request no server could take now, arriving with the queue already at its limit, is dropped. It is
+        # still at the tail of its workload's queue (dispatching only takes from the heads).
+        if self.waiting > self.max_queue_length and q and q[-1][0] == i:
+            q.pop()
+            self.waiting -= 1
+            self.records.status[i] = DROPPED
+            self._done(1)
+        self.state.qlen[self.index] = self.waiting
 
     def _dispatch(self) -> None:
+        """Starts every batch that can start now.
+
+        Workloads are considered in the order of their oldest waiting request (first come, first served).
+        A workload whose batch is still filling on a batching pool sets a timer for its deadline and does
+        not hold the free server back from the next workload whose requests can be served now.
+        """
         now = self.env.now
-        while self.waiting:
-            w = self._oldest_workload()
-            pool = next((p for p in self.pool_order[w] if self.free[p] > 0), -1)
-            if pool < 0:
-                return
-            spec = self.pools[pool]
-            q = self.queues[w]
-            if spec.max_batch_size > 1 and len(q) < spec.max_batch_size:
-                deadline = q[0][1] + spec.max_queue_delay_s
-                if now < deadline:
-                    if deadline < self.timer_at:
-                        self.timer_at = deadline
-                        Timeout(self.env, deadline - now).callbacks.append(self._on_timer)
-                    return
-            size = min(spec.max_batch_size, len(q))
-            members = [q.popleft()[0] for _ in range(size)]
-            self.waiting -= size
-            self.state.qlen[self.index] = self.waiting
-            self._start(pool, w, members)
+        started = True
+        while self.waiting and started:
+            started = False
+            for _oldest, w in sorted((q[0][1], w) for w, q in enumerate(self.queues) if q):
+                pool = next((p for p in self.pool_order[w] if self.free[p] > 0), -1)
+                if pool < 0:
+                    continue
+                spec = self.pools[pool]
+                q = self.queues[w]
+                if spec.max_batch_size > 1 and len(q) < spec.max_batch_size:
+                    deadline = q[0][1] + spec.max_queue_delay_s
+                    if now < deadline:
+                        if deadline < self.timer_at:
+                            self.timer_at = deadline
+                            Timeout(self.env, deadline - now).callbacks.append(self._on_timer)
+                        continue
+                size = min(spec.max_batch_size, len(q))
+                members = [q.popleft()[0] for _ in range(size)]
+                self.waiting -= size
+                self.state.qlen[self.index] = self.waiting
+                self._start(pool, w, members)
+                started = True
+                break
 
     def _on_timer(self, event: Event) -> None:
         self.timer_at = math.inf
@@ -216,9 +242,13 @@ class MultiPoolRegion:
         now = self.env.now
         for i in members:
             rec.end_s[i] = now
-            rec.status[i] = COMPLETED
         self.free[pool] += 1
         self.state.busy[self.index] -= 1
         self._dispatch()
-        for _ in members:
-            self.on_finished()
+        self._done(len(members))
+
+    def _done(self, count: int) -> None:
+        state = self.state
+        state.outstanding -= count
+        if not state.outstanding:
+            self.on_idle()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +20,7 @@ from simpy.events import Event, Timeout
 from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.policy import Policy
-from carbonsim.core.recorder import RequestRecords
+from carbonsim.core.recorder import COMPLETED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
@@ -127,6 +127,7 @@ class Simulation:
         )
         self._stopped: Event = self.env.event()
         self._arrivals_done = n == 0
+        self._past_horizon = False
         self._decision_ns = 0
         self._plan_ns = 0
         self._plans = 0
@@ -157,9 +158,7 @@ class Simulation:
         for ri, (cfg, specs) in enumerate(zip(self.world.scenario.regions, self.pools, strict=True)):
             max_q = math.inf if cfg.max_queue_length is None else float(cfg.max_queue_length)
             if len(specs) == 1 and specs[0].max_batch_size == 1:
-                regions.append(
-                    SinglePoolRegion(self.env, ri, specs[0], max_q, self.records, self.state, self._finished)
-                )
+                regions.append(SinglePoolRegion(self.env, ri, specs[0], max_q, self.records, self.state, self._on_idle))
             else:
                 regions.append(
                     MultiPoolRegion(
@@ -171,7 +170,7 @@ class Simulation:
                         max_q,
                         self.records,
                         self.state,
-                        self._finished,
+                        self._on_idle,
                     )
                 )
         return regions
@@ -180,57 +179,106 @@ class Simulation:
         pool = self.world.pool_order[region][int(self.requests.workload[request])][0]
         return float(self.pools[region][pool].service_ms[request])
 
-    def _finished(self) -> None:
-        self.state.outstanding -= 1
-        if self.state.outstanding == 0 and self._arrivals_done and self.drain and not self._stopped.triggered:
+    def _on_idle(self) -> None:
+        """Called by a region when no routed request is left unfinished.
+
+        A drained run ends when every request has finished, but never before the end of the arrival window:
+        the window is the observation period (idle energy, planning calls) whatever the load.
+        """
+        if self._arrivals_done and self.drain and self._past_horizon and not self._stopped.triggered:
             self._stopped.succeed()
 
-    def _arrival_process(self) -> Generator[Event, Any, None]:
-        """Generates arrivals chunk by chunk and routes each one (the per-request hot path)."""
+    def _on_horizon(self, event: Event) -> None:
+        self._past_horizon = True
+        if self.state.outstanding == 0:
+            self._on_idle()
+
+    def _arrival_callback(self) -> Callable[[Event], None]:
+        """Builds the callback that routes arrivals: the per-request hot path.
+
+        Arrivals are a chain of timeouts, each callback routing every request due at that instant and
+        scheduling the next one; its state lives in closure variables, which Python reads faster than
+        attributes. Request columns are converted to Python lists one chunk at a time.
+        """
         env = self.env
         req = self.requests
         view = self.view
-        update = view._update
         decide = self.policy.decide
-        region_col = self.records.region
+        region_col = int_items(self.records.region)
         arrive = [r.arrive for r in self.regions]
         n_regions = len(arrive)
         half_rtt_s = [[x * 0.5e-3 for x in row] for row in self.world.rtt_ms.tolist()]
         state = self.state
         counts = self._arrivals_in_interval
+        carbon = self.world.carbon
         perf = time.perf_counter_ns
-        decision_ns = 0
         n = len(req)
-        for lo in range(0, n, CHUNK):
-            hi = min(n, lo + CHUNK)
-            times = req.arrival_s[lo:hi].tolist()
-            origins = req.origin[lo:hi].tolist()
-            workloads = req.workload[lo:hi].tolist()
-            jitter_s = (req.jitter_ms[lo:hi] * 1e-3).tolist()
-            for k in range(hi - lo):
-                t = times[k]
-                if t > env.now:
-                    yield Timeout(env, t - env.now)
+        policy_name = type(self.policy).__name__
+        # Chunk state: the Python lists of the current chunk and the index within it.
+        lo = 0
+        k = 0
+        size = 0
+        times: list[float] = []
+        origins: list[int] = []
+        workloads: list[int] = []
+        jitter_s: list[float] = []
+        next_hour_s = -1.0
+        decision_ns = 0
+
+        def load(start: int) -> None:
+            nonlocal lo, k, size, times, origins, workloads, jitter_s
+            hi = min(n, start + CHUNK)
+            lo, k, size = start, 0, hi - start
+            times = req.arrival_s[start:hi].tolist()
+            origins = req.origin[start:hi].tolist()
+            workloads = req.workload[start:hi].tolist()
+            jitter_s = (req.jitter_ms[start:hi].astype(np.float64) * 1e-3).tolist()
+
+        def on_arrival(event: Event) -> None:
+            nonlocal k, next_hour_s, decision_ns
+            now = env.now
+            while True:
                 i = lo + k
                 o = origins[k]
                 w = workloads[k]
-                update(t, i, w, o)
+                view._now = now
+                view._request = i
+                view._workload = w
+                view._origin = o
+                if now >= next_hour_s:
+                    view._intensity = carbon.all_at(now)
+                    next_hour_s = (now // SECONDS_PER_HOUR + 1.0) * SECONDS_PER_HOUR
                 t0 = perf()
                 r = decide(view)
                 decision_ns += perf() - t0
                 if not 0 <= r < n_regions:
                     raise ValueError(
-                        f"policy {type(self.policy).__name__} returned region {r!r} for request {i}; "
-                        f"expected an index in 0..{n_regions - 1}"
+                        f"policy {policy_name} returned region {r!r} for request {i}; expected an index in "
+                        f"0..{n_regions - 1}"
                     )
                 region_col[i] = r
                 counts[o][w] += 1
                 state.outstanding += 1
                 Timeout(env, half_rtt_s[o][r] + jitter_s[k], i).callbacks.append(arrive[r])
-        self._decision_ns = decision_ns
-        self._arrivals_done = True
-        if state.outstanding == 0 and self.drain and not self._stopped.triggered:
-            self._stopped.succeed()
+                k += 1
+                if k == size:
+                    if lo + size >= n:
+                        self._decision_ns = decision_ns
+                        self._arrivals_done = True
+                        if not state.outstanding:
+                            self._on_idle()
+                        return
+                    load(lo + size)
+                t = times[k]
+                if t > now:
+                    # Schedule at the recorded arrival time (delay computed from the current clock).
+                    Timeout(env, t - now).callbacks.append(on_arrival)
+                    return
+
+        if n:
+            load(0)
+            Timeout(env, times[0]).callbacks.append(on_arrival)
+        return on_arrival
 
     def _planning_process(self) -> Generator[Event, Any, None]:
         t = 0.0
@@ -254,6 +302,14 @@ class Simulation:
             if t < self.horizon_s:
                 yield Timeout(self.env, t - self.env.now)
 
+    def _finish_records(self) -> None:
+        """Fills the columns the hot path leaves out: completion status, and pool 0 of single-pool regions."""
+        rec = self.records
+        rec.status[~np.isnan(rec.end_s)] = COMPLETED
+        for ri, region in enumerate(self.regions):
+            if isinstance(region, SinglePoolRegion):
+                rec.pool[(rec.region == ri) & ~np.isnan(rec.start_s)] = 0
+
     def _on_limit(self, event: Event) -> None:
         if not self._stopped.triggered:
             self._stopped.succeed()
@@ -264,10 +320,11 @@ class Simulation:
         env = self.env
         # Planning first: a plan for time 0 exists before the first decision.
         env.process(self._planning_process())
-        env.process(self._arrival_process())
-        limit = env.timeout(self.stop_s)
-        limit.callbacks.append(self._on_limit)
+        self._arrival_callback()
+        env.timeout(self.horizon_s).callbacks.append(self._on_horizon)
+        env.timeout(self.stop_s).callbacks.append(self._on_limit)
         env.run(until=self._stopped)
+        self._finish_records()
         return SimResult(
             world=self.world,
             requests=self.requests,

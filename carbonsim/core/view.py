@@ -71,6 +71,7 @@ class DecisionView:
         "_rtt_rows",
         "_servers",
         "_slo",
+        "_static",
         "_workload",
         "context",
     )
@@ -99,18 +100,16 @@ class DecisionView:
         self._request = 0
         self._workload = 0
         self._origin = 0
-        self._hour = -1
         self._intensity: tuple[float, ...] = ()
-
-    def _update(self, now_s: float, request: int, workload: int, origin: int) -> None:
-        self._now = now_s
-        self._request = request
-        self._workload = workload
-        self._origin = origin
-        hour = int(now_s // 3600.0)
-        if hour != self._hour:
-            self._hour = hour
-            self._intensity = self._carbon.all_at(now_s)
+        # Round trip + profiled service statistic, per statistic, origin and workload (static, so computed
+        # once rather than per decision).
+        self._static = {
+            stat: [
+                [tuple(r + s for r, s in zip(rtt, per_wl, strict=True)) for per_wl in per_stat]
+                for rtt in self._rtt_rows
+            ]
+            for stat, per_stat in estimates.items()
+        }
 
     @property
     def now_s(self) -> float:
@@ -181,6 +180,38 @@ class DecisionView:
         """Profiled mean service time over the workload mix in each region, in ms (for wait estimates)."""
         return self._mix_service
 
+    def static_latency_ms(self, stat: str = "mean") -> tuple[float, ...]:
+        """Round trip + profiled service statistic (``mean``, ``p50``, ...) per region, in ms (no queueing)."""
+        return self._static[stat][self._origin][self._workload]
+
+    def predicted_wait_ms(self) -> list[float]:
+        """Estimated queueing wait of a request arriving now in each region, in ms.
+
+        With ``q`` requests waiting, ``b`` of ``c`` servers busy and ``s`` the profiled mean service time
+        over the workload mix, the newcomer waits for ``max(0, q + b - c + 1)`` departures, which occur at
+        rate ``c / s`` while all servers are busy: wait = max(0, q + b - c + 1) x s / c (exact in
+        expectation for exponential service, an approximation otherwise). Only observable state and
+        profiled means are used; changes of the queue while the request is on the network are ignored.
+        """
+        return [
+            (q + b - c + 1) * s / c if q + b >= c else 0.0
+            for q, b, c, s in zip(self._qlen, self._busy, self._servers, self._mix_service, strict=True)
+        ]
+
+    def predicted_latency_ms(self, stat: str = "mean", queue_aware: bool = True) -> list[float]:
+        """Predicted end-to-end latency per region in ms: round trip + (estimated wait) + service statistic.
+
+        The sum of :meth:`static_latency_ms` and :meth:`predicted_wait_ms`, in one pass because it runs for
+        every request.
+        """
+        static = self._static[stat][self._origin][self._workload]
+        if not queue_aware:
+            return list(static)
+        return [
+            x + ((q + b - c + 1) * s / c if q + b >= c else 0.0)
+            for x, q, b, c, s in zip(static, self._qlen, self._busy, self._servers, self._mix_service, strict=True)
+        ]
+
     def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
         """Hourly intensity of ``region`` from the current hour on, ``horizon_h`` hours (perfect forecast)."""
         return self._carbon.forecast(region, self._now, horizon_h)
@@ -219,4 +250,8 @@ class PlanView:
 
 def argmin(values: Sequence[float]) -> int:
     """Index of the smallest value; the lowest index wins ties (deterministic)."""
-    return min(range(len(values)), key=values.__getitem__)
+    return (
+        values.index(min(values))
+        if isinstance(values, list | tuple)
+        else min(range(len(values)), key=values.__getitem__)
+    )

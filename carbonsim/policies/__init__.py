@@ -5,7 +5,7 @@ Importing this package registers every built-in policy. Add a policy by decorati
 """
 
 from carbonsim.policies import heuristics, hybrid  # noqa: F401  (registers the built-in policies)
-from carbonsim.policies.base import BasePolicy, predicted_latency_ms, predicted_wait_ms
+from carbonsim.policies.base import BasePolicy, predicted_latency_ms
 from carbonsim.policies.hybrid import ConstrainedHybridConfig, HybridConfig
 from carbonsim.policies.registry import config_class, make_policy, policy_config, policy_names, register
 
@@ -18,6 +18,5 @@ __all__ = [
     "policy_config",
     "policy_names",
     "predicted_latency_ms",
-    "predicted_wait_ms",
     "register",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from carbonsim.config import PolicyConfig
 from carbonsim.core.view import DecisionView, PolicyContext
-from carbonsim.policies.base import BasePolicy, argmin, predicted_latency_ms
+from carbonsim.policies.base import BasePolicy, argmin
 from carbonsim.policies.registry import register
 
 
@@ -17,9 +17,7 @@ class LatencyFirst(BasePolicy):
 
     def decide(self, view: DecisionView) -> int:
         """Chooses the region with the smallest static latency."""
-        rtt = view.rtt_ms
-        svc = view.expected_service_ms
-        return argmin([rtt[r] + svc[r] for r in range(len(rtt))])
+        return argmin(view.static_latency_ms())
 
 
 @register("carbon_first")
@@ -42,12 +40,12 @@ class LeastLatency(BasePolicy):
     """Carbon-agnostic load balancing: the lowest *predicted* latency including the queueing wait.
 
     Predicted latency = round trip + estimated wait (see
-    :func:`carbonsim.policies.base.predicted_wait_ms`) + profiled mean service time.
+    :meth:`carbonsim.core.view.DecisionView.predicted_wait_ms`) + profiled mean service time.
     """
 
     def decide(self, view: DecisionView) -> int:
         """Chooses the region with the smallest predicted latency."""
-        return argmin(predicted_latency_ms(view, view.expected_service_ms, queue_aware=True))
+        return argmin(view.predicted_latency_ms())
 
 
 @register("round_robin")

@@ -65,6 +65,10 @@ class Hybrid(BasePolicy):
         super().__init__(config)
         self.config = config
         self._alpha = config.alpha
+        self._queue_aware = config.queue_aware
+        self._intensity: tuple[float, ...] = ()
+        self._c_lo = 0.0
+        self._c_span = 0.0
         self._global = config.normalisation == "global"
         lat_lo, lat_hi = config.latency_range_ms
         int_lo, int_hi = config.intensity_range_gco2_per_kwh
@@ -73,15 +77,20 @@ class Hybrid(BasePolicy):
 
     def decide(self, view: DecisionView) -> int:
         """Chooses the region with the smallest weighted score."""
-        latency = predicted_latency_ms(view, view.expected_service_ms, self.config.queue_aware)
+        latency = view.predicted_latency_ms("mean", self._queue_aware)
         intensity = view.intensity_gco2_per_kwh
+        if intensity is not self._intensity:
+            # The intensity tuple changes once per hour: cache its range rather than scanning it per request.
+            self._intensity = intensity
+            self._c_lo = min(intensity)
+            self._c_span = max(intensity) - self._c_lo
         a = self._alpha
         if self._global:
             (l0, ls), (c0, cs) = self._lat, self._int
             scores = [a * (lat - l0) / ls + (1 - a) * (c - c0) / cs for lat, c in zip(latency, intensity, strict=True)]
         else:
-            l_lo, c_lo = min(latency), min(intensity)
-            l_span, c_span = max(latency) - l_lo, max(intensity) - c_lo
+            l_lo, c_lo = min(latency), self._c_lo
+            l_span, c_span = max(latency) - l_lo, self._c_span
             # A quantity equal in every region carries no preference: its normalised value is 0 everywhere.
             wl = a / l_span if l_span > 0 else 0.0
             wc = (1 - a) / c_span if c_span > 0 else 0.0
@@ -138,10 +147,10 @@ class ConstrainedHybrid(BasePolicy):
     def decide(self, view: DecisionView) -> int:
         """Chooses the cleanest region predicted to meet the SLO."""
         if self._clairvoyant:
-            service = tuple(view.oracle_service_ms(r) for r in range(view.n_regions))
+            service = [view.oracle_service_ms(r) for r in range(view.n_regions)]
+            latency = predicted_latency_ms(view, service, self.config.queue_aware)
         else:
-            service = view.service_estimate_ms(self.config.service_estimate)
-        latency = predicted_latency_ms(view, service, self.config.queue_aware)
+            latency = view.predicted_latency_ms(self.config.service_estimate, self.config.queue_aware)
         budget = (1.0 - self.config.slo_margin) * view.slo_ms
         intensity = view.intensity_gco2_per_kwh
         best = -1

@@ -1,0 +1,143 @@
+"""Every shipped config composes with Hydra, validates, and every policy runs on every scenario."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+from rich.console import Console
+
+import carbonsim
+from carbonsim import RunConfig, policy_config, policy_names
+from carbonsim._hydra import config_dir, register_configs
+from carbonsim.cli import config_from_hydra, execute
+from carbonsim.runner import run
+
+CONF = config_dir()
+
+
+def yaml_names(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.endswith("schema"))
+
+
+SCENARIOS = yaml_names("scenario")
+EXPERIMENTS = yaml_names("experiment")
+POLICY_FILES = yaml_names("policy")
+
+
+def hydra_compose(*overrides: str) -> DictConfig:
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def load(*overrides: str) -> RunConfig:
+    return config_from_hydra(hydra_compose(*overrides))
+
+
+def test_shipped_groups_are_not_empty():
+    assert SCENARIOS and EXPERIMENTS and POLICY_FILES
+    assert "default" in SCENARIOS
+
+
+def test_registry_names_equal_policy_config_files():
+    assert policy_names() == POLICY_FILES
+
+
+def test_default_config_validates():
+    cfg = load()
+    assert isinstance(cfg, RunConfig)
+    assert cfg.scenario.name == "default"
+    assert cfg.policy.name == "hybrid"
+
+
+def test_config_yaml_values_equal_dataclass_defaults():
+    cfg = load()
+    for f in dataclasses.fields(RunConfig):
+        if f.default is not dataclasses.MISSING:
+            assert getattr(cfg, f.name) == f.default, f.name
+
+
+def test_command_line_overrides_reach_the_dataclasses():
+    cfg = load(
+        "policy=hybrid",
+        "policy.alpha=0.3",
+        "policy.normalisation=global",
+        "scenario.regions.1.pools.0.count=7",
+        "seed=4",
+        "drain=false",
+    )
+    assert (cfg.policy.alpha, cfg.policy.normalisation) == (0.3, "global")
+    assert cfg.scenario.regions[1].pools[0].count == 7
+    assert (cfg.seed, cfg.drain) == (4, False)
+
+
+@pytest.mark.parametrize("name", POLICY_FILES)
+def test_policy_yaml_defaults_equal_dataclass_defaults(name):
+    # The YAML only fills values; the values it states must be the dataclass defaults, not new ones.
+    assert load(f"policy={name}").policy == policy_config({"name": name})
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_scenario_name_matches_file_name(scenario):
+    assert load(f"scenario={scenario}").scenario.name == scenario
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+@pytest.mark.parametrize("policy", policy_names())
+def test_every_policy_runs_on_every_scenario(policy, scenario):
+    cfg = load(f"scenario={scenario}", f"policy={policy}", "sim_hours=0.1", "seed=1")
+    assert (cfg.scenario.name, cfg.policy.name) == (scenario, policy)
+    out = run(cfg)
+    s = out.summary
+    assert s["requests"] > 0
+    assert s["requests"] == s["completed"] + s["dropped"] + s["failed"] + s["in_flight"]
+    # Drained with a 24 h bound and unbounded queues: everything completes.
+    assert (s["completed"], s["dropped"], s["in_flight"]) == (s["requests"], 0, 0)
+    assert len(out.requests) == s["requests"]
+    assert out.per_region["requests"].sum() == s["requests"]
+    assert s["energy_kwh"] > 0
+    assert s["baseline_policy"] == "latency_first"
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_composes_and_validates(experiment):
+    cfg = load(f"+experiment={experiment}")
+    assert cfg.experiment is not None
+    assert cfg.experiment.name == experiment
+    for i, spec in enumerate(cfg.experiment.runs):
+        params = {k: v for k, v in spec.items() if k != "label"}
+        assert policy_config(params, f"experiment.runs[{i}]").name in policy_names()
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_experiment_runs_briefly(experiment, tmp_path: Path):
+    cfg = load(f"+experiment={experiment}", "sim_hours=0.1")
+    assert cfg.sim_hours == 0.1
+    execute(cfg, tmp_path, Console(file=io.StringIO()))
+    n_runs = len(cfg.experiment.runs) * len(cfg.experiment.seeds or (cfg.seed,))
+    comparison = (tmp_path / "comparison.csv").read_text().splitlines()
+    assert len(comparison) == 1 + n_runs
+    assert len(list((tmp_path / "runs").iterdir())) == n_runs
+    if cfg.experiment.published:
+        assert (tmp_path / "reference_table.csv").is_file()
+
+
+def test_reference_experiment_uses_the_reference_scenario():
+    cfg = load("+experiment=reference_table")
+    assert cfg.scenario.name == "reference"
+    assert cfg.sim_hours == 168.0
+
+
+def test_load_config_equals_hydra_composition():
+    overrides = ["scenario=reference", "policy=carbon_first", "sim_hours=2"]
+    assert carbonsim.load_config(overrides) == load(*overrides)
+
+
+def test_public_api_is_exported():
+    for name in carbonsim.__all__:
+        assert hasattr(carbonsim, name), name
