@@ -53,14 +53,26 @@ REGIONS = (
     ("singapore", "SINGAPORE", 0.14),
 )
 ORIGINS: tuple[dict[str, Any], ...] = (
-    {"name": "us-east", "share": 0.40,
-     "rtt_ms": {"us-east": 5, "us-west": 65, "eu-west": 85, "eu-north": 95, "singapore": 230}},
-    {"name": "us-west", "share": 0.20,
-     "rtt_ms": {"us-east": 65, "us-west": 5, "eu-west": 145, "eu-north": 155, "singapore": 170}},
-    {"name": "eu", "share": 0.25,
-     "rtt_ms": {"us-east": 85, "us-west": 145, "eu-west": 10, "eu-north": 25, "singapore": 165}},
-    {"name": "asia", "share": 0.15,
-     "rtt_ms": {"us-east": 230, "us-west": 170, "eu-west": 165, "eu-north": 175, "singapore": 5}},
+    {
+        "name": "us-east",
+        "share": 0.40,
+        "rtt_ms": {"us-east": 5, "us-west": 65, "eu-west": 85, "eu-north": 95, "singapore": 230},
+    },
+    {
+        "name": "us-west",
+        "share": 0.20,
+        "rtt_ms": {"us-east": 65, "us-west": 5, "eu-west": 145, "eu-north": 155, "singapore": 170},
+    },
+    {
+        "name": "eu",
+        "share": 0.25,
+        "rtt_ms": {"us-east": 85, "us-west": 145, "eu-west": 10, "eu-north": 25, "singapore": 165},
+    },
+    {
+        "name": "asia",
+        "share": 0.15,
+        "rtt_ms": {"us-east": 230, "us-west": 170, "eu-west": 165, "eu-north": 175, "singapore": 5},
+    },
 )
 # name, SLO (ms), share, mean service (ms), std (ms): the default scenario's workloads.
 WORKLOADS = (
@@ -109,12 +121,18 @@ def scenario_dict(rate_per_s: float) -> dict[str, Any]:
         "jitter_std_ms": 3.0,
         "arrivals": {"kind": "fixed_per_hour", "rate_per_s": rate_per_s},
         "carbon": {"kind": "synthetic_diurnal", "base_gco2_per_kwh": BASE_INTENSITY},
-        "regions": [{"name": name, "grid_zone": zone, "pue": 1.2, "price_usd_per_kwh": price, "pools": [pool]}
-                    for name, zone, price in REGIONS],
+        "regions": [
+            {"name": name, "grid_zone": zone, "pue": 1.2, "price_usd_per_kwh": price, "pools": [pool]}
+            for name, zone, price in REGIONS
+        ],
         "origins": list(ORIGINS),
         "workloads": [
-            {"name": name, "slo_ms": slo, "share": share,
-             "service": {"gpu": {"distribution": "normal", "mean_ms": mean, "std_ms": std, "min_ms": 1.0}}}
+            {
+                "name": name,
+                "slo_ms": slo,
+                "share": share,
+                "service": {"gpu": {"distribution": "normal", "mean_ms": mean, "std_ms": std, "min_ms": 1.0}},
+            }
             for name, slo, share, mean, std in WORKLOADS
         ],
     }
@@ -124,8 +142,14 @@ def run_config(n_requests: int, policy: str, seed: int, utilisation: float) -> R
     """A run whose arrival window holds ``n_requests`` requests at the target utilisation."""
     rate = arrival_rate_per_s(utilisation)
     scenario = build(ScenarioConfig, scenario_dict(rate), "scenario")
-    return RunConfig(scenario=scenario, policy=policy_config({"name": policy}), seed=seed,
-                     sim_hours=n_requests / rate / 3600.0, drain=True, max_drain_hours=1.0)
+    return RunConfig(
+        scenario=scenario,
+        policy=policy_config({"name": policy}),
+        seed=seed,
+        sim_hours=n_requests / rate / 3600.0,
+        drain=True,
+        max_drain_hours=1.0,
+    )
 
 
 # --- carbonsim ---------------------------------------------------------------------------------------
@@ -139,9 +163,16 @@ def prepare(cfg: RunConfig) -> tuple[World, Requests]:
 
 def make_simulation(cfg: RunConfig, world: World, requests: Requests) -> Simulation:
     """The simulation of ``cfg``'s policy on prepared arrivals (as :func:`carbonsim.simulate_policy` builds it)."""
-    return Simulation(world, requests, make_policy(cfg.policy), seed=cfg.seed, horizon_s=cfg.sim_hours * 3600.0,
-                      drain=cfg.drain, max_drain_s=cfg.max_drain_hours * 3600.0,
-                      planning_interval_s=cfg.planning_interval_min * 60.0)
+    return Simulation(
+        world,
+        requests,
+        make_policy(cfg.policy),
+        seed=cfg.seed,
+        horizon_s=cfg.sim_hours * 3600.0,
+        drain=cfg.drain,
+        max_drain_s=cfg.max_drain_hours * 3600.0,
+        planning_interval_s=cfg.planning_interval_min * 60.0,
+    )
 
 
 @dataclass(frozen=True)
@@ -209,8 +240,7 @@ def measure_carbonsim_memory(cfg: RunConfig) -> CarbonsimMemory:
         energy_peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    return CarbonsimMemory(len(requests), gen_peak, held, sim_peak, energy_peak, requests.nbytes,
-                           result.records.nbytes)
+    return CarbonsimMemory(len(requests), gen_peak, held, sim_peak, energy_peak, requests.nbytes, result.records.nbytes)
 
 
 def profile_carbonsim(cfg: RunConfig, top: int) -> str:
@@ -241,7 +271,11 @@ def _customer(
 
 
 def _source(
-    env: simpy.Environment, server: simpy.Resource, gaps: list[float], service: list[float], start: list[float],
+    env: simpy.Environment,
+    server: simpy.Resource,
+    gaps: list[float],
+    service: list[float],
+    start: list[float],
     end: list[float],
 ) -> Generator[simpy.Event, Any, None]:
     for i, (gap, svc) in enumerate(zip(gaps, service, strict=True)):
@@ -295,8 +329,14 @@ def time_naive(n: int, servers: int, rate_per_s: float, mean_service_s: float, s
     cpu = time.process_time() - c1
     waits = np.asarray(start) - np.cumsum(gaps_arr)
     utilisation = float(service_arr.sum() / (servers * env.now))
-    return NaiveTiming(t1 - t0, t2 - t1, cpu, float(waits.mean() * 1e3),
-                       erlang_c_wait_s(rate_per_s, mean_service_s, servers) * 1e3, utilisation)
+    return NaiveTiming(
+        t1 - t0,
+        t2 - t1,
+        cpu,
+        float(waits.mean() * 1e3),
+        erlang_c_wait_s(rate_per_s, mean_service_s, servers) * 1e3,
+        utilisation,
+    )
 
 
 # --- main --------------------------------------------------------------------------------------------
@@ -306,16 +346,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--requests", type=int, default=1_000_000, help="requests (customers) per simulation")
-    p.add_argument("--policy", default="hybrid", choices=policy_names(),
-                   help="carbonsim routing policy, with its default parameters (default: hybrid)")
+    p.add_argument(
+        "--policy",
+        default="hybrid",
+        choices=policy_names(),
+        help="carbonsim routing policy, with its default parameters (default: hybrid)",
+    )
     p.add_argument("--utilisation", type=float, default=0.7, help="mean server utilisation (default: 0.7)")
     p.add_argument("--seed", type=int, default=0, help="root seed (default: 0)")
-    p.add_argument("--repeat", type=int, default=1,
-                   help="timed runs of each simulator, alternating; the fastest of each counts (default: 1)")
-    p.add_argument("--memory-requests", type=int, default=None,
-                   help="requests in the tracemalloc run (default: --requests; 0 skips it)")
-    p.add_argument("--profile", action="store_true",
-                   help="also profile carbonsim's timed part (cProfile, top 25 by tottime) in an extra run")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="timed runs of each simulator, alternating; the fastest of each counts (default: 1)",
+    )
+    p.add_argument(
+        "--memory-requests",
+        type=int,
+        default=None,
+        help="requests in the tracemalloc run (default: --requests; 0 skips it)",
+    )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile carbonsim's timed part (cProfile, top 25 by tottime) in an extra run",
+    )
     args = p.parse_args(argv)
     if args.requests < 1:
         p.error("--requests must be at least 1")
@@ -339,13 +394,19 @@ def main(argv: list[str] | None = None) -> None:
     rate = cfg.scenario.arrivals.rate_per_s
     c = total_servers()
     mean_service_s = mix_service_ms() * 1e-3
-    print(f"scenario: {len(REGIONS)} regions x {SERVERS_PER_REGION} GPUs, {len(WORKLOADS)} workloads, "
-          f"mean service {mix_service_ms():.1f} ms, {rate:.1f} requests/s (utilisation {args.utilisation:.2f}), "
-          f"{cfg.sim_hours:.3f} simulated h; policy {args.policy}; seed {args.seed}")
-    print(f"carbonsim {carbonsim.__version__} (sources {source_digest()}), simpy {simpy.__version__}, "
-          f"numpy {np.__version__}, Python {platform.python_version()}")
-    print(f"timing: wall clock without tracemalloc, fastest of {args.repeat} run(s) per simulator, "
-          f"CPU time of that run in brackets")
+    print(
+        f"scenario: {len(REGIONS)} regions x {SERVERS_PER_REGION} GPUs, {len(WORKLOADS)} workloads, "
+        f"mean service {mix_service_ms():.1f} ms, {rate:.1f} requests/s (utilisation {args.utilisation:.2f}), "
+        f"{cfg.sim_hours:.3f} simulated h; policy {args.policy}; seed {args.seed}"
+    )
+    print(
+        f"carbonsim {carbonsim.__version__} (sources {source_digest()}), simpy {simpy.__version__}, "
+        f"numpy {np.__version__}, Python {platform.python_version()}"
+    )
+    print(
+        f"timing: wall clock without tracemalloc, fastest of {args.repeat} run(s) per simulator, "
+        f"CPU time of that run in brackets"
+    )
 
     best_cs: CarbonsimTiming | None = None
     best_nv: NaiveTiming | None = None
@@ -364,8 +425,10 @@ def main(argv: list[str] | None = None) -> None:
     busy_s = cs.energy.busy_server_s.sum(axis=1)
     done = int((cs.result.records.status == COMPLETED).sum())
     per_region = busy_s / (SERVERS_PER_REGION * cs.result.end_s)
-    print(f"carbonsim: {n:,} requests, {done:,} completed, measured utilisation "
-          f"{busy_s.sum() / (c * cs.result.end_s):.3f} (per region {' '.join(f'{u:.2f}' for u in per_region)})")
+    print(
+        f"carbonsim: {n:,} requests, {done:,} completed, measured utilisation "
+        f"{busy_s.sum() / (c * cs.result.end_s):.3f} (per region {' '.join(f'{u:.2f}' for u in per_region)})"
+    )
     print(f"  {'generate requests + world':<26}{cs.generate_s:8.3f} s")
     print(_rate_line("simulate", cs.simulate_s, n))
     print(f"  {'energy account':<26}{cs.energy_s:8.3f} s")
@@ -378,17 +441,21 @@ def main(argv: list[str] | None = None) -> None:
     del cs
 
     nv = best_nv
-    print(f"naive SimPy M/M/{c}: {args.requests:,} customers, exponential service mean {mean_service_s * 1e3:.1f} ms, "
-          f"measured utilisation {nv.utilisation:.3f}, mean wait {nv.mean_wait_ms:.3f} ms "
-          f"(Erlang C {nv.erlang_c_wait_ms:.3f} ms)")
+    print(
+        f"naive SimPy M/M/{c}: {args.requests:,} customers, exponential service mean {mean_service_s * 1e3:.1f} ms, "
+        f"measured utilisation {nv.utilisation:.3f}, mean wait {nv.mean_wait_ms:.3f} ms "
+        f"(Erlang C {nv.erlang_c_wait_ms:.3f} ms)"
+    )
     print(f"  {'draw random numbers':<26}{nv.generate_s:8.3f} s")
     print(_rate_line("simulate", nv.simulate_s, args.requests, f"  <- headline  [cpu {nv.cpu_s:.3f} s]"))
     print(_rate_line("incl. drawing", nv.simulate_s + nv.generate_s, args.requests))
     naive_rate = args.requests / nv.simulate_s
     naive_total_rate = args.requests / (nv.simulate_s + nv.generate_s)
-    print(f"ratio carbonsim/naive: {carbonsim_rate / naive_rate:.2f} (simulate + energy vs simulate), "
-          f"{carbonsim_total_rate / naive_total_rate:.2f} including generation, "
-          f"{(nv.cpu_s / args.requests) / (carbonsim_cpu_s / n):.2f} in CPU time of the headline parts")
+    print(
+        f"ratio carbonsim/naive: {carbonsim_rate / naive_rate:.2f} (simulate + energy vs simulate), "
+        f"{carbonsim_total_rate / naive_total_rate:.2f} including generation, "
+        f"{(nv.cpu_s / args.requests) / (carbonsim_cpu_s / n):.2f} in CPU time of the headline parts"
+    )
 
     bytes_per_request = math.nan
     if args.memory_requests:
@@ -401,10 +468,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {'record columns':<26}{mem.record_bytes * per:8.1f}")
         print(f"  {'held after generation':<26}{mem.held_after_generate * per:8.1f}   (world + request stream)")
         print(f"  {'peak while generating':<26}{mem.generate_peak * per:8.1f}")
-        print(f"  {'peak while simulating':<26}{bytes_per_request:8.1f}   "
-              f"(stream + records + queues + events + chunk buffers)  <- bytes_per_request")
-        print(f"  {'peak in energy account':<26}{mem.energy_peak * per:8.1f}   "
-              f"(stream + records + account temporaries)")
+        print(
+            f"  {'peak while simulating':<26}{bytes_per_request:8.1f}   "
+            f"(stream + records + queues + events + chunk buffers)  <- bytes_per_request"
+        )
+        print(
+            f"  {'peak in energy account':<26}{mem.energy_peak * per:8.1f}   (stream + records + account temporaries)"
+        )
 
     if args.profile:
         print(f"cProfile of carbonsim simulate + energy account ({args.requests:,} requests), top 25 by tottime:")
