@@ -348,9 +348,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--requests", type=int, default=1_000_000, help="requests (customers) per simulation")
     p.add_argument(
         "--policy",
-        default="hybrid",
+        default="least_latency",
         choices=policy_names(),
-        help="carbonsim routing policy, with its default parameters (default: hybrid)",
+        help="carbonsim routing policy, with its default parameters (default: least_latency, queue-aware load "
+        "balancing, which keeps every region near the 70 %% load; hybrid concentrates it)",
     )
     p.add_argument("--utilisation", type=float, default=0.7, help="mean server utilisation (default: 0.7)")
     p.add_argument("--seed", type=int, default=0, help="root seed (default: 0)")
@@ -434,6 +435,10 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {'energy account':<26}{cs.energy_s:8.3f} s")
     print(_rate_line("simulate + energy", cs.core_s, n, f"  <- headline  [cpu {cs.cpu_s:.3f} s]"))
     print(_rate_line("incl. generation", cs.core_s + cs.generate_s, n))
+    print(
+        f"  {'policy decisions':<26}{cs.result.decision_ns / 1e9:8.3f} s   "
+        f"({cs.result.decision_ns / max(n, 1) / 1e3:.2f} us per decision, inside 'simulate')"
+    )
     carbonsim_rate = n / cs.core_s
     carbonsim_total_rate = n / (cs.core_s + cs.generate_s)
     carbonsim_cpu_s = cs.cpu_s
@@ -462,19 +467,21 @@ def main(argv: list[str] | None = None) -> None:
         mcfg = run_config(args.memory_requests, args.policy, args.seed, args.utilisation)
         mem = measure_carbonsim_memory(mcfg)
         per = 1.0 / mem.n
-        bytes_per_request = mem.simulate_peak * per
+        # The whole run's peak: the simulation or the energy account, whichever is higher.
+        bytes_per_request = max(mem.simulate_peak, mem.energy_peak) * per
         print(f"carbonsim memory: separate run under tracemalloc ({mem.n:,} requests), bytes per request:")
         print(f"  {'request stream columns':<26}{mem.stream_bytes * per:8.1f}")
         print(f"  {'record columns':<26}{mem.record_bytes * per:8.1f}")
         print(f"  {'held after generation':<26}{mem.held_after_generate * per:8.1f}   (world + request stream)")
         print(f"  {'peak while generating':<26}{mem.generate_peak * per:8.1f}")
         print(
-            f"  {'peak while simulating':<26}{bytes_per_request:8.1f}   "
-            f"(stream + records + queues + events + chunk buffers)  <- bytes_per_request"
+            f"  {'peak while simulating':<26}{mem.simulate_peak * per:8.1f}   "
+            f"(stream + records + queues + events + chunk buffers)"
         )
         print(
             f"  {'peak in energy account':<26}{mem.energy_peak * per:8.1f}   (stream + records + account temporaries)"
         )
+        print(f"  {'peak of the whole run':<26}{bytes_per_request:8.1f}   <- bytes_per_request")
 
     if args.profile:
         print(f"cProfile of carbonsim simulate + energy account ({args.requests:,} requests), top 25 by tottime:")

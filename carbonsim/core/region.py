@@ -119,7 +119,10 @@ class SinglePoolRegion:
         else:
             self.free += 1
             self._busy[self.index] -= 1
-        self._done()
+        state = self.state
+        state.outstanding -= 1
+        if not state.outstanding:
+            self.on_idle()
 
     def _done(self) -> None:
         state = self.state

@@ -67,8 +67,7 @@ class Hybrid(BasePolicy):
         self._alpha = config.alpha
         self._queue_aware = config.queue_aware
         self._intensity: tuple[float, ...] = ()
-        self._c_lo = 0.0
-        self._c_span = 0.0
+        self._carbon_term: list[float] = []
         self._global = config.normalisation == "global"
         lat_lo, lat_hi = config.latency_range_ms
         int_lo, int_hi = config.intensity_range_gco2_per_kwh
@@ -80,22 +79,32 @@ class Hybrid(BasePolicy):
         latency = view.predicted_latency_ms("mean", self._queue_aware)
         intensity = view.intensity_gco2_per_kwh
         if intensity is not self._intensity:
-            # The intensity tuple changes once per hour: cache its range rather than scanning it per request.
+            # The intensity tuple changes once per hour: its weighted, normalised term is computed then
+            # rather than for every request.
             self._intensity = intensity
-            self._c_lo = min(intensity)
-            self._c_span = max(intensity) - self._c_lo
+            self._carbon_term = self._carbon_terms(intensity)
         a = self._alpha
         if self._global:
-            (l0, ls), (c0, cs) = self._lat, self._int
-            scores = [a * (lat - l0) / ls + (1 - a) * (c - c0) / cs for lat, c in zip(latency, intensity, strict=True)]
+            l0, ls = self._lat
+            wl = a / ls
+            scores = [wl * (lat - l0) + c for lat, c in zip(latency, self._carbon_term, strict=True)]
         else:
-            l_lo, c_lo = min(latency), self._c_lo
-            l_span, c_span = max(latency) - l_lo, self._c_span
+            l_lo = min(latency)
+            l_span = max(latency) - l_lo
             # A quantity equal in every region carries no preference: its normalised value is 0 everywhere.
             wl = a / l_span if l_span > 0 else 0.0
-            wc = (1 - a) / c_span if c_span > 0 else 0.0
-            scores = [wl * (lat - l_lo) + wc * (c - c_lo) for lat, c in zip(latency, intensity, strict=True)]
+            scores = [wl * (lat - l_lo) + c for lat, c in zip(latency, self._carbon_term, strict=True)]
         return argmin(scores)
+
+    def _carbon_terms(self, intensity: tuple[float, ...]) -> list[float]:
+        """(1 - alpha) x normalised intensity per region."""
+        if self._global:
+            c0, cs = self._int
+            return [(1 - self._alpha) * (c - c0) / cs for c in intensity]
+        c_lo = min(intensity)
+        c_span = max(intensity) - c_lo
+        wc = (1 - self._alpha) / c_span if c_span > 0 else 0.0
+        return [wc * (c - c_lo) for c in intensity]
 
 
 SERVICE_ESTIMATES = (*ESTIMATE_STATS, "clairvoyant")
