@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -37,16 +38,20 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
         data = {k: v for k, v in run.items() if k != "label"}
         pc = policy_config(data, f"experiment.runs[{i}]")
         specs.append((str(run.get("label") or policy_label(pc)), pc))
+    baseline_cfg = policy_config({"name": cfg.baseline}, "baseline") if cfg.baseline else None
     summaries = []
     workload_rows = []
     for seed in seeds:
         world, requests = prepare(cfg, seed)
         baseline: RunOutput | None = None
-        if cfg.baseline:
-            base_cfg = policy_config({"name": cfg.baseline}, "baseline")
-            baseline = simulate_policy(cfg, base_cfg, world, requests, seed)
+        if baseline_cfg is not None:
+            baseline = simulate_policy(cfg, baseline_cfg, world, requests, seed)
         for label, pc in specs:
-            out = simulate_policy(cfg, pc, world, requests, seed, label)
+            if baseline is not None and pc == baseline_cfg:
+                # The baseline already ran this policy on these arrivals: reuse it under this run's label.
+                out = dataclasses.replace(baseline, label=label, summary={**baseline.summary, "label": label})
+            else:
+                out = simulate_policy(cfg, pc, world, requests, seed, label)
             if baseline is not None:
                 metrics.add_reduction(out.summary, baseline.summary, cfg.baseline)
             write_outputs(out, out_dir / "runs" / f"{_slug(label)}_seed{seed}", write_requests=False)

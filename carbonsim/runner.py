@@ -53,7 +53,7 @@ class RunOutput:
 
 def policy_label(cfg: PolicyConfig) -> str:
     """A readable label: the name plus the parameters that differ from the defaults."""
-    default = type(cfg)(name=cfg.name) if dataclasses.fields(cfg) else cfg
+    default = type(cfg)(name=cfg.name)
     changed = [
         f"{f.name}={getattr(cfg, f.name)}"
         for f in dataclasses.fields(cfg)
