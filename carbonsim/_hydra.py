@@ -14,14 +14,16 @@ from carbonsim.policies.registry import registered
 def register_configs() -> None:
     """Stores the schemas that the YAML files in ``conf/`` extend.
 
-    They are ``run_schema``, ``scenario_schema`` and ``<policy>_schema`` for every registered policy; with
-    them, Hydra rejects unknown keys and wrong types.
+    They are ``run_schema``, ``schema/scenario/scenario`` and ``schema/policy/<name>`` for every registered
+    policy (YAML files extend them with ``- /schema/policy/<name>@_here_``); with them, Hydra rejects
+    unknown keys and wrong types.
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
-    cs.store(group="scenario", name="scenario_schema", node=thaw(ScenarioConfig))
+    # Schemas live in their own groups so that Hydra's lists of valid choices show only real configs.
+    cs.store(group="schema/scenario", name="scenario", node=thaw(ScenarioConfig))
     for name, (_cls, config_cls) in registered().items():
-        cs.store(group="policy", name=f"{name}_schema", node=thaw(config_cls)(name=name))
+        cs.store(group="schema/policy", name=name, node=thaw(config_cls)(name=name))
 
 
 def config_dir() -> Path:
