@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,8 +193,8 @@ class Simulation:
         if self.state.outstanding == 0:
             self._on_idle()
 
-    def _arrival_callback(self) -> Callable[[Event], None]:
-        """Builds the callback that routes arrivals: the per-request hot path.
+    def _start_arrivals(self) -> None:
+        """Builds the callback that routes arrivals (the per-request hot path) and schedules the first.
 
         Arrivals are a chain of timeouts, each callback routing every request due at that instant and
         scheduling the next one; its state lives in closure variables, which Python reads faster than
@@ -278,7 +278,6 @@ class Simulation:
         if n:
             load(0)
             Timeout(env, times[0]).callbacks.append(on_arrival)
-        return on_arrival
 
     def _planning_process(self) -> Generator[Event, Any, None]:
         t = 0.0
@@ -320,7 +319,7 @@ class Simulation:
         env = self.env
         # Planning first: a plan for time 0 exists before the first decision.
         env.process(self._planning_process())
-        self._arrival_callback()
+        self._start_arrivals()
         env.timeout(self.horizon_s).callbacks.append(self._on_horizon)
         env.timeout(self.stop_s).callbacks.append(self._on_limit)
         env.run(until=self._stopped)
