@@ -88,7 +88,7 @@ def request_table(result: SimResult, energy: EnergyAccount) -> pd.DataFrame:
             "energy_j": energy.request_energy_j,
             "carbon_g": energy.request_carbon_g,
             # float64 here so that means over requests accumulate in double precision.
-        "intensity_gco2_per_kwh": energy.request_intensity.astype(np.float64),
+            "intensity_gco2_per_kwh": energy.request_intensity.astype(np.float64),
         }
     )
 
