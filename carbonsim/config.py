@@ -301,6 +301,8 @@ class ScenarioConfig:
         carbon: The carbon-intensity signal.
         jitter_std_ms: Standard deviation of the network jitter max(0, N(0, sigma)) added to the outbound
             trip after the routing decision, in ms; 0 disables it.
+        carbon_price_usd_per_tonne: Price of emissions in USD per tonne CO2eq (e.g. an emissions-trading
+            price); the carbon cost is reported beside the electricity cost and added to the total.
     """
 
     name: str
@@ -310,6 +312,7 @@ class ScenarioConfig:
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     jitter_std_ms: float = 0.0
+    carbon_price_usd_per_tonne: float = 0.0
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -319,6 +322,12 @@ class ScenarioConfig:
         _unique("regions", [r.name for r in self.regions])
         _unique("workloads", [w.name for w in self.workloads])
         _unique("origins", [o.name for o in self.origins])
+        _check(
+            _finite(self.carbon_price_usd_per_tonne) and self.carbon_price_usd_per_tonne >= 0,
+            "carbon_price_usd_per_tonne",
+            self.carbon_price_usd_per_tonne,
+            "a price >= 0 USD per tonne",
+        )
         _check(
             _finite(self.jitter_std_ms) and self.jitter_std_ms >= 0,
             "jitter_std_ms",

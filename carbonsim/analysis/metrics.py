@@ -139,11 +139,18 @@ def summary(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> dict[
         "busy_carbon_kg": float(energy.busy_g.sum()) / 1e3,
         "idle_carbon_kg": float(energy.idle_g.sum()) / 1e3,
         "carbon_g_per_request": carbon_g / completed if completed else float("nan"),
-        "cost_usd": float(energy.cost_usd.sum()),
+        "electricity_cost_usd": float(energy.cost_usd.sum()),
+        "carbon_cost_usd": carbon_cost_usd(carbon_g, result),
+        "cost_usd": float(energy.cost_usd.sum()) + carbon_cost_usd(carbon_g, result),
         "sim_hours": result.horizon_s / SECONDS_PER_HOUR,
         "sim_end_s": result.end_s,
     }
     return out
+
+
+def carbon_cost_usd(carbon_g: float, result: SimResult) -> float:
+    """Cost of ``carbon_g`` grams of CO2eq at the scenario's carbon price (USD per tonne)."""
+    return carbon_g / 1e6 * result.world.scenario.carbon_price_usd_per_tonne
 
 
 def add_reduction(summary_: dict[str, Any], baseline: dict[str, Any], baseline_name: str) -> None:
