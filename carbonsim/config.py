@@ -10,6 +10,7 @@ CO2-equivalent per kilowatt-hour, ``_usd_per_kwh`` US dollars per kilowatt-hour.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -19,7 +20,9 @@ from carbonsim._schema import ConfigError
 
 SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "normal", "truncated_normal", "lognormal", "empirical")
 ARRIVAL_KINDS = ("poisson", "fixed_per_hour")
-CARBON_KINDS = ("synthetic_diurnal",)
+CARBON_KINDS = ("synthetic_diurnal", "electricitymaps")
+CARBON_METRICS = ("direct", "lca")
+PRICE_KINDS = ("flat", "market")
 #: Shares must sum to one within this tolerance (YAML decimals such as 0.1 are not exact in binary).
 SHARE_TOLERANCE = 1e-6
 
@@ -181,6 +184,8 @@ class RegionConfig:
         price_usd_per_kwh: Flat electricity price in USD/kWh.
         pools: Server pools; a request is served by the first free server, fastest hardware first.
         max_queue_length: Waiting requests beyond which new arrivals are dropped; null for unbounded.
+        price_market: Price series of the region (a market in traces/electricity_prices) for
+            ``prices.kind: market``.
     """
 
     name: str
@@ -189,6 +194,7 @@ class RegionConfig:
     price_usd_per_kwh: float
     pools: tuple[ServerPoolConfig, ...]
     max_queue_length: int | None = None
+    price_market: str = ""
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
@@ -258,8 +264,13 @@ class CarbonConfig:
 
     Attributes:
         kind: ``synthetic_diurnal``: hourly intensity = max(floor, base x (1 + amplitude x
-            sin(2 pi (h - phase_h) / 24)) x U(1 - noise, 1 + noise)) with h the hour of day (UTC).
-        base_gco2_per_kwh: Base intensity per grid zone in gCO2eq/kWh.
+            sin(2 pi (h - phase_h) / 24)) x U(1 - noise, 1 + noise)) with h the hour of day (UTC);
+            ``electricitymaps``: the measured hourly average intensity of each region's grid zone
+            (traces/carbon_intensity/electricitymaps_hourly), from the scenario's ``start_utc``.
+        metric: For ``electricitymaps``: ``direct`` (operational emissions) or ``lca`` (life-cycle).
+        wrap: For measured signals: continue from the first hour of the data when the run extends past its
+            last hour (otherwise such a run fails, naming the data's end).
+        base_gco2_per_kwh: Base intensity per grid zone in gCO2eq/kWh (``synthetic_diurnal``).
         amplitude: Relative amplitude of the daily sine.
         phase_h: Hour of day at which the sine crosses zero going up.
         noise: Half-width of the multiplicative uniform noise.
@@ -267,6 +278,8 @@ class CarbonConfig:
     """
 
     kind: str = "synthetic_diurnal"
+    metric: str = "direct"
+    wrap: bool = False
     base_gco2_per_kwh: dict[str, float] = field(default_factory=dict)
     amplitude: float = 0.2
     phase_h: float = 6.0
@@ -275,6 +288,7 @@ class CarbonConfig:
 
     def __post_init__(self) -> None:
         _check(self.kind in CARBON_KINDS, "kind", self.kind, f"one of {', '.join(CARBON_KINDS)}")
+        _check(self.metric in CARBON_METRICS, "metric", self.metric, f"one of {', '.join(CARBON_METRICS)}")
         for zone, base in self.base_gco2_per_kwh.items():
             _check(_finite(base) and base >= 0, f"base_gco2_per_kwh.{zone}", base, "an intensity >= 0")
         _check(_finite(self.amplitude) and 0 <= self.amplitude <= 1, "amplitude", self.amplitude, "a value in [0, 1]")
@@ -285,6 +299,24 @@ class CarbonConfig:
             self.floor_gco2_per_kwh,
             "an intensity >= 0",
         )
+
+
+@dataclass(frozen=True)
+class PriceConfig:
+    """The electricity price signal.
+
+    Attributes:
+        kind: ``flat``: each region's ``price_usd_per_kwh`` at every hour; ``market``: the measured hourly
+            price of each region's ``price_market`` (traces/electricity_prices), from the scenario's
+            ``start_utc``.
+        wrap: For ``market``: continue from the first hour of the data when the run extends past its end.
+    """
+
+    kind: str = "flat"
+    wrap: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.kind in PRICE_KINDS, "kind", self.kind, f"one of {', '.join(PRICE_KINDS)}")
 
 
 @dataclass(frozen=True)
@@ -299,6 +331,9 @@ class ScenarioConfig:
         origins: The user origins.
         arrivals: The arrival process.
         carbon: The carbon-intensity signal.
+        prices: The electricity price signal.
+        start_utc: Calendar time of simulated t = 0 for measured signals, ISO 8601 in UTC on a whole hour
+            (e.g. ``2023-06-05T00:00:00Z``); required when a measured signal is used.
         jitter_std_ms: Standard deviation of the network jitter max(0, N(0, sigma)) added to the outbound
             trip after the routing decision, in ms; 0 disables it.
         carbon_price_usd_per_tonne: Price of emissions in USD per tonne CO2eq (e.g. an emissions-trading
@@ -311,6 +346,8 @@ class ScenarioConfig:
     origins: tuple[OriginConfig, ...]
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
+    prices: PriceConfig = field(default_factory=PriceConfig)
+    start_utc: str = ""
     jitter_std_ms: float = 0.0
     carbon_price_usd_per_tonne: float = 0.0
     description: str = ""
@@ -374,9 +411,20 @@ class ScenarioConfig:
                             f"{wl.name!r} on {pool.hardware} to give batch_time_factor for batch sizes 1.."
                             f"{pool.max_batch_size}, it gives {len(factors)}"
                         )
+        measured = self.carbon.kind != "synthetic_diurnal" or self.prices.kind != "flat"
+        if measured or self.start_utc:
+            _check_start(self.start_utc)
+        if self.prices.kind == "market":
+            for ri, region in enumerate(self.regions):
+                _check(
+                    bool(region.price_market),
+                    f"regions[{ri}].price_market",
+                    region.price_market,
+                    "a price market (prices.kind is market)",
+                )
         zones = sorted({r.grid_zone for r in self.regions})
         missing_zones = [z for z in zones if z not in self.carbon.base_gco2_per_kwh]
-        if missing_zones:
+        if self.carbon.kind == "synthetic_diurnal" and missing_zones:
             raise ConfigError(
                 f"carbon.base_gco2_per_kwh: no base intensity for grid zone(s) "
                 f"{', '.join(missing_zones)}; zones in this scenario: {', '.join(zones)}"
@@ -396,6 +444,20 @@ class ScenarioConfig:
     def origin_names(self) -> tuple[str, ...]:
         """Origin names in configuration order."""
         return tuple(o.name for o in self.origins)
+
+
+def _check_start(start_utc: str) -> None:
+    """Validates ``start_utc``: ISO 8601, explicitly UTC, on a whole hour."""
+    try:
+        t = datetime.datetime.fromisoformat(start_utc.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"start_utc: expected an ISO 8601 UTC time such as 2023-06-05T00:00:00Z, got {start_utc!r}"
+        ) from None
+    if t.utcoffset() != datetime.timedelta(0):
+        raise ConfigError(f"start_utc: expected a time in UTC (suffix Z or +00:00), got {start_utc!r}")
+    if (t.minute, t.second, t.microsecond) != (0, 0, 0):
+        raise ConfigError(f"start_utc: expected a whole hour (signals are hourly), got {start_utc!r}")
 
 
 def _unique(name: str, names: list[str]) -> None:

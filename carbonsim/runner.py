@@ -23,6 +23,7 @@ from carbonsim.config import PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
 from carbonsim.core.simulation import Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
+from carbonsim.inputs import signals
 from carbonsim.policies import make_policy, policy_config
 
 
@@ -65,7 +66,9 @@ def policy_label(cfg: PolicyConfig) -> str:
 def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests]:
     """Compiles the world and draws the requests of a run (shared by every policy on the same seed)."""
     seed = cfg.seed if seed is None else seed
-    world = compile_world(cfg.scenario, seed, signal_hours(cfg.sim_hours, cfg.drain, cfg.max_drain_hours))
+    hours = signal_hours(cfg.sim_hours, cfg.drain, cfg.max_drain_hours)
+    carbon, price = signals(cfg.scenario, seed, hours)
+    world = compile_world(cfg.scenario, seed, hours, carbon=carbon, price=price)
     return world, draw_requests(cfg.scenario, seed, cfg.sim_hours)
 
 

@@ -18,19 +18,21 @@ class HourlySignal:
     Args:
         values: Array of shape (regions, hours), e.g. intensity in gCO2eq/kWh.
         name: What the values are, with unit, for error messages.
+        allow_negative: Accept negative values (electricity prices can be negative; intensities cannot).
 
     Raises:
-        ValueError: if the array is not 2-D, is empty, or holds NaN or negative values.
+        ValueError: if the array is not 2-D, is empty, or holds NaN (or, unless allowed, negative) values.
     """
 
-    def __init__(self, values: np.ndarray, name: str) -> None:
+    def __init__(self, values: np.ndarray, name: str, allow_negative: bool = False) -> None:
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] == 0:
             raise ValueError(f"{name}: expected a (regions, hours) array with at least one hour, got {arr.shape}")
-        bad = ~np.isfinite(arr) | (arr < 0)
+        bad = ~np.isfinite(arr) if allow_negative else ~np.isfinite(arr) | (arr < 0)
         if bad.any():
             r, h = np.argwhere(bad)[0]
-            raise ValueError(f"{name}: region index {r}, hour {h}: expected a finite value >= 0, got {arr[r, h]}")
+            expected = "a finite value" if allow_negative else "a finite value >= 0"
+            raise ValueError(f"{name}: region index {r}, hour {h}: expected {expected}, got {arr[r, h]}")
         self.values = arr
         self.values.setflags(write=False)
         self.name = name

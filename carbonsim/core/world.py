@@ -65,7 +65,7 @@ def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySign
 def flat_price(scenario: ScenarioConfig, hours: int) -> HourlySignal:
     """The flat electricity price of each region, repeated for ``hours`` hours."""
     prices = np.array([r.price_usd_per_kwh for r in scenario.regions])
-    return HourlySignal(np.repeat(prices[:, None], hours, axis=1), "electricity price (USD/kWh)")
+    return HourlySignal(np.repeat(prices[:, None], hours, axis=1), "electricity price (USD/kWh)", allow_negative=True)
 
 
 def signal_hours(sim_hours: float, drain: bool, max_drain_hours: float) -> int:
@@ -73,14 +73,23 @@ def signal_hours(sim_hours: float, drain: bool, max_drain_hours: float) -> int:
     return math.ceil(sim_hours + (max_drain_hours if drain else 0.0)) + 1
 
 
-def compile_world(scenario: ScenarioConfig, seed: int, hours: int, carbon: HourlySignal | None = None) -> World:
+def compile_world(
+    scenario: ScenarioConfig,
+    seed: int,
+    hours: int,
+    carbon: HourlySignal | None = None,
+    price: HourlySignal | None = None,
+) -> World:
     """Compiles a scenario.
+
+    Measured signals are loaded outside the core (``carbonsim.inputs``) and passed in here.
 
     Args:
         scenario: The scenario.
         seed: Root seed (carbon noise, profiling draws).
         hours: Hours the signals must cover.
         carbon: A carbon signal to use instead of the scenario's generator.
+        price: A price signal (USD/kWh) to use instead of the regions' flat prices.
 
     Returns:
         The world.
@@ -89,11 +98,14 @@ def compile_world(scenario: ScenarioConfig, seed: int, hours: int, carbon: Hourl
     rtt = np.array([[o.rtt_ms[r.name] for r in regions] for o in scenario.origins], dtype=np.float64)
     if carbon is None:
         carbon = carbon_signal(scenario, seed, hours)
-    if carbon.values.shape[0] != len(regions) or carbon.hours < hours:
-        raise ValueError(
-            f"carbon signal: expected {len(regions)} regions x >= {hours} hours, got "
-            f"{carbon.values.shape[0]} x {carbon.hours}"
-        )
+    if price is None:
+        price = flat_price(scenario, hours)
+    for signal in (carbon, price):
+        if signal.values.shape[0] != len(regions) or signal.hours < hours:
+            raise ValueError(
+                f"{signal.name}: expected {len(regions)} regions x >= {hours} hours, got "
+                f"{signal.values.shape[0]} x {signal.hours}"
+            )
     hardware = sorted({p.hardware for r in regions for p in r.pools})
     profiles: dict[tuple[int, str], ServiceProfile] = {}
     for w, wl in enumerate(scenario.workloads):
@@ -115,7 +127,7 @@ def compile_world(scenario: ScenarioConfig, seed: int, hours: int, carbon: Hourl
         ]
     shares = [wl.share for wl in scenario.workloads]
     mix = tuple(sum(s * estimates["mean"][w][ri] for w, s in enumerate(shares)) for ri in range(len(regions)))
-    return World(scenario, rtt, carbon, flat_price(scenario, hours), profiles, pool_order, estimates, mix)
+    return World(scenario, rtt, carbon, price, profiles, pool_order, estimates, mix)
 
 
 __all__ = ["SECONDS_PER_HOUR", "World", "carbon_signal", "compile_world", "flat_price", "signal_hours"]

@@ -1,0 +1,85 @@
+"""Reading CSV files (plain or gzip'd) and formatting where in a file a problem is."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import zlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from carbonsim.data.errors import DataError
+
+
+def at_row(row: int) -> str:
+    """Location of a 1-based data row, with its file line (the header is line 1)."""
+    return f"row {row} (line {row + 1})"
+
+
+def at_rows(rows: Sequence[int]) -> str:
+    """Location of several 1-based data rows, with their file lines."""
+    return f"rows {', '.join(str(r) for r in rows)} (lines {', '.join(str(r + 1) for r in rows)})"
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.suffix == ".gz":
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names on the first line of a CSV file, exactly as written.
+
+    Raises:
+        DataError: if the file is missing, empty, not valid gzip or not UTF-8.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    try:
+        with _open_text(path) as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the header line: {exc}") from exc
+    if header is None:
+        raise DataError(f"{path}: file is empty; expected a header line")
+    return header
+
+
+def check_header(found: Sequence[str], expected: Sequence[str], source: Path | str) -> None:
+    """Raises unless ``found`` is exactly ``expected`` (names, order and count).
+
+    Raises:
+        DataError: naming the header found, the expected one and the missing and unexpected names.
+    """
+    if list(found) == list(expected):
+        return
+    missing = [c for c in expected if c not in found]
+    unexpected = [c for c in found if c not in expected]
+    detail = f"missing {missing}, unexpected {unexpected}" if missing or unexpected else "columns out of order"
+    raise DataError(f"{source}: line 1: unexpected header {list(found)}; expected {list(expected)} ({detail})")
+
+
+def read_csv(
+    path: Path,
+    expected_header: Sequence[str],
+    *,
+    usecols: Sequence[str] | None = None,
+    dtype: Mapping[str, Any] | None = None,
+) -> pd.DataFrame:
+    """Reads a CSV file whose header must be exactly ``expected_header``.
+
+    Cells pandas reads as missing (empty, ``NaN``, ``NA``...) stay NaN here; the callers decide whether a
+    column may hold them. The frame's index is the 0-based data row, so ``index + 1`` is the 1-based row.
+
+    Raises:
+        DataError: if the file is missing or unreadable, the header differs or a line has too many fields.
+    """
+    check_header(read_header(path), expected_header, path)
+    try:
+        return pd.read_csv(path, usecols=list(usecols) if usecols is not None else None, dtype=dtype)
+    except (OSError, EOFError, zlib.error, UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
+        raise DataError(f"{path}: cannot parse as CSV: {exc}") from exc

@@ -1,0 +1,107 @@
+"""The time-varying inputs of a scenario: carbon-intensity and price signals, synthetic or measured.
+
+Measured series come from the data layer (``carbonsim.data``), which validates the files; this module cuts
+the window a run needs, starting at the scenario's ``start_utc``, and hands the simulator
+:class:`~carbonsim.core.signals.HourlySignal` objects. The core itself does no I/O.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from carbonsim.config import ScenarioConfig
+from carbonsim.core.signals import HourlySignal
+from carbonsim.core.world import carbon_signal as synthetic_carbon_signal
+from carbonsim.core.world import flat_price
+from carbonsim.data.carbon import load_electricitymaps
+from carbonsim.data.errors import DataError
+from carbonsim.data.prices import load_price
+
+HOUR = pd.Timedelta(hours=1)
+USD_PER_MWH_TO_USD_PER_KWH = 1e-3
+
+
+def start_time(scenario: ScenarioConfig) -> pd.Timestamp:
+    """Calendar time (UTC) of simulated t = 0."""
+    return pd.Timestamp(scenario.start_utc).tz_convert("UTC")
+
+
+def hourly_window(series: pd.Series, start: pd.Timestamp, hours: int, wrap: bool, what: str) -> np.ndarray:
+    """The values of an hourly series for ``hours`` hours from the hour holding ``start``.
+
+    Args:
+        series: Validated hourly series with a UTC DatetimeIndex (a series stamped at a fixed offset within
+            the hour, such as hh:30, is matched to the hour it falls in).
+        start: First hour of the window (UTC).
+        hours: Length of the window.
+        wrap: If the window runs past the data's last hour, continue from the data's first hour instead of
+            failing. The data sets here start at 00:00 and end at 23:00, so the hour of day stays aligned.
+        what: Name of the series for error messages (file or zone).
+
+    Returns:
+        float64 array of ``hours`` values.
+
+    Raises:
+        DataError: if ``start`` is outside the data, or the window runs past its end without ``wrap``.
+    """
+    index = series.index
+    first, last = index[0], index[-1]
+    pos = int(index.searchsorted(start))
+    if pos >= len(index) or not (start <= index[pos] < start + HOUR):
+        raise DataError(
+            f"{what}: start {start.isoformat()} is not an hour of the data, which covers "
+            f"{first.isoformat()} to {last.isoformat()}"
+        )
+    values = series.to_numpy(dtype=np.float64)
+    available = len(values) - pos
+    if hours <= available:
+        return values[pos : pos + hours].copy()
+    if not wrap:
+        end = start + hours * HOUR
+        raise DataError(
+            f"{what}: the run may need data until {end.isoformat()} (the arrival window plus the drain bound "
+            f"max_drain_hours) but the data ends at {last.isoformat()}; start earlier, shorten the run, or set "
+            f"wrap: true to continue from the data's first hour"
+        )
+    return np.concatenate([values[pos:], np.resize(values, hours - available)])
+
+
+def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySignal:
+    """The scenario's carbon-intensity signal for ``hours`` hours (gCO2eq/kWh per region)."""
+    cfg = scenario.carbon
+    if cfg.kind == "synthetic_diurnal":
+        return synthetic_carbon_signal(scenario, seed, hours)
+    start = start_time(scenario)
+    by_zone: dict[str, np.ndarray] = {}
+    rows = []
+    for region in scenario.regions:
+        zone = region.grid_zone
+        if zone not in by_zone:
+            series = load_electricitymaps(zone, kind=cfg.metric)
+            by_zone[zone] = hourly_window(series, start, hours, cfg.wrap, f"Electricity Maps {zone} ({cfg.metric})")
+        rows.append(by_zone[zone])
+    return HourlySignal(np.vstack(rows), f"carbon intensity (Electricity Maps, {cfg.metric}, gCO2eq/kWh)")
+
+
+def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
+    """The scenario's electricity price signal for ``hours`` hours (USD/kWh per region)."""
+    cfg = scenario.prices
+    if cfg.kind == "flat":
+        return flat_price(scenario, hours)
+    start = start_time(scenario)
+    by_market: dict[str, np.ndarray] = {}
+    rows = []
+    for region in scenario.regions:
+        market = region.price_market
+        if market not in by_market:
+            series = load_price(market)
+            usd_per_mwh = hourly_window(series, start, hours, cfg.wrap, f"electricity price {market}")
+            by_market[market] = usd_per_mwh * USD_PER_MWH_TO_USD_PER_KWH
+        rows.append(by_market[market])
+    return HourlySignal(np.vstack(rows), "electricity price (market, USD/kWh)", allow_negative=True)
+
+
+def signals(scenario: ScenarioConfig, seed: int, hours: int) -> tuple[HourlySignal, HourlySignal]:
+    """Carbon and price signals of a scenario for ``hours`` hours."""
+    return carbon_signal(scenario, seed, hours), price_signal(scenario, hours)
