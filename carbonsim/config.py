@@ -181,7 +181,7 @@ class RegionConfig:
         name: Region name, e.g. ``us-east``.
         grid_zone: Grid zone whose carbon intensity applies (an Electricity Maps zone id for real data).
         pue: Power usage effectiveness (facility power / IT power), >= 1.
-        price_usd_per_kwh: Flat electricity price in USD/kWh.
+        price_usd_per_kwh: Flat electricity price in USD/kWh (used with ``prices.kind: flat``).
         pools: Server pools; a request is served by the first free server, fastest hardware first.
         max_queue_length: Waiting requests beyond which new arrivals are dropped; null for unbounded.
         price_market: Price series of the region (a market in traces/electricity_prices) for
@@ -191,8 +191,8 @@ class RegionConfig:
     name: str
     grid_zone: str
     pue: float
-    price_usd_per_kwh: float
     pools: tuple[ServerPoolConfig, ...]
+    price_usd_per_kwh: float = 0.0
     max_queue_length: int | None = None
     price_market: str = ""
 
