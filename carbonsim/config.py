@@ -19,7 +19,9 @@ from typing import Any
 from carbonsim._schema import ConfigError
 
 SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "normal", "truncated_normal", "lognormal", "empirical")
-ARRIVAL_KINDS = ("poisson", "fixed_per_hour")
+ARRIVAL_KINDS = ("poisson", "fixed_per_hour", "replay")
+REPLAY_TRACES = ("azure_llm_code", "azure_llm_conv")
+LOAD_SHAPES = ("alibaba_1", "alibaba_2", "google_1")
 CARBON_KINDS = ("synthetic_diurnal", "electricitymaps")
 CARBON_METRICS = ("direct", "lca")
 PRICE_KINDS = ("flat", "market")
@@ -238,14 +240,25 @@ class ArrivalConfig:
     Attributes:
         kind: ``poisson``: a Poisson process whose rate is constant within each hour; ``fixed_per_hour``:
             exactly round(rate x 3600 x profile) requests in each hour at independent uniform times (a
-            Poisson process conditioned on its hourly counts, as in setups that state a fixed hourly load).
+            Poisson process conditioned on its hourly counts, as in setups that state a fixed hourly load);
+            ``replay``: the recorded arrival times of ``trace``, time-scaled and tiled to the peak rate and
+            thinned to the hourly rate, which keeps the trace's burstiness (docs/model.md).
         rate_per_s: Base arrival rate in requests per second.
         hourly_profile: 24 multipliers of the base rate, one per hour of day (UTC); empty means flat.
+        load_shape: Instead of ``hourly_profile``, a measured hourly load shape (``alibaba_1``,
+            ``alibaba_2``, ``google_1``): the multiplier of simulated hour h is the shape's load at hour
+            ``load_shape_offset_h + h`` divided by its mean over the run's hours.
+        load_shape_offset_h: First hour of the load shape used.
+        trace: The recorded arrivals for ``replay``: ``azure_llm_code`` or ``azure_llm_conv`` (Azure LLM
+            inference traces 2023).
     """
 
     kind: str = "poisson"
     rate_per_s: float = 1.0
     hourly_profile: tuple[float, ...] = ()
+    load_shape: str = ""
+    load_shape_offset_h: int = 0
+    trace: str = ""
 
     def __post_init__(self) -> None:
         _check(self.kind in ARRIVAL_KINDS, "kind", self.kind, f"one of {', '.join(ARRIVAL_KINDS)}")
@@ -256,6 +269,19 @@ class ArrivalConfig:
             _check(len(self.hourly_profile) == 24, "hourly_profile", self.hourly_profile, "24 multipliers")
             for h, m in enumerate(self.hourly_profile):
                 _check(_finite(m) and m >= 0, f"hourly_profile[{h}]", m, "a multiplier >= 0")
+        if self.load_shape:
+            _check(self.load_shape in LOAD_SHAPES, "load_shape", self.load_shape, f"one of {', '.join(LOAD_SHAPES)}")
+            _check(
+                not self.hourly_profile,
+                "hourly_profile",
+                self.hourly_profile,
+                "empty when load_shape is set (one profile at a time)",
+            )
+        _check(self.load_shape_offset_h >= 0, "load_shape_offset_h", self.load_shape_offset_h, "an hour >= 0")
+        if self.kind == "replay":
+            _check(self.trace in REPLAY_TRACES, "trace", self.trace, f"one of {', '.join(REPLAY_TRACES)} for replay")
+        else:
+            _check(not self.trace, "trace", self.trace, "empty unless kind is replay")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from carbonsim.core.world import flat_price
 from carbonsim.data.carbon import load_electricitymaps
 from carbonsim.data.errors import DataError
 from carbonsim.data.prices import load_price
+from carbonsim.data.workloads import load_llm_arrivals, load_load_shape
 
 HOUR = pd.Timedelta(hours=1)
 USD_PER_MWH_TO_USD_PER_KWH = 1e-3
@@ -105,3 +106,11 @@ def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
 def signals(scenario: ScenarioConfig, seed: int, hours: int) -> tuple[HourlySignal, HourlySignal]:
     """Carbon and price signals of a scenario for ``hours`` hours."""
     return carbon_signal(scenario, seed, hours), price_signal(scenario, hours)
+
+
+def arrival_inputs(scenario: ScenarioConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The measured inputs of the arrival process: (hourly load shape, replayed arrival times in s)."""
+    cfg = scenario.arrivals
+    shape = load_load_shape(cfg.load_shape) if cfg.load_shape else None
+    replay = load_llm_arrivals(cfg.trace.removeprefix("azure_llm_")) if cfg.kind == "replay" else None
+    return shape, replay

@@ -46,26 +46,76 @@ class Requests:
         )
 
 
-def arrival_times(cfg: ArrivalConfig, sim_hours: float, rng: np.random.Generator) -> np.ndarray:
+def hourly_multipliers(cfg: ArrivalConfig, n_hours: int, load_shape: np.ndarray | None = None) -> np.ndarray:
+    """Multiplier of the base rate for each simulated hour.
+
+    Args:
+        cfg: Arrival configuration.
+        n_hours: Hours of the arrival window (a final partial hour counts).
+        load_shape: The measured hourly load shape named by ``cfg.load_shape`` (loaded by the caller).
+
+    Returns:
+        float64 array of ``n_hours`` multipliers: ``hourly_profile`` repeated daily, the load shape
+        divided by its mean over the window, or ones.
+
+    Raises:
+        ValueError: if a load shape is configured but not given, is too short, or is zero over the window.
+    """
+    if cfg.load_shape:
+        if load_shape is None:
+            raise ValueError(f"arrivals.load_shape: {cfg.load_shape!r} is configured but no shape was loaded")
+        lo, hi = cfg.load_shape_offset_h, cfg.load_shape_offset_h + n_hours
+        if hi > load_shape.size:
+            raise ValueError(
+                f"arrivals.load_shape: {cfg.load_shape} has {load_shape.size} hours, the run needs hours "
+                f"{lo}..{hi - 1}; lower load_shape_offset_h or shorten the run"
+            )
+        window = np.asarray(load_shape[lo:hi], dtype=np.float64)
+        mean = float(window.mean())
+        if not mean > 0:
+            raise ValueError(f"arrivals.load_shape: {cfg.load_shape} is zero over hours {lo}..{hi - 1}")
+        return window / mean
+    profile = np.asarray(cfg.hourly_profile, dtype=np.float64) if cfg.hourly_profile else np.ones(24)
+    return profile[np.arange(n_hours) % 24]
+
+
+def arrival_times(
+    cfg: ArrivalConfig,
+    sim_hours: float,
+    rng: np.random.Generator,
+    load_shape: np.ndarray | None = None,
+    replay_s: np.ndarray | None = None,
+) -> np.ndarray:
     """Draws arrival times for an hourly piecewise-constant rate.
 
     For ``poisson`` the count in each hour (or the final partial hour) is Poisson with mean rate x
     multiplier x duration and the times are uniform within the hour, which is exactly a Poisson process
     whose rate is constant within each hour. ``fixed_per_hour`` uses the rounded mean as the count.
+    ``replay`` time-scales the recorded arrivals ``replay_s`` to the peak rate (base rate x largest
+    multiplier), tiles copies of it back to back over the window (one mean gap between copies), and keeps
+    each arrival with probability multiplier(hour) / largest multiplier. Thinning a stream keeps its
+    burstiness (its inter-arrival pattern) while giving each hour the configured mean rate.
 
     Args:
         cfg: Arrival configuration.
         sim_hours: Length of the arrival window in hours.
         rng: The arrivals stream.
+        load_shape: Measured hourly load shape, when ``cfg.load_shape`` is set.
+        replay_s: Recorded arrival times in seconds (non-decreasing, at least two), for ``replay``.
 
     Returns:
         Sorted arrival times in seconds.
     """
     n_hours = int(np.ceil(sim_hours))
+    horizon_s = sim_hours * SECONDS_PER_HOUR
     starts = np.arange(n_hours) * SECONDS_PER_HOUR
-    durations = np.minimum(SECONDS_PER_HOUR, sim_hours * SECONDS_PER_HOUR - starts)
-    profile = np.asarray(cfg.hourly_profile, dtype=np.float64) if cfg.hourly_profile else np.ones(24)
-    means = cfg.rate_per_s * profile[np.arange(n_hours) % 24] * durations
+    durations = np.minimum(SECONDS_PER_HOUR, horizon_s - starts)
+    mult = hourly_multipliers(cfg, n_hours, load_shape)
+    if cfg.kind == "replay":
+        if replay_s is None:
+            raise ValueError(f"arrivals.trace: {cfg.trace!r} is configured but no trace was loaded")
+        return _replay(cfg.rate_per_s, mult, horizon_s, np.asarray(replay_s, dtype=np.float64), rng)
+    means = cfg.rate_per_s * mult * durations
     counts = rng.poisson(means) if cfg.kind == "poisson" else np.rint(means).astype(np.int64)
     offsets = rng.uniform(0.0, 1.0, int(counts.sum())) * np.repeat(durations, counts)
     times = np.repeat(starts, counts) + offsets
@@ -73,23 +123,53 @@ def arrival_times(cfg: ArrivalConfig, sim_hours: float, rng: np.random.Generator
     return np.sort(times, kind="stable")
 
 
+def _replay(
+    rate: float, mult: np.ndarray, horizon_s: float, trace_s: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
+    if trace_s.size < 2 or not trace_s[-1] > trace_s[0]:
+        raise ValueError("arrivals.trace: a replayed trace needs at least two distinct arrival times")
+    peak = rate * float(mult.max()) if mult.size else 0.0
+    if peak <= 0.0:
+        return np.empty(0)
+    offsets = trace_s - trace_s[0]
+    span = float(offsets[-1])
+    n = offsets.size
+    # The trace's own mean rate and the period of back-to-back copies (one mean gap between copies).
+    trace_rate = (n - 1) / span
+    period = span * n / (n - 1)
+    scale = trace_rate / peak
+    copies = int(np.ceil(horizon_s / (period * scale)))
+    times = (offsets[None, :] * scale + (np.arange(copies) * period * scale)[:, None]).ravel()
+    times = times[times < horizon_s]
+    keep = mult[(times // SECONDS_PER_HOUR).astype(np.int64)] / mult.max()
+    return np.asarray(times[rng.uniform(0.0, 1.0, times.size) < keep], dtype=np.float64)
+
+
 def _index_dtype(n: int) -> type[np.signedinteger]:
     return np.int8 if n <= 127 else np.int16
 
 
-def draw_requests(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Requests:
+def draw_requests(
+    scenario: ScenarioConfig,
+    seed: int,
+    sim_hours: float,
+    load_shape: np.ndarray | None = None,
+    replay_s: np.ndarray | None = None,
+) -> Requests:
     """Draws the full request stream of a run from the scenario's arrival process.
 
     Args:
         scenario: The scenario.
         seed: Root seed.
         sim_hours: Arrival window in hours.
+        load_shape: Measured hourly load shape, when the scenario names one (loaded by the caller).
+        replay_s: Recorded arrival times in seconds, for ``replay`` arrivals (loaded by the caller).
 
     Returns:
         The requests.
     """
     rng = rngmod.stream(seed, "arrivals")
-    times = arrival_times(scenario.arrivals, sim_hours, rng)
+    times = arrival_times(scenario.arrivals, sim_hours, rng, load_shape, replay_s)
     origin_p = np.array([o.share for o in scenario.origins])
     workload_p = np.array([w.share for w in scenario.workloads])
     origins = rng.choice(len(origin_p), size=times.size, p=origin_p / origin_p.sum())
