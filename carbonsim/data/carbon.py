@@ -22,7 +22,7 @@ import pandas as pd
 
 from carbonsim.data._io import at_row, read_csv
 from carbonsim.data.errors import DataError
-from carbonsim.data.paths import PathLike, trace_path
+from carbonsim.data.paths import PathLike, names_with_suffix, trace_path
 from carbonsim.data.timeseries import (
     CARBON_INTENSITY,
     HOUR,
@@ -95,8 +95,7 @@ def available_zones(root: PathLike | None = None) -> list[str]:
     Returns:
         Zone ids, sorted (e.g. ``["AU-NSW", ..., "ZA"]``).
     """
-    folder = trace_path(*ELECTRICITYMAPS_DIR, root=root)
-    return sorted(p.name.removesuffix(_EM_SUFFIX) for p in folder.glob(f"*{_EM_SUFFIX}"))
+    return names_with_suffix(*ELECTRICITYMAPS_DIR, suffix=_EM_SUFFIX, root=root)
 
 
 def load_electricitymaps(zone: str, kind: str = "direct", path: PathLike | None = None) -> pd.Series:

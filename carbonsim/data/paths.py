@@ -38,6 +38,12 @@ def traces_dir() -> Path:
     raise DataError(f"trace folder not found: expected {installed} (installed package) or {checkout} (checkout)")
 
 
+def names_with_suffix(*parts: str, suffix: str, root: PathLike | None = None) -> list[str]:
+    """Names (without ``suffix``) of the files ending in ``suffix`` in a folder below the trace folder, sorted."""
+    folder = trace_path(*parts, root=root)
+    return sorted(p.name.removesuffix(suffix) for p in folder.glob(f"*{suffix}"))
+
+
 def trace_path(*parts: str, root: PathLike | None = None) -> Path:
     """Path of a file below the trace folder.
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from carbonsim.data._io import read_csv
 from carbonsim.data.errors import DataError
-from carbonsim.data.paths import PathLike, trace_path
+from carbonsim.data.paths import PathLike, names_with_suffix, trace_path
 from carbonsim.data.timeseries import ON_THE_HOUR, PRICE, validate_series
 
 PRICES_DIR = ("electricity_prices", "hourly_usd_per_mwh")
@@ -40,8 +40,7 @@ def available_markets(root: PathLike | None = None) -> list[str]:
     Returns:
         Market ids, sorted (e.g. ``["AT", "AU-NSW", ..., "ZA"]``).
     """
-    folder = trace_path(*PRICES_DIR, root=root)
-    return sorted(p.name.removesuffix(_SUFFIX) for p in folder.glob(f"*{_SUFFIX}"))
+    return names_with_suffix(*PRICES_DIR, suffix=_SUFFIX, root=root)
 
 
 def load_price(market: str, path: PathLike | None = None, *, floor_to_hour: bool = False) -> pd.Series:

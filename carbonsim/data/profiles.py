@@ -40,7 +40,7 @@ TEXT_COLUMNS = (
     "source_path",
     "source_commit",
 )
-PROFILES_HEADER = (
+CONFIG_KEY = (
     "model",
     "gpu",
     "gpu_memory_gb",
@@ -50,6 +50,11 @@ PROFILES_HEADER = (
     "precision",
     "xla",
     "seq_len",
+)
+"""Columns that identify one measured configuration; with ``batch_size`` they identify a row."""
+
+PROFILES_HEADER = (
+    *CONFIG_KEY,
     "batch_size",
     "throughput",
     "throughput_unit",
@@ -64,18 +69,6 @@ THROUGHPUT_UNITS = ("img/s", "sequences/s", "inferences/s")
 MAX_LATENCY_MS = 60_000.0
 """Plausible upper bound of one measured latency; the published worst case (p100) is a few seconds."""
 
-CONFIG_KEY = (
-    "model",
-    "gpu",
-    "gpu_memory_gb",
-    "system",
-    "serving_stack",
-    "backend",
-    "precision",
-    "xla",
-    "seq_len",
-)
-"""Columns that identify one measured configuration; with ``batch_size`` they identify a row."""
 
 # Percentile pairs that must be ordered. p90 <= p95 is not enforced: NVIDIA's ResNet-50 TF1 table for T4
 # (fp16, batch 16) publishes p90 17.8 ms above p95 17.0 ms, and the data are kept as published.
