@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
 
-from carbonsim._schema import thaw
+from carbonsim._schema import build, thaw
 from carbonsim.config import RunConfig, ScenarioConfig
 from carbonsim.policies.registry import registered
 
@@ -51,11 +52,14 @@ def load_config(overrides: list[str] | None = None) -> RunConfig:
         The validated configuration.
     """
     from hydra import compose, initialize_config_dir
-    from omegaconf import OmegaConf
-
-    from carbonsim._schema import build
 
     register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
         cfg = compose("config", overrides=list(overrides or []))
-    return build(RunConfig, OmegaConf.to_container(cfg, resolve=True), "")
+    return config_from_hydra(cfg)
+
+
+def config_from_hydra(cfg: DictConfig) -> RunConfig:
+    """Validates a composed Hydra config into the frozen :class:`RunConfig`."""
+    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
+    return build(RunConfig, data, "")

@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 from rich.table import Table
 
-from carbonsim._schema import ConfigError, build
+from carbonsim._hydra import config_from_hydra
+from carbonsim._schema import ConfigError
 from carbonsim.config import RunConfig
 from carbonsim.experiment import run_experiment
 from carbonsim.runner import run, write_outputs
@@ -49,12 +50,6 @@ def _fmt(fmt: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and value != value):
         return "-"
     return fmt.format(value)
-
-
-def config_from_hydra(cfg: DictConfig) -> RunConfig:
-    """Validates a composed Hydra config into the frozen :class:`RunConfig`."""
-    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    return build(RunConfig, data, "")
 
 
 def print_summary(console: Console, summary: dict[str, Any], timing: dict[str, float]) -> None:

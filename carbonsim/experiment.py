@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from carbonsim.analysis import metrics, tables
-from carbonsim.config import RunConfig
+from carbonsim.config import PublishedRow, RunConfig
 from carbonsim.policies import policy_config
 from carbonsim.runner import RunOutput, policy_label, prepare, simulate_policy, write_outputs, write_text
 
@@ -74,7 +75,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     return result
 
 
-def reference_table(comparison: pd.DataFrame, published: tuple) -> pd.DataFrame:  # type: ignore[type-arg]
+def reference_table(comparison: pd.DataFrame, published: Sequence[PublishedRow]) -> pd.DataFrame:
     """Rows of carbonsim beside the published ones, one row per policy and source.
 
     carbonsim's ``carbon_reduction_pct`` here is the reduction of the mean serving-region intensity against

@@ -121,7 +121,6 @@ def account(
     prices = price.values[:, :hours]
     busy_kwh = np.zeros((n_regions, hours))
     idle_kwh = np.zeros((n_regions, hours))
-    busy_g = np.zeros((n_regions, hours))
     for r in range(n_regions):
         for p, count in enumerate(pool_counts[r]):
             idle_w, busy_w = pool_power_w[r][p]

@@ -85,7 +85,6 @@ class SinglePoolRegion:
         self.records = records
         self.state = state
         self.on_idle = on_idle
-        self.pool_count = 1
         self._service_ms = float_items(pool.service_ms)
         self._start_s = float_items(records.start_s)
         self._end_s = float_items(records.end_s)
@@ -169,7 +168,6 @@ class MultiPoolRegion:
         self.state = state
         self.on_idle = on_idle
         self.timer_at = math.inf
-        self.pool_count = len(pools)
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""

@@ -60,7 +60,6 @@ class DecisionView:
         "_busy",
         "_carbon",
         "_estimates",
-        "_hour",
         "_intensity",
         "_mix_service",
         "_now",
