@@ -25,6 +25,7 @@ LOAD_SHAPES = ("alibaba_1", "alibaba_2", "google_1")
 CARBON_KINDS = ("synthetic_diurnal", "electricitymaps")
 CARBON_METRICS = ("direct", "lca")
 PRICE_KINDS = ("flat", "market")
+FORECAST_KINDS = ("perfect", "persistence", "seasonal_naive", "noisy_oracle", "learned")
 #: Shares must sum to one within this tolerance (YAML decimals such as 0.1 are not exact in binary).
 SHARE_TOLERANCE = 1e-6
 
@@ -346,6 +347,46 @@ class PriceConfig:
 
 
 @dataclass(frozen=True)
+class ForecastConfig:
+    """How policies forecast intensity and price (``carbonsim/core/forecast.py``, docs/model.md).
+
+    Attributes:
+        kind: ``perfect`` (the oracle), ``persistence`` (the current hour repeated), ``seasonal_naive``
+            (the same hour ``period_h`` earlier), ``noisy_oracle`` (the truth with an error growing with the
+            lead time) or ``learned`` (daily profile + AR(1) deviation fitted on the past ``window_days``).
+        period_h: Season of ``seasonal_naive``: 24 (yesterday) or 168 (last week).
+        carbon_mape_24h: ``noisy_oracle``: mean absolute percentage error of the intensity forecast at 24 h
+            lead, as a fraction. The default, 0.07, is the level of published day-ahead carbon-intensity
+            forecasts (see docs/model.md).
+        price_mape_24h: ``noisy_oracle``: the same for the electricity price.
+        window_days: ``learned``: days of past data each fit uses.
+    """
+
+    kind: str = "noisy_oracle"
+    period_h: int = 24
+    carbon_mape_24h: float = 0.07
+    price_mape_24h: float = 0.1
+    window_days: int = 28
+
+    def __post_init__(self) -> None:
+        _check(self.kind in FORECAST_KINDS, "kind", self.kind, f"one of {', '.join(FORECAST_KINDS)}")
+        _check(self.period_h in (24, 168), "period_h", self.period_h, "24 (same hour yesterday) or 168 (last week)")
+        for name in ("carbon_mape_24h", "price_mape_24h"):
+            value = getattr(self, name)
+            _check(_finite(value) and 0 <= value <= 1, name, value, "a fraction in [0, 1]")
+        _check(2 <= self.window_days <= 365, "window_days", self.window_days, "a number of days in [2, 365]")
+
+    @property
+    def history_h(self) -> int:
+        """Hours of data before the run the forecaster needs."""
+        if self.kind == "seasonal_naive":
+            return self.period_h
+        if self.kind == "learned":
+            return self.window_days * 24 - 1
+        return 0
+
+
+@dataclass(frozen=True)
 class ScenarioConfig:
     """Everything about the world being simulated, independent of the policy.
 
@@ -358,6 +399,7 @@ class ScenarioConfig:
         arrivals: The arrival process.
         carbon: The carbon-intensity signal.
         prices: The electricity price signal.
+        forecast: The forecaster policies see (for intensity and price).
         start_utc: Calendar time of simulated t = 0 for measured signals, ISO 8601 in UTC on a whole hour
             (e.g. ``2023-06-05T00:00:00Z``); required when a measured signal is used.
         jitter_std_ms: Standard deviation of the network jitter max(0, N(0, sigma)) added to the outbound
@@ -373,6 +415,7 @@ class ScenarioConfig:
     arrivals: ArrivalConfig = field(default_factory=ArrivalConfig)
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     prices: PriceConfig = field(default_factory=PriceConfig)
+    forecast: ForecastConfig = field(default_factory=ForecastConfig)
     start_utc: str = ""
     jitter_std_ms: float = 0.0
     carbon_price_usd_per_tonne: float = 0.0

@@ -68,39 +68,68 @@ def hourly_window(series: pd.Series, start: pd.Timestamp, hours: int, wrap: bool
     return np.concatenate([values[pos:], np.resize(values, hours - available)])
 
 
+def window_with_history(
+    series: pd.Series, scenario: ScenarioConfig, hours: int, wrap: bool, what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The run's window of a measured series and the hours before it that the scenario's forecaster needs.
+
+    Returns:
+        (history, values): ``forecast.history_h`` hours before ``start_utc`` and ``hours`` hours from it.
+
+    Raises:
+        DataError: as :func:`hourly_window`, or if the data do not reach back far enough for the forecaster.
+    """
+    start = start_time(scenario)
+    values = hourly_window(series, start, hours, wrap, what)
+    past_h = scenario.forecast.history_h
+    if not past_h:
+        return np.zeros(0), values
+    first = start - past_h * HOUR
+    try:
+        history = hourly_window(series, first, past_h, False, what)
+    except DataError:
+        raise DataError(
+            f"{what}: the {scenario.forecast.kind} forecaster learns from the {past_h} h before start_utc, i.e. from "
+            f"{first.isoformat()}, but the data begin at {series.index[0].isoformat()}; start later or choose "
+            f"another forecast.kind"
+        ) from None
+    return history, values
+
+
 def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySignal:
-    """The scenario's carbon-intensity signal for ``hours`` hours (gCO2eq/kWh per region)."""
+    """The scenario's carbon-intensity signal for ``hours`` hours (gCO2eq/kWh per region), with history."""
     cfg = scenario.carbon
     if cfg.kind == "synthetic_diurnal":
         return synthetic_carbon_signal(scenario, seed, hours)
-    start = start_time(scenario)
-    by_zone: dict[str, np.ndarray] = {}
-    rows = []
-    for region in scenario.regions:
-        zone = region.grid_zone
-        if zone not in by_zone:
-            series = load_electricitymaps(zone, kind=cfg.metric)
-            by_zone[zone] = hourly_window(series, start, hours, cfg.wrap, f"Electricity Maps {zone} ({cfg.metric})")
-        rows.append(by_zone[zone])
-    return HourlySignal(np.vstack(rows), f"carbon intensity (Electricity Maps, {cfg.metric}, gCO2eq/kWh)")
+    by_zone: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for zone in dict.fromkeys(r.grid_zone for r in scenario.regions):
+        series = load_electricitymaps(zone, kind=cfg.metric)
+        by_zone[zone] = window_with_history(series, scenario, hours, cfg.wrap, f"Electricity Maps {zone} ({cfg.metric})")
+    return _stack(
+        [by_zone[r.grid_zone] for r in scenario.regions],
+        f"carbon intensity (Electricity Maps, {cfg.metric}, gCO2eq/kWh)",
+        allow_negative=False,
+    )
 
 
 def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
-    """The scenario's electricity price signal for ``hours`` hours (USD/kWh per region)."""
+    """The scenario's electricity price signal for ``hours`` hours (USD/kWh per region), with history."""
     cfg = scenario.prices
     if cfg.kind == "flat":
         return flat_price(scenario, hours)
-    start = start_time(scenario)
-    by_market: dict[str, np.ndarray] = {}
-    rows = []
-    for region in scenario.regions:
-        market = region.price_market
-        if market not in by_market:
-            series = load_price(market)
-            usd_per_mwh = hourly_window(series, start, hours, cfg.wrap, f"electricity price {market}")
-            by_market[market] = usd_per_mwh * USD_PER_MWH_TO_USD_PER_KWH
-        rows.append(by_market[market])
-    return HourlySignal(np.vstack(rows), "electricity price (market, USD/kWh)", allow_negative=True)
+    by_market: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for market in dict.fromkeys(r.price_market for r in scenario.regions):
+        past, now = window_with_history(load_price(market), scenario, hours, cfg.wrap, f"electricity price {market}")
+        by_market[market] = (past * USD_PER_MWH_TO_USD_PER_KWH, now * USD_PER_MWH_TO_USD_PER_KWH)
+    return _stack(
+        [by_market[r.price_market] for r in scenario.regions], "electricity price (market, USD/kWh)", allow_negative=True
+    )
+
+
+def _stack(rows: list[tuple[np.ndarray, np.ndarray]], name: str, allow_negative: bool) -> HourlySignal:
+    values = np.vstack([now for _, now in rows])
+    history = np.vstack([past for past, _ in rows]) if rows[0][0].size else None
+    return HourlySignal(values, name, allow_negative=allow_negative, history=history)
 
 
 def signals(scenario: ScenarioConfig, seed: int, hours: int) -> tuple[HourlySignal, HourlySignal]:

@@ -75,7 +75,9 @@ def test_plan_view_shows_the_system_state():
     # Region a: one server, 2 s service; 5 arrivals at 899.0..899.4 s: at the 900 s plan one is in service
     # and four wait. Carbon: a 100 -> 300, b 200 -> 50 at the hour.
     scenario = make_scenario(
-        regions=[region("a", "ZA"), region("b", "ZB")], origins=[origin(rtt_ms={"a": 0.0, "b": 0.0})]
+        regions=[region("a", "ZA"), region("b", "ZB")],
+        origins=[origin(rtt_ms={"a": 0.0, "b": 0.0})],
+        forecast={"kind": "perfect"},
     )
     planner = Planner()
     arrivals = [899.0, 899.1, 899.2, 899.3, 899.4, 3599.0]
@@ -91,7 +93,7 @@ def test_plan_view_shows_the_system_state():
     assert at[900.0].queue_length == (4, 0)
     assert at[900.0].busy_servers == (1, 0)
     assert at[0.0].intensity_gco2_per_kwh == (100.0, 200.0)
-    np.testing.assert_array_equal(at[0.0].carbon.forecast(1, 0.0, 2), [200.0, 50.0])
+    np.testing.assert_array_equal(at[0.0].forecast_gco2_per_kwh(1, 2), [200.0, 50.0])
 
 
 def test_decisions_follow_the_plan():

@@ -32,11 +32,6 @@ def test_lookup_outside_the_signal_raises(signal):
         signal.at(0, -1.0)
 
 
-def test_forecast_is_truncated_at_the_end(signal):
-    np.testing.assert_array_equal(signal.forecast(0, 3700.0, 5), [300.0, 500.0])
-    np.testing.assert_array_equal(signal.forecast(1, 0.0, 2), [10.0, 20.0])
-
-
 def test_integral_splits_at_hour_boundaries(signal):
     # Region 0 over [3000, 7400]: 600 s x 100 + 3600 s x 300 + 200 s x 500.
     got = signal.integral(np.array([0, 1, 0]), np.array([3000.0, 0.0, 10.0]), np.array([7400.0, 10800.0, 10.0]))

@@ -19,22 +19,34 @@ class HourlySignal:
         values: Array of shape (regions, hours), e.g. intensity in gCO2eq/kWh.
         name: What the values are, with unit, for error messages.
         allow_negative: Accept negative values (electricity prices can be negative; intensities cannot).
+        history: The hours before the run, shape (regions, hours), oldest first: what forecasters may
+            learn from. The simulator itself never reads them. ``None`` means no history.
 
     Raises:
-        ValueError: if the array is not 2-D, is empty, or holds NaN (or, unless allowed, negative) values.
+        ValueError: if an array is not 2-D, the values are empty, the history has another number of
+            regions, or either holds NaN (or, unless allowed, negative) values.
     """
 
-    def __init__(self, values: np.ndarray, name: str, allow_negative: bool = False) -> None:
+    def __init__(
+        self, values: np.ndarray, name: str, allow_negative: bool = False, history: np.ndarray | None = None
+    ) -> None:
         arr = np.asarray(values, dtype=np.float64)
         if arr.ndim != 2 or arr.shape[1] == 0:
             raise ValueError(f"{name}: expected a (regions, hours) array with at least one hour, got {arr.shape}")
-        bad = ~np.isfinite(arr) if allow_negative else ~np.isfinite(arr) | (arr < 0)
-        if bad.any():
-            r, h = np.argwhere(bad)[0]
-            expected = "a finite value" if allow_negative else "a finite value >= 0"
-            raise ValueError(f"{name}: region index {r}, hour {h}: expected {expected}, got {arr[r, h]}")
+        past = np.zeros((arr.shape[0], 0)) if history is None else np.asarray(history, dtype=np.float64)
+        if past.ndim != 2 or past.shape[0] != arr.shape[0]:
+            raise ValueError(f"{name}: expected a history of shape ({arr.shape[0]}, hours), got {past.shape}")
+        for what, a, first in (("hour", arr, 0), ("history hour", past, -past.shape[1])):
+            bad = ~np.isfinite(a) if allow_negative else ~np.isfinite(a) | (a < 0)
+            if bad.any():
+                r, h = np.argwhere(bad)[0]
+                expected = "a finite value" if allow_negative else "a finite value >= 0"
+                raise ValueError(f"{name}: region index {r}, {what} {first + h}: expected {expected}, got {a[r, h]}")
         self.values = arr
         self.values.setflags(write=False)
+        self.history = past
+        self.history.setflags(write=False)
+        self.allow_negative = allow_negative
         self.name = name
         # Integral of the signal over time, in value x seconds, at each hour boundary: lets the energy
         # model integrate power x intensity over any interval exactly (the signal is piecewise constant).
@@ -66,14 +78,6 @@ class HourlySignal:
     def all_at(self, t_s: float) -> tuple[float, ...]:
         """Returns the values of every region at time ``t_s`` (a cached tuple, cheap to call)."""
         return self._by_hour[self.hour_index(t_s)]
-
-    def forecast(self, region: int, t_s: float, horizon_h: int) -> np.ndarray:
-        """Returns the hourly values from the hour holding ``t_s`` for ``horizon_h`` hours (perfect forecast).
-
-        Hours past the end of the signal are not invented: the result is shorter then.
-        """
-        h = self.hour_index(t_s)
-        return np.array(self.values[region, h : h + horizon_h], dtype=np.float64)
 
     def integral(self, region: np.ndarray, t0_s: np.ndarray, t1_s: np.ndarray) -> np.ndarray:
         """Integrates the signal over ``[t0_s, t1_s]`` per element, in value x seconds.
@@ -107,6 +111,7 @@ def synthetic_diurnal(
     phase_h: float = 6.0,
     noise: float = 0.1,
     floor: float = 5.0,
+    first_hour: int = 0,
 ) -> np.ndarray:
     """Generates a synthetic daily intensity cycle per region.
 
@@ -122,11 +127,13 @@ def synthetic_diurnal(
         phase_h: Hour of day of the upward zero crossing.
         noise: Half-width of the uniform multiplicative noise.
         floor: Minimum value.
+        first_hour: Simulated hour of the first column (negative for history before the run); sets the
+            hour of day.
 
     Returns:
         Array of shape (regions, hours).
     """
-    hod = np.arange(hours) % 24
+    hod = (first_hour + np.arange(hours)) % 24
     cycle = 1.0 + amplitude * np.sin(2.0 * math.pi * (hod - phase_h) / 24.0)
     jitter = rng.uniform(1.0 - noise, 1.0 + noise, size=(hours, base.size)).T
     return np.asarray(np.maximum(floor, base[:, None] * cycle[None, :] * jitter), dtype=np.float64)

@@ -118,7 +118,8 @@ class Simulation:
         )
         self.view = DecisionView(
             self.context,
-            world.carbon,
+            world.carbon_forecast,
+            world.price_forecast,
             self.state.qlen,
             self.state.busy,
             world.estimates,
@@ -211,6 +212,7 @@ class Simulation:
         state = self.state
         counts = self._arrivals_in_interval
         carbon = self.world.carbon
+        price = self.world.price
         perf = time.perf_counter_ns
         n = len(req)
         policy_name = type(self.policy).__name__
@@ -247,6 +249,7 @@ class Simulation:
                 view._origin = o
                 if now >= next_hour_s:
                     view._intensity = carbon.all_at(now)
+                    view._price = price.all_at(now)
                     next_hour_s = (now // SECONDS_PER_HOUR + 1.0) * SECONDS_PER_HOUR
                 t0 = perf()
                 r = decide(view)
@@ -286,10 +289,12 @@ class Simulation:
                 now_s=self.env.now,
                 interval_s=self.planning_interval_s,
                 intensity_gco2_per_kwh=self.world.carbon.all_at(self.env.now),
+                price_usd_per_kwh=self.world.price.all_at(self.env.now),
                 queue_length=tuple(self.state.qlen),
                 busy_servers=tuple(self.state.busy),
                 arrivals_last_interval=np.array(self._arrivals_in_interval, dtype=np.int64),
-                carbon=self.world.carbon,
+                carbon_forecast=self.world.carbon_forecast,
+                price_forecast=self.world.price_forecast,
             )
             for row in self._arrivals_in_interval:
                 row[:] = [0] * len(row)

@@ -1,7 +1,8 @@
 """Read-only views of the system state that policies receive.
 
 A policy sees what a real scheduler could observe: the clock, the request's workload, origin and SLO, and
-per region the current carbon intensity, the round trip from the request's origin, queue length, busy and
+per region the current carbon intensity and electricity price, forecasts of both from the scenario's
+forecaster (:mod:`carbonsim.core.forecast`, up to 48 h), the round trip from the request's origin, queue length, busy and
 total servers and profiled service-time estimates. It never sees a request's sampled service time, except
 through :meth:`DecisionView.oracle_service_ms`, which exists only for clairvoyant comparison baselines.
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from carbonsim.core.signals import HourlySignal
+from carbonsim.core.forecast import Forecaster
 
 
 @dataclass(frozen=True)
@@ -58,13 +59,15 @@ class DecisionView:
 
     __slots__ = (
         "_busy",
-        "_carbon",
+        "_carbon_forecast",
         "_estimates",
         "_intensity",
         "_mix_service",
         "_now",
         "_oracle",
         "_origin",
+        "_price",
+        "_price_forecast",
         "_qlen",
         "_request",
         "_rtt_rows",
@@ -78,7 +81,8 @@ class DecisionView:
     def __init__(
         self,
         context: PolicyContext,
-        carbon: HourlySignal,
+        carbon_forecast: Forecaster,
+        price_forecast: Forecaster,
         qlen: list[int],
         busy: list[int],
         estimates: dict[str, list[tuple[float, ...]]],
@@ -86,7 +90,8 @@ class DecisionView:
         oracle: Callable[[int, int], float],
     ) -> None:
         self.context = context
-        self._carbon = carbon
+        self._carbon_forecast = carbon_forecast
+        self._price_forecast = price_forecast
         self._qlen = qlen
         self._busy = busy
         self._estimates = estimates
@@ -100,6 +105,7 @@ class DecisionView:
         self._workload = 0
         self._origin = 0
         self._intensity: tuple[float, ...] = ()
+        self._price: tuple[float, ...] = ()
         # Round trip + profiled service statistic, per statistic, origin and workload (static, so computed
         # once rather than per decision).
         self._static = {
@@ -144,6 +150,11 @@ class DecisionView:
     def intensity_gco2_per_kwh(self) -> tuple[float, ...]:
         """Grid carbon intensity of each region now, in gCO2eq/kWh."""
         return self._intensity
+
+    @property
+    def price_usd_per_kwh(self) -> tuple[float, ...]:
+        """Electricity price of each region now, in USD/kWh."""
+        return self._price
 
     @property
     def rtt_ms(self) -> tuple[float, ...]:
@@ -212,8 +223,16 @@ class DecisionView:
         ]
 
     def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
-        """Hourly intensity of ``region`` from the current hour on, ``horizon_h`` hours (perfect forecast)."""
-        return self._carbon.forecast(region, self._now, horizon_h)
+        """Forecast intensity of ``region`` for the current hour and the next ones, ``horizon_h`` (<= 48) values.
+
+        Issued now by the scenario's forecaster; lead 0 is the observed current hour. Shorter where the run's
+        signal ends.
+        """
+        return self._carbon_forecast.forecast(region, self._now, horizon_h)
+
+    def forecast_price_usd_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Forecast electricity price of ``region`` in USD/kWh, like :meth:`forecast_gco2_per_kwh`."""
+        return self._price_forecast.forecast(region, self._now, horizon_h)
 
     def oracle_service_ms(self, region: int) -> float:
         """The request's *sampled* service time in ``region``, in ms.
@@ -232,19 +251,31 @@ class PlanView:
         now_s: Current simulated time in seconds.
         interval_s: Length of the interval being planned, in seconds.
         intensity_gco2_per_kwh: Intensity per region now.
+        price_usd_per_kwh: Electricity price per region now.
         queue_length: Waiting requests per region.
         busy_servers: Serving servers per region.
         arrivals_last_interval: Requests that arrived in the previous interval, shape (origins, workloads).
-        carbon: The carbon signal, for forecasts (``forecast(region, t_s, horizon_h)``).
+        carbon_forecast: The scenario's intensity forecaster (use :meth:`forecast_gco2_per_kwh`).
+        price_forecast: The scenario's price forecaster (use :meth:`forecast_price_usd_per_kwh`).
     """
 
     now_s: float
     interval_s: float
     intensity_gco2_per_kwh: tuple[float, ...]
+    price_usd_per_kwh: tuple[float, ...]
     queue_length: tuple[int, ...]
     busy_servers: tuple[int, ...]
     arrivals_last_interval: np.ndarray
-    carbon: HourlySignal
+    carbon_forecast: Forecaster
+    price_forecast: Forecaster
+
+    def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Intensity forecast of ``region`` issued now: the current hour and the next, ``horizon_h`` (<= 48) values."""
+        return self.carbon_forecast.forecast(region, self.now_s, horizon_h)
+
+    def forecast_price_usd_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Electricity price forecast of ``region`` issued now, in USD/kWh, ``horizon_h`` (<= 48) values."""
+        return self.price_forecast.forecast(region, self.now_s, horizon_h)
 
 
 def argmin(values: Sequence[float]) -> int:
