@@ -18,7 +18,15 @@ from typing import Any
 
 from carbonsim._schema import ConfigError
 
-SERVICE_DISTRIBUTIONS = ("deterministic", "exponential", "normal", "truncated_normal", "lognormal", "empirical")
+SERVICE_DISTRIBUTIONS = (
+    "deterministic",
+    "exponential",
+    "normal",
+    "truncated_normal",
+    "lognormal",
+    "empirical",
+    "measured",
+)
 ARRIVAL_KINDS = ("poisson", "fixed_per_hour", "replay")
 REPLAY_TRACES = ("azure_llm_code", "azure_llm_conv")
 LOAD_SHAPES = ("alibaba_1", "alibaba_2", "google_1")
@@ -40,6 +48,41 @@ def _finite(x: float) -> bool:
 
 
 @dataclass(frozen=True)
+class MeasuredProfileConfig:
+    """One configuration of NVIDIA's measured inference latencies (``traces/inference_profiles``).
+
+    The defaults are carbonsim's default serving stack: TensorFlow 1.x (NGC 20.06) framework benchmark in
+    fp16 with 128-token sequences, the one configuration NVIDIA measured for all three models on V100, A100
+    and T4 (docs/data/nvidia_profiles.md explains the choice).
+
+    Attributes:
+        model: ``bert-base``, ``bert-large`` or ``resnet50-v1.5``.
+        gpu: ``V100``, ``A100``, ``T4``, ``A30`` or ``A40``.
+        precision: ``fp16``, ``tf32`` or ``fp32``.
+        serving_stack: ``framework_benchmark`` or ``triton_offline``.
+        backend: Framework or Triton backend as published.
+        seq_len: Sequence length in tokens for the BERT models (128 or 384); image models have none and
+            ignore it.
+        gpu_memory_gb: GPU memory in GB where the GPU was measured in two sizes (V100: 16 or 32).
+        xla: Whether TensorFlow's XLA compiler was on (ResNet-50 was measured both ways).
+    """
+
+    model: str
+    gpu: str
+    precision: str = "fp16"
+    serving_stack: str = "framework_benchmark"
+    backend: str = "TensorFlow 1.x (NGC 20.06)"
+    seq_len: int = 128
+    gpu_memory_gb: int | None = None
+    xla: bool = False
+
+    def __post_init__(self) -> None:
+        _check(bool(self.model), "model", self.model, "a measured model name")
+        _check(bool(self.gpu), "gpu", self.gpu, "a measured GPU name")
+        _check(self.seq_len >= 1, "seq_len", self.seq_len, "a sequence length >= 1 token")
+
+
+@dataclass(frozen=True)
 class ServiceTimeConfig:
     """Service-time distribution of one workload on one hardware type, for a single request.
 
@@ -55,6 +98,7 @@ class ServiceTimeConfig:
         samples_ms: Measured service times in ms for ``empirical``.
         batch_time_factor: Service time of a batch of size b relative to a single request, for
             b = 1, 2, ...; the first entry must be 1. Required when a server pool batches this workload.
+        measured: The measured configuration for ``measured``.
     """
 
     distribution: str = "deterministic"
@@ -64,6 +108,7 @@ class ServiceTimeConfig:
     max_ms: float | None = None
     samples_ms: tuple[float, ...] = ()
     batch_time_factor: tuple[float, ...] = ()
+    measured: MeasuredProfileConfig | None = None
 
     def __post_init__(self) -> None:
         _check(
@@ -71,6 +116,21 @@ class ServiceTimeConfig:
             "distribution",
             self.distribution,
             f"one of {', '.join(SERVICE_DISTRIBUTIONS)}",
+        )
+        if self.distribution == "measured":
+            _check(self.measured is not None, "measured", self.measured, "a measured configuration (model, gpu)")
+            _check(
+                not self.batch_time_factor,
+                "batch_time_factor",
+                self.batch_time_factor,
+                "empty for measured (the factors come from the measurements)",
+            )
+            return
+        _check(
+            self.measured is None,
+            "measured",
+            self.measured,
+            "null unless distribution is measured",
         )
         if self.distribution == "empirical":
             _check(len(self.samples_ms) > 0, "samples_ms", self.samples_ms, "at least one sample for empirical")
@@ -473,8 +533,10 @@ class ScenarioConfig:
         for ri, region in enumerate(self.regions):
             for pi, pool in enumerate(region.pools):
                 for wl in self.workloads:
-                    factors = wl.service[pool.hardware].batch_time_factor
-                    if pool.max_batch_size > 1 and len(factors) < pool.max_batch_size:
+                    spec = wl.service[pool.hardware]
+                    factors = spec.batch_time_factor
+                    # Measured profiles get their factors when resolved, and are checked then.
+                    if spec.distribution != "measured" and pool.max_batch_size > 1 and len(factors) < pool.max_batch_size:
                         raise ConfigError(
                             f"regions[{ri}].pools[{pi}].max_batch_size: {pool.max_batch_size} needs workload "
                             f"{wl.name!r} on {pool.hardware} to give batch_time_factor for batch sizes 1.."

@@ -23,6 +23,7 @@ from carbonsim.config import PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
 from carbonsim.core.simulation import Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
+from carbonsim.hardware import resolve_profiles
 from carbonsim.inputs import arrival_inputs, signals
 from carbonsim.policies import make_policy, policy_config
 
@@ -67,10 +68,11 @@ def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests]:
     """Compiles the world and draws the requests of a run (shared by every policy on the same seed)."""
     seed = cfg.seed if seed is None else seed
     hours = signal_hours(cfg.sim_hours, cfg.drain, cfg.max_drain_hours)
-    carbon, price = signals(cfg.scenario, seed, hours)
-    world = compile_world(cfg.scenario, seed, hours, carbon=carbon, price=price)
-    load_shape, replay_s = arrival_inputs(cfg.scenario)
-    return world, draw_requests(cfg.scenario, seed, cfg.sim_hours, load_shape, replay_s)
+    scenario = resolve_profiles(cfg.scenario)
+    carbon, price = signals(scenario, seed, hours)
+    world = compile_world(scenario, seed, hours, carbon=carbon, price=price)
+    load_shape, replay_s = arrival_inputs(scenario)
+    return world, draw_requests(scenario, seed, cfg.sim_hours, load_shape, replay_s)
 
 
 def simulate_policy(

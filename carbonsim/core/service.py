@@ -55,6 +55,11 @@ def sample_ms(cfg: ServiceTimeConfig, rng: np.random.Generator, n: int) -> np.nd
         out = rng.lognormal(mu, math.sqrt(sigma2), n)
     elif dist == "empirical":
         out = rng.choice(np.asarray(cfg.samples_ms, dtype=np.float64), n)
+    elif dist == "measured":
+        raise ConfigError(
+            "distribution: a measured profile must be resolved into a distribution before the run "
+            "(carbonsim.hardware.resolve_profiles)"
+        )
     else:  # pragma: no cover - the config validates the name
         raise ConfigError(f"distribution: unknown {dist!r}")
     # A zero service time would make a request take no server time at all; every model here is positive
