@@ -14,7 +14,7 @@ from carbonsim.config import ScenarioConfig
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import carbon_signal as synthetic_carbon_signal
 from carbonsim.core.world import flat_price
-from carbonsim.data.carbon import load_electricitymaps
+from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
 from carbonsim.data.errors import DataError
 from carbonsim.data.prices import load_price
 from carbonsim.data.workloads import load_llm_arrivals, load_load_shape
@@ -96,15 +96,40 @@ def window_with_history(
     return history, values
 
 
+def hourly_mean(series: pd.Series, what: str) -> pd.Series:
+    """The mean of a sub-hourly series over each UTC hour.
+
+    Raises:
+        DataError: if the series does not start on a whole hour or an hour is incomplete (the loaders
+            already reject gaps, so only the first and last hour can be partial).
+    """
+    step = series.index[1] - series.index[0]
+    per_hour = int(HOUR / step)
+    first = series.index[0]
+    if first != first.floor("h") or len(series) % per_hour:
+        raise DataError(
+            f"{what}: expected whole hours of {per_hour} values from a whole hour, got {len(series)} values from "
+            f"{first.isoformat()}"
+        )
+    values = series.to_numpy(dtype=np.float64).reshape(-1, per_hour).mean(axis=1)
+    return pd.Series(values, index=series.index[::per_hour], name=series.name)
+
+
 def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySignal:
     """The scenario's carbon-intensity signal for ``hours`` hours (gCO2eq/kWh per region), with history."""
     cfg = scenario.carbon
     if cfg.kind == "synthetic_diurnal":
         return synthetic_carbon_signal(scenario, seed, hours)
+    if cfg.kind == "watttime_marginal":
+        what = "WattTime marginal CAISO_NORTH (hourly mean)"
+        rows = window_with_history(hourly_mean(load_watttime_moer(), what), scenario, hours, cfg.wrap, what)
+        return _stack([rows] * len(scenario.regions), f"carbon intensity ({what}, gCO2/kWh)", allow_negative=False)
     by_zone: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for zone in dict.fromkeys(r.grid_zone for r in scenario.regions):
         series = load_electricitymaps(zone, kind=cfg.metric)
-        by_zone[zone] = window_with_history(series, scenario, hours, cfg.wrap, f"Electricity Maps {zone} ({cfg.metric})")
+        by_zone[zone] = window_with_history(
+            series, scenario, hours, cfg.wrap, f"Electricity Maps {zone} ({cfg.metric})"
+        )
     return _stack(
         [by_zone[r.grid_zone] for r in scenario.regions],
         f"carbon intensity (Electricity Maps, {cfg.metric}, gCO2eq/kWh)",
@@ -122,7 +147,9 @@ def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
         past, now = window_with_history(load_price(market), scenario, hours, cfg.wrap, f"electricity price {market}")
         by_market[market] = (past * USD_PER_MWH_TO_USD_PER_KWH, now * USD_PER_MWH_TO_USD_PER_KWH)
     return _stack(
-        [by_market[r.price_market] for r in scenario.regions], "electricity price (market, USD/kWh)", allow_negative=True
+        [by_market[r.price_market] for r in scenario.regions],
+        "electricity price (market, USD/kWh)",
+        allow_negative=True,
     )
 
 

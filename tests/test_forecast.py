@@ -142,7 +142,7 @@ def test_oracles_do_read_the_future(kind):
 
 def test_forecaster_without_enough_history_and_bad_horizons_are_errors():
     values = np.ones((1, 10))
-    with pytest.raises(ValueError, match="seasonal_naive forecaster needs 168 h of history .* got 24 h"):
+    with pytest.raises(ValueError, match=r"seasonal_naive forecaster needs 168 h of history .* got 24 h"):
         make_forecaster("seasonal_naive", values, np.ones((1, 24)), "x", non_negative=True, period_h=168)
     f = make_forecaster("perfect", values, np.zeros((1, 0)), "x", non_negative=True)
     with pytest.raises(ValueError, match=r"horizon_h must be in 1..48 hours, got 49"):
@@ -153,9 +153,9 @@ def test_forecaster_without_enough_history_and_bad_horizons_are_errors():
 
 
 def test_forecast_config_is_validated():
-    with pytest.raises(ConfigError, match="forecast.period_h: expected 24 .* or 168"):
+    with pytest.raises(ConfigError, match=r"forecast\.period_h: expected 24 .* or 168"):
         make_scenario(forecast={"kind": "seasonal_naive", "period_h": 12})
-    with pytest.raises(ConfigError, match="forecast.kind: expected one of perfect"):
+    with pytest.raises(ConfigError, match=r"forecast\.kind: expected one of perfect"):
         make_scenario(forecast={"kind": "prophet"})
 
 
@@ -215,7 +215,7 @@ def test_policies_see_the_scenarios_forecasts():
     policy = _Forecasting()
     carbon = [[100.0, 300.0, 300.0, 300.0], [200.0, 50.0, 60.0, 70.0]]
     run_trace(scenario, [10.0, 3700.0], policy=policy, carbon=carbon, horizon_s=7200.0, max_drain_s=3600.0)
-    (t0, c0, p0), (t1, c1, p1) = policy.seen
+    (_, c0, p0), (_, c1, _) = policy.seen
     np.testing.assert_array_equal(c0, [200.0, 200.0, 200.0])
     np.testing.assert_array_equal(c1, [50.0, 50.0, 50.0])
     np.testing.assert_array_equal(p0, [0.1, 0.1])
