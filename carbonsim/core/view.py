@@ -4,7 +4,8 @@ A policy sees what a real scheduler could observe: the clock, the request's work
 per region the current carbon intensity and electricity price, forecasts of both from the scenario's
 forecaster (:mod:`carbonsim.core.forecast`, up to 48 h), the round trip from the request's origin,
 queue length, busy and total servers and profiled service-time estimates. It never sees a request's
-sampled service time, except through :meth:`DecisionView.oracle_service_ms`, which exists only for clairvoyant comparison baselines.
+sampled service time, except through :meth:`DecisionView.oracle_service_ms`, which exists only for
+clairvoyant comparison baselines.
 
 The simulator reuses one :class:`DecisionView` for every decision and updates it in place, so a policy must
 not keep a reference to it (or to its tuples, which are snapshots) beyond one call.
