@@ -141,3 +141,19 @@ def test_load_config_equals_hydra_composition():
 def test_public_api_is_exported():
     for name in carbonsim.__all__:
         assert hasattr(carbonsim, name), name
+
+
+def test_every_shipped_folder_is_an_installed_package():
+    # setuptools installs only the folders listed in pyproject.toml: a new conf/ or traces/ folder that is
+    # not listed would be missing from a wheel while every test run from the checkout still passes.
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    setup = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    packages = set(setup["packages"])
+    for top, package in (("conf", "carbonsim.conf"), ("traces", "carbonsim.traces"), ("carbonsim", "carbonsim")):
+        for folder in [root / top, *(p for p in (root / top).rglob("*") if p.is_dir())]:
+            if folder.name == "__pycache__" or not any(f.is_file() for f in folder.iterdir()):
+                continue
+            name = ".".join([package, *folder.relative_to(root / top).parts])
+            assert name in packages, f"{folder.relative_to(root)} is not listed in pyproject.toml packages"
