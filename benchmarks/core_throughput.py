@@ -3,7 +3,7 @@
 Two simulations of the same number of requests at the same overall utilisation run in one process:
 
 * carbonsim: 5 regions x 8 GPU servers, 3 workloads (BERT-base, BERT-large, ResNet-50, normal service times
-  as in ``conf/scenario/default.yaml``), 4 origins, diurnal synthetic carbon, the chosen routing policy,
+  as in ``conf/scenario/illustrative.yaml``), 4 origins, diurnal synthetic carbon, the chosen routing policy,
   per-request records and the energy/carbon account (:func:`carbonsim.analysis.metrics.energy_account`).
 * naive SimPy: one M/M/c queue with c = 40 servers, one SimPy process per customer holding a
   ``simpy.Resource`` request, a source process that starts them, exponential service with the same mean.
@@ -74,7 +74,7 @@ ORIGINS: tuple[dict[str, Any], ...] = (
         "rtt_ms": {"us-east": 230, "us-west": 170, "eu-west": 165, "eu-north": 175, "singapore": 5},
     },
 )
-# name, SLO (ms), share, mean service (ms), std (ms): the default scenario's workloads.
+# name, SLO (ms), share, mean service (ms), std (ms): the illustrative scenario's workloads.
 WORKLOADS = (
     ("bert-base", 100.0, 0.6, 18.0, 4.0),
     ("bert-large", 150.0, 0.3, 60.0, 12.0),
