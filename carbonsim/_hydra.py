@@ -9,22 +9,23 @@ from omegaconf import DictConfig, OmegaConf
 
 from carbonsim._schema import build, thaw
 from carbonsim.config import RunConfig, ScenarioConfig
-from carbonsim.policies.registry import registered
+from carbonsim.policies.registry import BATCH, ROUTING
 
 
 def register_configs() -> None:
     """Stores the schemas that the YAML files in ``conf/`` extend.
 
-    They are ``run_schema``, ``schema/scenario/scenario`` and ``schema/policy/<name>`` for every registered
-    policy (YAML files extend them with ``- /schema/policy/<name>@_here_``); with them, Hydra rejects
-    unknown keys and wrong types.
+    They are ``run_schema``, ``schema/scenario/scenario``, ``schema/policy/<name>`` for every registered
+    routing policy and ``schema/batch_policy/<name>`` for every batch policy (YAML files extend them with
+    ``- /schema/policy/<name>@_here_``); with them, Hydra rejects unknown keys and wrong types.
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
     # Schemas live in their own groups so that Hydra's lists of valid choices show only real configs.
     cs.store(group="schema/scenario", name="scenario", node=thaw(ScenarioConfig))
-    for name, (_cls, config_cls) in registered().items():
-        cs.store(group="schema/policy", name=name, node=thaw(config_cls)(name=name))
+    for registry in (ROUTING, BATCH):
+        for name, (_cls, config_cls) in registry.entries.items():
+            cs.store(group=f"schema/{registry.field}", name=name, node=thaw(config_cls)(name=name))
 
 
 def config_dir() -> Path:

@@ -31,6 +31,30 @@ SUMMARY_ROWS = (
     ("carbon_kg", "carbon (kg CO2eq)", "{:.3f}"),
     ("cost_usd", "electricity cost (USD)", "{:.2f}"),
     ("carbon_reduction_pct", "carbon reduction vs baseline (%)", "{:.1f}"),
+    ("jobs", "batch jobs", "{:,.0f}"),
+    ("jobs_completed", "jobs completed", "{:,.0f}"),
+    ("jobs_failed", "jobs failed", "{:,.0f}"),
+    ("jobs_in_flight", "jobs in flight at end", "{:,.0f}"),
+    ("deadline_met_pct", "deadlines met (% of decided)", "{:.2f}"),
+    ("job_mean_wait_h", "mean job wait (h)", "{:.2f}"),
+    ("job_carbon_kg", "job carbon (kg CO2eq)", "{:.3f}"),
+    ("job_cost_usd", "job electricity cost (USD)", "{:.2f}"),
+    ("job_carbon_reduction_pct", "job carbon reduction vs baseline (%)", "{:.1f}"),
+)
+
+JOB_COMPARISON_COLUMNS = (
+    ("label", "batch policy", "{}"),
+    ("variant", "variant", "{}"),
+    ("jobs_completed", "done", "{:,.0f}"),
+    ("jobs_in_flight", "in flight", "{:,.0f}"),
+    ("deadline_met_pct", "deadline met %", "{:.1f}"),
+    ("job_mean_wait_h", "mean wait h", "{:.2f}"),
+    ("job_p95_wait_h", "p95 wait h", "{:.2f}"),
+    ("job_energy_kwh", "kWh", "{:.1f}"),
+    ("job_carbon_kg", "kg CO2", "{:.2f}"),
+    ("job_cost_usd", "USD", "{:.2f}"),
+    ("job_carbon_reduction_pct", "carbon red. %", "{:.1f}"),
+    ("bound_gap_pct", "% of bound's red.", "{:.1f}"),
 )
 
 COMPARISON_COLUMNS = (
@@ -69,15 +93,21 @@ def make_console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=160)
 
 
-def print_comparison(console: Console, df: pd.DataFrame, title: str) -> None:
+def print_comparison(
+    console: Console,
+    df: pd.DataFrame,
+    title: str,
+    columns: tuple[tuple[str, str, str], ...] = COMPARISON_COLUMNS,
+) -> None:
     """Prints the comparison table of an experiment (the mean over seeds if there are several)."""
     n_seeds = df["seed"].nunique() if "seed" in df.columns else 1
     if n_seeds > 1:
-        numeric = [c for c in df.columns if c not in ("label", "policy", "seed") and df[c].dtype.kind in "fiu"]
-        df = df.groupby("label", sort=False)[numeric].mean().reset_index()
+        keys = [c for c in ("label", "variant") if c in df.columns]
+        numeric = [c for c in df.columns if c not in (*keys, "policy", "seed") and df[c].dtype.kind in "fiu"]
+        df = df.groupby(keys, sort=False)[numeric].mean().reset_index()
         title += f", mean over {n_seeds} seeds"
     table = Table(title=title)
-    cols = [c for c in COMPARISON_COLUMNS if c[0] in df.columns]
+    cols = [c for c in columns if c[0] in df.columns]
     for _key, name, _spec in cols:
         table.add_column(name, justify="left" if name == "policy" else "right")
     for _, row in df.iterrows():
@@ -100,9 +130,11 @@ def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> No
     console = console or make_console()
     if cfg.experiment is not None:
         tables_ = run_experiment(cfg, out_dir)
-        print_comparison(
-            console, tables_["comparison"], f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)"
-        )
+        title = f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)"
+        if "jobs" in tables_:
+            print_comparison(console, tables_["jobs"], f"batch jobs: {title}", JOB_COMPARISON_COLUMNS)
+        if int(tables_["comparison"]["requests"].sum()) > 0:
+            print_comparison(console, tables_["comparison"], title)
         if "reference" in tables_:
             print_reference(console, tables_["reference"])
         console.print(f"results in {out_dir}")

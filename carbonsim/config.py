@@ -35,6 +35,8 @@ CARBON_KINDS = ("synthetic_diurnal", "electricitymaps", "watttime_marginal")
 WATTTIME_ZONES = {"US-CAL-CISO": "CAISO_NORTH"}
 CARBON_METRICS = ("direct", "lca")
 PRICE_KINDS = ("flat", "market")
+BATCH_TRACES = ("azure_100k", "pai_100k", "mustang_trace_2015_100k", "pai_1k")
+DEADLINE_RULES = ("slack", "window")
 FORECAST_KINDS = ("perfect", "persistence", "seasonal_naive", "noisy_oracle", "learned")
 #: Shares must sum to one within this tolerance (YAML decimals such as 0.1 are not exact in binary).
 SHARE_TOLERANCE = 1e-6
@@ -251,6 +253,7 @@ class RegionConfig:
         max_queue_length: Waiting requests beyond which new arrivals are dropped; null for unbounded.
         price_market: Price series of the region (a market in traces/electricity_prices) for
             ``prices.kind: market``.
+        batch_cpus: CPUs of the region's batch-job cluster (0: the region runs no batch jobs).
     """
 
     name: str
@@ -260,9 +263,11 @@ class RegionConfig:
     price_usd_per_kwh: float = 0.0
     max_queue_length: int | None = None
     price_market: str = ""
+    batch_cpus: int = 0
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
+        _check(self.batch_cpus >= 0, "batch_cpus", self.batch_cpus, "a number of CPUs >= 0")
         _check(_finite(self.pue) and self.pue >= 1.0, "pue", self.pue, "a PUE >= 1")
         _check(
             _finite(self.price_usd_per_kwh) and self.price_usd_per_kwh >= 0,
@@ -454,6 +459,72 @@ class ForecastConfig:
 
 
 @dataclass(frozen=True)
+class BatchConfig:
+    """Deferrable batch jobs: where they come from, their deadlines and the power they draw.
+
+    Jobs come from a GAIA cluster trace (Hanafy et al., ASPLOS 2024; traces/workloads, docs/data/gaia_jobs.md):
+    the jobs arriving in ``[trace_offset_h, trace_offset_h + sim_hours)`` of the trace, shifted to start at
+    simulated t = 0, each with its measured duration and CPU count. Regions run them on their batch
+    clusters (``RegionConfig.batch_cpus``).
+
+    Attributes:
+        trace: ``azure_100k``, ``pai_100k``, ``mustang_trace_2015_100k`` or ``pai_1k``; empty for no jobs.
+        trace_offset_h: First hour of the trace used.
+        deadline: ``slack``: deadline = arrival + ``slack_factor`` x duration (the slack-factor rule of
+            CarbonScaler and PCAPS; 1 = no slack); ``window``: deadline = arrival + duration +
+            ``window_h`` (the fixed waiting windows of GAIA and Let's Wait Awhile, e.g. 6, 12, 24 h).
+        slack_factor: For ``slack``: completion time allowed, as a multiple of the duration (>= 1).
+        window_h: For ``window``: hours a job may be delayed in total.
+        interruptible_share: Fraction of jobs that may be suspended and resumed (drawn per job from the
+            ``jobs`` random stream); the others run without interruption once started.
+        home_shares: Share of jobs submitted to each region (region name -> share, summing to 1): the
+            region a carbon-agnostic scheduler runs them in and temporal-only policies keep them in.
+        cpu_busy_w: Power of one busy CPU in W (before PUE). The default, 3.54 W, is Cloud Carbon Footprint's
+            average for Azure at 100 % utilisation per vCPU (AzureFootprintEstimationConstants.ts,
+            ``MAX_WATTS_AVG``), from SPECpower data.
+        max_jobs: Upper bound on the jobs taken from the trace window (0 for all), for quick runs; the
+            first ``max_jobs`` arrivals are kept and the cut is reported in the summary.
+    """
+
+    trace: str = ""
+    trace_offset_h: float = 0.0
+    deadline: str = "window"
+    slack_factor: float = 2.0
+    window_h: float = 24.0
+    interruptible_share: float = 1.0
+    home_shares: dict[str, float] = field(default_factory=dict)
+    cpu_busy_w: float = 3.54
+    max_jobs: int = 0
+
+    def __post_init__(self) -> None:
+        if self.trace:
+            _check(self.trace in BATCH_TRACES, "trace", self.trace, f"one of {', '.join(BATCH_TRACES)} (or empty)")
+            _check(bool(self.home_shares), "home_shares", self.home_shares, "a share per home region")
+            _shares_sum_to_one("home_shares", self.home_shares)
+        _check(
+            _finite(self.trace_offset_h) and self.trace_offset_h >= 0,
+            "trace_offset_h",
+            self.trace_offset_h,
+            "an hour >= 0",
+        )
+        _check(self.deadline in DEADLINE_RULES, "deadline", self.deadline, f"one of {', '.join(DEADLINE_RULES)}")
+        _check(
+            _finite(self.slack_factor) and self.slack_factor >= 1, "slack_factor", self.slack_factor, "a factor >= 1"
+        )
+        _check(_finite(self.window_h) and self.window_h >= 0, "window_h", self.window_h, "a number of hours >= 0")
+        _check(
+            _finite(self.interruptible_share) and 0 <= self.interruptible_share <= 1,
+            "interruptible_share",
+            self.interruptible_share,
+            "a fraction in [0, 1]",
+        )
+        for region, share in self.home_shares.items():
+            _check(_finite(share) and 0 <= share <= 1, f"home_shares.{region}", share, "a fraction in [0, 1]")
+        _check(_finite(self.cpu_busy_w) and self.cpu_busy_w >= 0, "cpu_busy_w", self.cpu_busy_w, "a power >= 0 W")
+        _check(self.max_jobs >= 0, "max_jobs", self.max_jobs, "a number of jobs >= 0 (0 for all)")
+
+
+@dataclass(frozen=True)
 class ScenarioConfig:
     """Everything about the world being simulated, independent of the policy.
 
@@ -467,6 +538,7 @@ class ScenarioConfig:
         carbon: The carbon-intensity signal.
         prices: The electricity price signal.
         forecast: The forecaster policies see (for intensity and price).
+        batch: Deferrable batch jobs (none unless ``batch.trace`` is set).
         start_utc: Calendar time of simulated t = 0 for measured signals, ISO 8601 in UTC on a whole hour
             (e.g. ``2023-06-05T00:00:00Z``); required when a measured signal is used.
         jitter_std_ms: Standard deviation of the network jitter max(0, N(0, sigma)) added to the outbound
@@ -483,6 +555,7 @@ class ScenarioConfig:
     carbon: CarbonConfig = field(default_factory=CarbonConfig)
     prices: PriceConfig = field(default_factory=PriceConfig)
     forecast: ForecastConfig = field(default_factory=ForecastConfig)
+    batch: BatchConfig = field(default_factory=BatchConfig)
     start_utc: str = ""
     jitter_std_ms: float = 0.0
     carbon_price_usd_per_tonne: float = 0.0
@@ -522,6 +595,21 @@ class ScenarioConfig:
                 raise ConfigError(
                     f"origins[{i}].rtt_ms: origin {origin.name!r} has no round-trip time to "
                     f"region(s) {', '.join(missing)}"
+                )
+        if self.batch.trace:
+            unknown_homes = sorted(set(self.batch.home_shares) - set(region_names))
+            if unknown_homes:
+                raise ConfigError(
+                    f"batch.home_shares: unknown region(s) {', '.join(unknown_homes)}; valid regions: "
+                    f"{', '.join(region_names)}"
+                )
+            for name in self.batch.home_shares:
+                ri = region_names.index(name)
+                _check(
+                    self.regions[ri].batch_cpus > 0,
+                    f"regions[{ri}].batch_cpus",
+                    self.regions[ri].batch_cpus,
+                    f"CPUs > 0 (region {name!r} is a home region of batch jobs)",
                 )
         hardware = sorted({p.hardware for r in self.regions for p in r.pools})
         for i, wl in enumerate(self.workloads):
@@ -638,6 +726,15 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class BatchPolicyConfig(PolicyConfig):
+    """Base of every batch-job policy's parameters; each registered batch policy has a subclass (or this).
+
+    Attributes:
+        name: Registered batch policy name (equal to its ``conf/batch_policy`` file name).
+    """
+
+
+@dataclass(frozen=True)
 class PublishedRow:
     """One policy's row of a published results table, for side-by-side comparison.
 
@@ -664,9 +761,12 @@ class ExperimentConfig:
 
     Attributes:
         name: Experiment name (its ``conf/experiment`` file name).
-        runs: Policies to run, each a mapping with the policy ``name`` and its parameters, plus an optional
-            ``label`` (default: name and parameters).
+        runs: Policies to run, each a mapping with the routing policy ``name`` and its parameters and/or a
+            ``batch_policy`` mapping (its ``name`` and parameters), plus an optional ``label`` (default:
+            names and parameters). What a run leaves out is the top-level ``policy`` / ``batch_policy``.
         seeds: Seeds to run every policy with; empty means the top-level ``seed``.
+        variants: Scenario variants to run every policy on, each a mapping of dotted configuration paths
+            to values (e.g. ``{"scenario.batch.window_h": 6}``); empty means the configuration as it is.
         published: Published results to print beside carbonsim's (matched by label).
         published_source: Citation of the published results.
     """
@@ -674,16 +774,24 @@ class ExperimentConfig:
     name: str
     runs: tuple[dict[str, Any], ...]
     seeds: tuple[int, ...] = ()
+    variants: tuple[dict[str, Any], ...] = ()
     published: tuple[PublishedRow, ...] = ()
     published_source: str = ""
 
     def __post_init__(self) -> None:
         _check(len(self.runs) > 0, "runs", self.runs, "at least one policy run")
         # Imported here: the registry imports this module.
-        from carbonsim.policies.registry import policy_config
+        from carbonsim.policies.registry import batch_policy_config, policy_config
 
         for i, run in enumerate(self.runs):
-            _check(isinstance(run, dict) and "name" in run, f"runs[{i}]", run, "a mapping with a policy 'name'")
+            _check(
+                isinstance(run, dict) and ("name" in run or "batch_policy" in run),
+                f"runs[{i}]",
+                run,
+                "a mapping with a policy 'name' and/or a 'batch_policy'",
+            )
+            if "batch_policy" in run:
+                batch_policy_config(run["batch_policy"], f"runs[{i}].batch_policy")
             if "label" in run:
                 _check(
                     isinstance(run["label"], str) and bool(run["label"]),
@@ -691,7 +799,15 @@ class ExperimentConfig:
                     run["label"],
                     "a non-empty string",
                 )
-            policy_config({k: v for k, v in run.items() if k != "label"}, f"runs[{i}]")
+            if "name" in run:
+                policy_config({k: v for k, v in run.items() if k not in ("label", "batch_policy")}, f"runs[{i}]")
+        for i, variant in enumerate(self.variants):
+            _check(
+                isinstance(variant, dict) and bool(variant) and all(isinstance(k, str) for k in variant),
+                f"variants[{i}]",
+                variant,
+                "a non-empty mapping of dotted configuration paths to values",
+            )
 
 
 @dataclass(frozen=True)
@@ -708,20 +824,24 @@ class RunConfig:
         planning_interval_min: How often (simulated minutes) the policy's ``plan`` hook is called.
         baseline: Policy name whose run on the same arrivals is the reference for reduction percentages;
             empty to skip the baseline run.
+        batch_baseline: Batch policy of the baseline run when the scenario has jobs.
         scenario: The simulated world.
         policy: The routing policy and its parameters.
+        batch_policy: The batch-job policy and its parameters (used when the scenario has jobs).
         experiment: A multi-policy comparison to run instead of a single simulation.
         write_requests: Write the per-request table (``requests.parquet``).
     """
 
     scenario: ScenarioConfig
     policy: PolicyConfig
+    batch_policy: BatchPolicyConfig = field(default_factory=lambda: BatchPolicyConfig(name="carbon_agnostic"))
     seed: int = 0
     sim_hours: float = 168.0
     drain: bool = True
     max_drain_hours: float = 24.0
     planning_interval_min: float = 15.0
     baseline: str = "latency_first"
+    batch_baseline: str = "carbon_agnostic"
     experiment: ExperimentConfig | None = None
     write_requests: bool = True
 
@@ -746,6 +866,14 @@ class RunConfig:
                 self.baseline,
                 f"a policy name (or empty); valid policies: {', '.join(policy_names())}",
             )
+        from carbonsim.policies.registry import batch_policy_names
+
+        _check(
+            self.batch_baseline in batch_policy_names(),
+            "batch_baseline",
+            self.batch_baseline,
+            f"a batch policy name; valid batch policies: {', '.join(batch_policy_names())}",
+        )
         _check(
             _finite(self.planning_interval_min) and self.planning_interval_min > 0,
             "planning_interval_min",

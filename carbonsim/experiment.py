@@ -4,67 +4,130 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from carbonsim._schema import ConfigError, build
+from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis import metrics, tables
-from carbonsim.config import PublishedRow, RunConfig
-from carbonsim.policies import policy_config
-from carbonsim.runner import RunOutput, policy_label, prepare, simulate_policy, write_outputs, write_text
+from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
+from carbonsim.policies import batch_policy_config, policy_config
+from carbonsim.runner import RunOutput, prepare, run_label, simulate_policy, write_outputs, write_text
 
 
 def _slug(label: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", label).strip("_")
 
 
-def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Runs every policy of ``cfg.experiment`` on every seed and writes the comparison tables.
+def _run_specs(cfg: RunConfig) -> list[tuple[str, PolicyConfig, BatchPolicyConfig]]:
+    """(label, routing policy, batch policy) of every run of the experiment."""
+    assert cfg.experiment is not None
+    with_jobs = bool(cfg.scenario.batch.trace)
+    specs = []
+    for i, run in enumerate(cfg.experiment.runs):
+        routing = {k: v for k, v in run.items() if k not in ("label", "batch_policy")}
+        pc = policy_config(routing, f"experiment.runs[{i}]") if routing else cfg.policy
+        bc = (
+            batch_policy_config(run["batch_policy"], f"experiment.runs[{i}].batch_policy")
+            if "batch_policy" in run
+            else cfg.batch_policy
+        )
+        label = str(run.get("label") or run_label(pc, bc if with_jobs else None))
+        specs.append((label, pc, bc))
+    return specs
 
-    Every policy sees the same requests for a given seed (common random numbers). Each run's files go to
-    ``runs/<label>_seed<seed>/``; the comparison goes to ``comparison.csv/.md`` (aggregate) and
-    ``comparison_per_workload.csv/.md``; an experiment with published results also writes
+
+def apply_variant(cfg: RunConfig, variant: Mapping[str, Any]) -> RunConfig:
+    """The run configuration with dotted paths set (e.g. ``scenario.batch.window_h``), validated again."""
+    data = dataclasses.asdict(cfg)
+    for path, value in variant.items():
+        node = data
+        keys = path.split(".")
+        for key in keys[:-1]:
+            if not isinstance(node, dict) or key not in node:
+                raise ConfigError(f"experiment.variants: unknown configuration path {path!r}")
+            node = node[key]
+        if not isinstance(node, dict) or keys[-1] not in node:
+            raise ConfigError(f"experiment.variants: unknown configuration path {path!r}")
+        node[keys[-1]] = value
+    return build(RunConfig, data)
+
+
+def variant_label(variant: Mapping[str, Any]) -> str:
+    """Short label of a variant: the last path component and value of each entry."""
+    return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in variant.items())
+
+
+def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
+    """Runs every policy of ``cfg.experiment`` on every variant and seed and writes the comparison tables.
+
+    Every policy sees the same requests and jobs for a given variant and seed (common random numbers).
+    Each run's files go to ``runs/<variant>_<label>_seed<seed>/``; the comparison goes to
+    ``comparison.csv/.md`` (aggregate) and ``comparison_per_workload.csv/.md``, plus ``jobs_comparison.csv/.md``
+    when the scenario has batch jobs; an experiment with published results also writes
     ``reference_table.csv/.md``.
 
     Returns:
-        The tables by name (``comparison``, ``per_workload`` and, if published, ``reference``).
+        The tables by name (``comparison``, ``per_workload``, and if present ``jobs`` and ``reference``).
     """
     exp = cfg.experiment
     if exp is None:
         raise ValueError("run_experiment needs cfg.experiment")
-    seeds = exp.seeds or (cfg.seed,)
-    specs = []
-    for i, run in enumerate(exp.runs):
-        data = {k: v for k, v in run.items() if k != "label"}
-        pc = policy_config(data, f"experiment.runs[{i}]")
-        specs.append((str(run.get("label") or policy_label(pc)), pc))
-    baseline_cfg = policy_config({"name": cfg.baseline}, "baseline") if cfg.baseline else None
     summaries = []
     workload_rows = []
-    for seed in seeds:
-        world, requests = prepare(cfg, seed)
-        baseline: RunOutput | None = None
-        if baseline_cfg is not None:
-            baseline = simulate_policy(cfg, baseline_cfg, world, requests, seed)
-        for label, pc in specs:
-            if baseline is not None and pc == baseline_cfg:
-                # The baseline already ran this policy on these arrivals: reuse it under this run's label.
-                out = dataclasses.replace(baseline, label=label, summary={**baseline.summary, "label": label})
-            else:
-                out = simulate_policy(cfg, pc, world, requests, seed, label)
-            if baseline is not None:
-                metrics.add_reduction(out.summary, baseline.summary, cfg.baseline)
-            write_outputs(out, out_dir / "runs" / f"{_slug(label)}_seed{seed}", write_requests=False)
-            summaries.append(out.summary)
-            wl = out.per_workload.copy()
-            wl.insert(0, "seed", seed)
-            wl.insert(0, "label", label)
-            workload_rows.append(wl)
+    for variant in exp.variants or ({},):
+        vcfg = apply_variant(cfg, variant) if variant else cfg
+        vlabel = variant_label(variant)
+        specs = _run_specs(vcfg)
+        baseline_pair = (
+            (
+                policy_config({"name": vcfg.baseline}, "baseline"),
+                batch_policy_config({"name": vcfg.batch_baseline}, "batch_baseline"),
+            )
+            if vcfg.baseline
+            else None
+        )
+        for seed in exp.seeds or (vcfg.seed,):
+            world, requests, jobs = prepare(vcfg, seed)
+            baseline: RunOutput | None = None
+            if baseline_pair is not None:
+                baseline = simulate_policy(
+                    vcfg, baseline_pair[0], world, requests, seed, jobs=jobs, batch_policy=baseline_pair[1]
+                )
+            for label, pc, bc in specs:
+                same = (
+                    baseline_pair is not None and pc == baseline_pair[0] and (not len(jobs) or bc == baseline_pair[1])
+                )
+                if baseline is not None and same:
+                    # The baseline already ran these policies on these arrivals: reuse it under this run's label.
+                    out = dataclasses.replace(baseline, label=label, summary={**baseline.summary, "label": label})
+                else:
+                    out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
+                if baseline is not None:
+                    metrics.add_reduction(out.summary, baseline.summary, vcfg.baseline)
+                    job_metrics.add_job_reduction(out.summary, baseline.summary)
+                if variant:
+                    out.summary["variant"] = vlabel
+                folder = f"{_slug(vlabel) + '_' if variant else ''}{_slug(label)}_seed{seed}"
+                write_outputs(out, out_dir / "runs" / folder, write_requests=False)
+                summaries.append(out.summary)
+                wl = out.per_workload.copy()
+                wl.insert(0, "seed", seed)
+                if variant:
+                    wl.insert(0, "variant", vlabel)
+                wl.insert(0, "label", label)
+                workload_rows.append(wl)
     comparison = tables.aggregate(summaries)
     per_workload = pd.concat(workload_rows, ignore_index=True)
     result = {"comparison": comparison, "per_workload": per_workload}
-    for name, df in (("comparison", comparison), ("comparison_per_workload", per_workload)):
+    outputs = [("comparison", comparison), ("comparison_per_workload", per_workload)]
+    if any("jobs" in s for s in summaries):
+        result["jobs"] = tables.job_comparison(summaries)
+        outputs.append(("jobs_comparison", result["jobs"]))
+    for name, df in outputs:
         write_text(out_dir / f"{name}.csv", df.to_csv(index=False, float_format="%.6g"))
         write_text(out_dir / f"{name}.md", tables.to_markdown(df))
     if exp.published:

@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 
 from carbonsim.config import ScenarioConfig
+from carbonsim.core import rng as rngmod
+from carbonsim.core.jobs import Jobs, make_jobs
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import carbon_signal as synthetic_carbon_signal
 from carbonsim.core.world import flat_price
 from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
 from carbonsim.data.errors import DataError
 from carbonsim.data.prices import load_price
-from carbonsim.data.workloads import load_llm_arrivals, load_load_shape
+from carbonsim.data.workloads import load_gaia_jobs, load_llm_arrivals, load_load_shape
 
 HOUR = pd.Timedelta(hours=1)
 USD_PER_MWH_TO_USD_PER_KWH = 1e-3
@@ -170,3 +172,24 @@ def arrival_inputs(scenario: ScenarioConfig) -> tuple[np.ndarray | None, np.ndar
     shape = load_load_shape(cfg.load_shape) if cfg.load_shape else None
     replay = load_llm_arrivals(cfg.trace.removeprefix("azure_llm_")) if cfg.kind == "replay" else None
     return shape, replay
+
+
+def batch_jobs(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Jobs:
+    """The scenario's batch jobs for a run of ``sim_hours`` (none unless ``batch.trace`` is set).
+
+    Jobs of the GAIA trace arriving in ``[trace_offset_h, trace_offset_h + sim_hours)``, shifted to t = 0;
+    whether each is interruptible and its home region come from the ``jobs`` random stream.
+    """
+    cfg = scenario.batch
+    if not cfg.trace:
+        return Jobs.empty()
+    trace = load_gaia_jobs(cfg.trace)
+    return make_jobs(
+        cfg,
+        scenario.region_names,
+        trace["arrival_s"].to_numpy(),
+        trace["duration_s"].to_numpy(),
+        trace["cpus"].to_numpy(),
+        sim_hours * 3600.0,
+        rngmod.stream(seed, "jobs"),
+    )

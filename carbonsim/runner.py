@@ -18,14 +18,16 @@ from typing import Any
 
 import pandas as pd
 
+from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis import metrics
-from carbonsim.config import PolicyConfig, RunConfig
+from carbonsim.config import BatchPolicyConfig, PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
+from carbonsim.core.jobs import Jobs
 from carbonsim.core.simulation import Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
 from carbonsim.hardware import resolve_profiles
-from carbonsim.inputs import arrival_inputs, signals
-from carbonsim.policies import make_policy, policy_config
+from carbonsim.inputs import arrival_inputs, batch_jobs, signals
+from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
 
 
 @dataclass
@@ -41,6 +43,7 @@ class RunOutput:
         hourly: Breakdown per simulated hour.
         routing: Share of each origin's requests per region.
         timing: Wall-clock figures (not deterministic, so kept out of ``summary``).
+        jobs: One row per batch job (None without jobs).
     """
 
     label: str
@@ -51,6 +54,7 @@ class RunOutput:
     hourly: pd.DataFrame
     routing: pd.DataFrame
     timing: dict[str, float]
+    jobs: pd.DataFrame | None = None
 
 
 def policy_label(cfg: PolicyConfig) -> str:
@@ -64,15 +68,22 @@ def policy_label(cfg: PolicyConfig) -> str:
     return f"{cfg.name}({', '.join(changed)})" if changed else cfg.name
 
 
-def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests]:
-    """Compiles the world and draws the requests of a run (shared by every policy on the same seed)."""
+def run_label(policy: PolicyConfig, batch_policy: PolicyConfig | None) -> str:
+    """Label of a run: the routing policy's, plus the batch policy's when the run has jobs."""
+    label = policy_label(policy)
+    return f"{label} + {policy_label(batch_policy)}" if batch_policy is not None else label
+
+
+def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests, Jobs]:
+    """Compiles the world and draws the requests and jobs of a run (shared by every policy on the same seed)."""
     seed = cfg.seed if seed is None else seed
     hours = signal_hours(cfg.sim_hours, cfg.drain, cfg.max_drain_hours)
     scenario = resolve_profiles(cfg.scenario)
     carbon, price = signals(scenario, seed, hours)
     world = compile_world(scenario, seed, hours, carbon=carbon, price=price)
     load_shape, replay_s = arrival_inputs(scenario)
-    return world, draw_requests(scenario, seed, cfg.sim_hours, load_shape, replay_s)
+    requests = draw_requests(scenario, seed, cfg.sim_hours, load_shape, replay_s)
+    return world, requests, batch_jobs(scenario, seed, cfg.sim_hours)
 
 
 def simulate_policy(
@@ -82,9 +93,13 @@ def simulate_policy(
     requests: Requests,
     seed: int | None = None,
     label: str | None = None,
+    jobs: Jobs | None = None,
+    batch_policy: BatchPolicyConfig | None = None,
 ) -> RunOutput:
-    """Runs one policy on prepared arrivals and computes its tables."""
+    """Runs one routing policy (and batch policy, with jobs) on prepared arrivals and computes its tables."""
     seed = cfg.seed if seed is None else seed
+    jobs = jobs if jobs is not None else Jobs.empty()
+    batch_cfg = batch_policy if batch_policy is not None else cfg.batch_policy
     t0 = time.perf_counter()
     sim = Simulation(
         world,
@@ -95,18 +110,24 @@ def simulate_policy(
         drain=cfg.drain,
         max_drain_s=cfg.max_drain_hours * 3600.0,
         planning_interval_s=cfg.planning_interval_min * 60.0,
+        jobs=jobs,
+        batch_policy=make_batch_policy(batch_cfg) if len(jobs) else None,
     )
     result = sim.run()
     t_sim = time.perf_counter() - t0
     energy = metrics.energy_account(result)
     df = metrics.request_table(result, energy)
+    job_df = job_metrics.job_table(result) if len(jobs) else None
     summary = {
         "policy": policy.name,
-        "label": label or policy_label(policy),
+        "label": label or run_label(policy, batch_cfg if len(jobs) else None),
         "seed": seed,
         "scenario": cfg.scenario.name,
         **metrics.summary(df, energy, result),
     }
+    if job_df is not None:
+        summary["batch_policy"] = batch_cfg.name
+        summary.update(job_metrics.job_summary(job_df, result))
     n = max(len(requests), 1)
     timing = {
         "simulation_wall_s": t_sim,
@@ -124,17 +145,25 @@ def simulate_policy(
         hourly=metrics.hourly(df, energy),
         routing=metrics.routing(df),
         timing=timing,
+        jobs=job_df,
     )
 
 
 def run(cfg: RunConfig) -> RunOutput:
-    """Runs the configured policy and, if a baseline is set, the baseline on the same arrivals."""
-    world, requests = prepare(cfg)
-    out = simulate_policy(cfg, cfg.policy, world, requests)
+    """Runs the configured policies and, if a baseline is set, the baseline on the same arrivals.
+
+    With batch jobs, the baseline run pairs the baseline routing policy with the baseline batch policy
+    (``batch_baseline``).
+    """
+    world, requests, jobs = prepare(cfg)
+    out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs)
     if cfg.baseline:
         base_cfg = policy_config({"name": cfg.baseline}, "baseline")
-        base = out if base_cfg == cfg.policy else simulate_policy(cfg, base_cfg, world, requests)
+        base_batch = batch_policy_config({"name": cfg.batch_baseline}, "batch_baseline")
+        same = base_cfg == cfg.policy and (not len(jobs) or base_batch == cfg.batch_policy)
+        base = out if same else simulate_policy(cfg, base_cfg, world, requests, jobs=jobs, batch_policy=base_batch)
         metrics.add_reduction(out.summary, base.summary, cfg.baseline)
+        job_metrics.add_job_reduction(out.summary, base.summary)
     return out
 
 
@@ -163,7 +192,7 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     """Writes a run's files into ``folder``.
 
     Files: ``summary.json``, ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``,
-    ``routing.csv`` and (if ``write_requests``) ``requests.parquet``.
+    ``routing.csv``, ``jobs.csv`` (with batch jobs) and (if ``write_requests``) ``requests.parquet``.
     """
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "summary.json", out.summary)
@@ -175,6 +204,8 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("routing", out.routing),
     ):
         write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
+    if out.jobs is not None:
+        write_text(folder / "jobs.csv", out.jobs.to_csv(index=False, float_format="%.6g"))
     if write_requests:
         tmp = folder / ".requests.parquet.tmp"
         out.requests.to_parquet(tmp, index=False)

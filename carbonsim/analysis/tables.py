@@ -11,7 +11,9 @@ import pandas as pd
 #: Columns of the aggregate comparison table, in order.
 AGGREGATE_COLUMNS = (
     "label",
+    "variant",
     "policy",
+    "batch_policy",
     "seed",
     "requests",
     "completed",
@@ -29,6 +31,18 @@ AGGREGATE_COLUMNS = (
     "cost_usd",
     "carbon_reduction_pct",
     "intensity_reduction_pct",
+    "jobs",
+    "jobs_completed",
+    "jobs_failed",
+    "jobs_in_flight",
+    "deadline_met_pct",
+    "job_mean_wait_h",
+    "job_p95_wait_h",
+    "job_mean_completion_h",
+    "job_energy_kwh",
+    "job_carbon_kg",
+    "job_cost_usd",
+    "job_carbon_reduction_pct",
 )
 
 #: Columns of the reference table (one row per policy and source).
@@ -47,6 +61,33 @@ def aggregate(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     """One row per run with the headline metrics (columns missing from a summary are left empty)."""
     df = pd.DataFrame(list(summaries))
     return df.reindex(columns=[c for c in AGGREGATE_COLUMNS if c in df.columns])
+
+
+#: Columns of the batch-job comparison table.
+JOB_COLUMNS = (
+    "label",
+    "variant",
+    "batch_policy",
+    "seed",
+    "jobs",
+    "jobs_completed",
+    "jobs_failed",
+    "jobs_in_flight",
+    "deadline_met_pct",
+    "job_mean_wait_h",
+    "job_p95_wait_h",
+    "job_mean_completion_h",
+    "job_energy_kwh",
+    "job_carbon_kg",
+    "job_cost_usd",
+    "job_carbon_reduction_pct",
+)
+
+
+def job_comparison(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run with the batch-job metrics."""
+    df = pd.DataFrame(list(summaries))
+    return df.reindex(columns=[c for c in JOB_COLUMNS if c in df.columns])
 
 
 def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:

@@ -19,6 +19,8 @@ from simpy.events import Event, Timeout
 
 from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
+from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
+from carbonsim.core.jobs import Jobs
 from carbonsim.core.policy import Policy
 from carbonsim.core.recorder import COMPLETED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
@@ -45,6 +47,9 @@ class SimResult:
         decision_ns: Wall-clock nanoseconds spent in the policy's ``decide`` (whole run).
         plan_ns: Wall-clock nanoseconds spent in the policy's ``plan``.
         plans: Number of ``plan`` calls.
+        jobs: The batch jobs (empty without).
+        job_records: Per-job outcomes and running segments (None without jobs).
+        batch_epochs: Number of batch policy calls.
     """
 
     world: World
@@ -56,6 +61,9 @@ class SimResult:
     decision_ns: int
     plan_ns: int
     plans: int
+    jobs: Jobs
+    job_records: JobRecords | None
+    batch_epochs: int
 
 
 class Simulation:
@@ -70,6 +78,8 @@ class Simulation:
         drain: Continue after ``horizon_s`` until every request has finished.
         max_drain_s: Bound on the drain phase in seconds.
         planning_interval_s: Seconds between ``plan`` calls.
+        jobs: Batch jobs to run alongside the requests (arrivals within ``[0, horizon_s)``).
+        batch_policy: The batch policy (required with jobs).
     """
 
     def __init__(
@@ -82,6 +92,8 @@ class Simulation:
         drain: bool = True,
         max_drain_s: float = 86_400.0,
         planning_interval_s: float = 900.0,
+        jobs: Jobs | None = None,
+        batch_policy: BatchPolicy | None = None,
     ) -> None:
         n = len(requests)
         if n and requests.arrival_s[-1] >= horizon_s:
@@ -126,6 +138,35 @@ class Simulation:
             world.mix_service_ms,
             self._oracle_service_ms,
         )
+        self.jobs = jobs if jobs is not None else Jobs.empty()
+        if len(self.jobs) and self.jobs.arrival_s[-1] >= horizon_s:
+            raise ValueError(
+                f"jobs: last arrival at {self.jobs.arrival_s[-1]} s is not before the horizon {horizon_s} s"
+            )
+        self.batch: BatchEngine | None = None
+        if len(self.jobs):
+            if batch_policy is None:
+                raise ValueError("jobs need a batch policy")
+            self.batch_policy = batch_policy
+            self.job_context = JobContext(
+                region_names=scenario.region_names,
+                capacity_cpus=tuple(r.batch_cpus for r in scenario.regions),
+                pue=tuple(r.pue for r in scenario.regions),
+                cpu_busy_w=scenario.batch.cpu_busy_w,
+                horizon_s=horizon_s,
+                rng=rngmod.stream(seed, "batch_policy"),
+            )
+            self.batch = BatchEngine(
+                self.env,
+                self.jobs,
+                batch_policy,
+                self.job_context,
+                world.carbon,
+                world.price,
+                world.carbon_forecast,
+                world.price_forecast,
+                self._on_idle,
+            )
         self._stopped: Event = self.env.event()
         self._arrivals_done = n == 0
         self._past_horizon = False
@@ -186,7 +227,9 @@ class Simulation:
         A drained run ends when every request has finished, but never before the end of the arrival window:
         the window is the observation period (idle energy, planning calls) whatever the load.
         """
-        if self._arrivals_done and self.drain and self._past_horizon and not self._stopped.triggered:
+        jobs_done = self.batch is None or self.batch.finished
+        idle = self._arrivals_done and self.state.outstanding == 0
+        if idle and jobs_done and self.drain and self._past_horizon and not self._stopped.triggered:
             self._stopped.succeed()
 
     def _on_horizon(self, event: Event) -> None:
@@ -322,6 +365,9 @@ class Simulation:
         """Runs the simulation to the end and returns the raw result."""
         self.policy.reset(self.context)
         env = self.env
+        if self.batch is not None:
+            self.batch_policy.reset(self.job_context)
+            env.process(self.batch.process())
         # Planning first: a plan for time 0 exists before the first decision.
         env.process(self._planning_process())
         self._start_arrivals()
@@ -329,16 +375,20 @@ class Simulation:
         env.timeout(self.stop_s).callbacks.append(self._on_limit)
         env.run(until=self._stopped)
         self._finish_records()
+        end_s = float(env.now)
         return SimResult(
             world=self.world,
             requests=self.requests,
             records=self.records,
             pools=self.pools,
             horizon_s=self.horizon_s,
-            end_s=float(env.now),
+            end_s=end_s,
             decision_ns=self._decision_ns,
             plan_ns=self._plan_ns,
             plans=self._plans,
+            jobs=self.jobs,
+            job_records=None if self.batch is None else self.batch.records(end_s),
+            batch_epochs=0 if self.batch is None else self.batch.epochs,
         )
 
 

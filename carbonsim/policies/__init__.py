@@ -4,19 +4,33 @@ Importing this package registers every built-in policy. Add a policy by decorati
 :func:`register` (see README, "Adding a policy").
 """
 
-from carbonsim.policies import heuristics, hybrid  # noqa: F401  (registers the built-in policies)
+from carbonsim.policies import batch, heuristics, hybrid  # noqa: F401  (registers the built-in policies)
 from carbonsim.policies.base import BasePolicy, predicted_latency_ms
 from carbonsim.policies.hybrid import ConstrainedHybridConfig, HybridConfig
-from carbonsim.policies.registry import config_class, make_policy, policy_config, policy_names, register
+from carbonsim.policies.registry import (
+    batch_policy_config,
+    batch_policy_names,
+    config_class,
+    make_batch_policy,
+    make_policy,
+    policy_config,
+    policy_names,
+    register,
+    register_batch,
+)
 
 __all__ = [
     "BasePolicy",
     "ConstrainedHybridConfig",
     "HybridConfig",
+    "batch_policy_config",
+    "batch_policy_names",
     "config_class",
+    "make_batch_policy",
     "make_policy",
     "policy_config",
     "policy_names",
     "predicted_latency_ms",
     "register",
+    "register_batch",
 ]

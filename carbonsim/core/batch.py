@@ -1,0 +1,375 @@
+"""Batch jobs in the simulation: per-region CPU clusters, a batch policy, suspend and resume.
+
+The engine is a SimPy process in the same environment as the inference requests. It wakes at every *epoch*:
+a job arrival, a job completion, and every hour boundary while jobs are active (the signals change
+hourly). At each epoch it asks the batch policy which active jobs should run, and where
+(:meth:`BatchPolicy.schedule`), then:
+
+* suspends running interruptible jobs the policy no longer lists (a non-interruptible job may not be
+  suspended, and a started job may not move: both are policy errors);
+* starts listed waiting jobs in arrival order where their CPUs fit in the region's free capacity; a job
+  that does not fit waits in the queue (first fit in arrival order, so a small job may pass a large one);
+* runs every job at its full CPU count: a job's remaining work falls by one second per second of running,
+  and its completion is the next epoch it sets.
+
+A job needing more CPUs than any region's cluster has can never run: it fails on arrival. Every job is, at
+the end, completed, failed or in flight (never silently lost). Energy: a running job draws
+``cpus x cpu_busy_w x PUE``; emissions and cost integrate that power over the hourly signals exactly
+(:func:`job_account`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import simpy
+
+from carbonsim.core.forecast import Forecaster
+from carbonsim.core.jobs import Jobs
+from carbonsim.core.signals import SECONDS_PER_HOUR, HourlySignal
+
+WAITING, RUNNING, COMPLETED, FAILED = 0, 1, 2, 3
+JOB_STATUS_NAMES = ("in_flight", "in_flight", "completed", "failed")
+#: Relative remaining work below which a job counts as finished (floating-point slack of event times).
+DONE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """Static facts a batch policy receives once before the run.
+
+    Attributes:
+        region_names: Region names; a decision is an index into this tuple.
+        capacity_cpus: CPUs of each region's batch cluster.
+        pue: PUE of each region.
+        cpu_busy_w: Power of one busy CPU in W.
+        horizon_s: End of the arrival window in s.
+        rng: The policy's own random stream.
+    """
+
+    region_names: tuple[str, ...]
+    capacity_cpus: tuple[int, ...]
+    pue: tuple[float, ...]
+    cpu_busy_w: float
+    horizon_s: float
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What a policy may know about an active (arrived, unfinished) job.
+
+    Attributes:
+        id: Job index (stable for the run).
+        arrival_s: Arrival time in s.
+        duration_s: Running time it needs in total, in s.
+        remaining_s: Running time still needed, in s.
+        cpus: CPUs it runs on.
+        deadline_s: Time by which it should be complete, in s.
+        interruptible: Whether it may be suspended.
+        home: Region it was submitted to.
+        region: Region it runs (or ran) in once started, else -1.
+        running: Whether it is running now.
+    """
+
+    id: int
+    arrival_s: float
+    duration_s: float
+    remaining_s: float
+    cpus: int
+    deadline_s: float
+    interruptible: bool
+    home: int
+    region: int
+    running: bool
+
+
+@dataclass(frozen=True)
+class JobView:
+    """The state a batch policy sees at an epoch.
+
+    Attributes:
+        now_s: Current time in s.
+        active: Arrived, unfinished jobs in arrival order.
+        free_cpus: Unused CPUs per region now.
+        intensity_gco2_per_kwh: Intensity per region now.
+        price_usd_per_kwh: Electricity price per region now.
+        carbon_forecast: Intensity forecaster (:meth:`forecast_gco2_per_kwh`).
+        price_forecast: Price forecaster (:meth:`forecast_price_usd_per_kwh`).
+    """
+
+    now_s: float
+    active: tuple[JobInfo, ...]
+    free_cpus: tuple[int, ...]
+    intensity_gco2_per_kwh: tuple[float, ...]
+    price_usd_per_kwh: tuple[float, ...]
+    carbon_forecast: Forecaster
+    price_forecast: Forecaster
+
+    def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Intensity forecast of ``region`` issued now, for the current hour and the next (<= 48 values)."""
+        return self.carbon_forecast.forecast(region, self.now_s, horizon_h)
+
+    def forecast_price_usd_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Electricity price forecast of ``region`` issued now, in USD/kWh (<= 48 values)."""
+        return self.price_forecast.forecast(region, self.now_s, horizon_h)
+
+
+@runtime_checkable
+class BatchPolicy(Protocol):
+    """A scheduler of deferrable batch jobs (when and where each job runs)."""
+
+    def reset(self, context: JobContext) -> None:
+        """Receives the scenario's static facts and the policy's random stream."""
+
+    def schedule(self, view: JobView) -> Mapping[int, int]:
+        """Returns job id -> region for every active job that should run from now on.
+
+        Jobs left out wait (a running interruptible job left out is suspended). Running jobs must keep
+        their region; non-interruptible running jobs must stay listed.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class JobRecords:
+    """Per-job outcome and the running segments (for energy accounting).
+
+    Attributes:
+        status: ``COMPLETED``, ``FAILED``, or ``WAITING``/``RUNNING`` (in flight) at the end, per job.
+        region: Region each job ran in (-1 if it never started).
+        start_s: First start in s (NaN if never started).
+        end_s: Completion time in s (NaN if not completed).
+        remaining_s: Work left at the end in s.
+        suspensions: Times each job was suspended.
+        seg_job: Job of each running segment.
+        seg_region: Region of each segment.
+        seg_start_s: Segment starts in s.
+        seg_end_s: Segment ends in s.
+    """
+
+    status: np.ndarray
+    region: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    remaining_s: np.ndarray
+    suspensions: np.ndarray
+    seg_job: np.ndarray
+    seg_region: np.ndarray
+    seg_start_s: np.ndarray
+    seg_end_s: np.ndarray
+
+
+class BatchEngine:
+    """Runs the jobs of one simulation under a batch policy (see the module docstring).
+
+    Args:
+        env: The simulation's environment.
+        jobs: The jobs.
+        policy: The batch policy.
+        context: Static facts for the policy.
+        carbon: Intensity signal (for the view).
+        price: Price signal (for the view).
+        carbon_forecast: Intensity forecaster.
+        price_forecast: Price forecaster.
+        on_done: Called once when every job has completed or failed.
+    """
+
+    def __init__(
+        self,
+        env: simpy.Environment,
+        jobs: Jobs,
+        policy: BatchPolicy,
+        context: JobContext,
+        carbon: HourlySignal,
+        price: HourlySignal,
+        carbon_forecast: Forecaster,
+        price_forecast: Forecaster,
+        on_done: Callable[[], None],
+    ) -> None:
+        n = len(jobs)
+        self.env = env
+        self.jobs = jobs
+        self.policy = policy
+        self.context = context
+        self.carbon = carbon
+        self.price = price
+        self.carbon_forecast = carbon_forecast
+        self.price_forecast = price_forecast
+        self.on_done = on_done
+        self.status = np.full(n, WAITING, dtype=np.int8)
+        self.region = np.full(n, -1, dtype=np.int16)
+        self.start_s = np.full(n, np.nan)
+        self.end_s = np.full(n, np.nan)
+        self.remaining_s = np.array(jobs.duration_s, dtype=np.float64)
+        self.suspensions = np.zeros(n, dtype=np.int32)
+        self.free = list(context.capacity_cpus)
+        self.active: dict[int, None] = {}  # insertion-ordered: arrival order
+        self.running_since: dict[int, float] = {}
+        self.segments: list[tuple[int, int, float, float]] = []
+        self.finished = n == 0
+        self._max_capacity = max(context.capacity_cpus, default=0)
+        self._epochs = 0
+
+    @property
+    def epochs(self) -> int:
+        """Policy calls so far."""
+        return self._epochs
+
+    def process(self) -> Generator[simpy.events.Event, Any, None]:
+        """The SimPy process: epochs until every job has completed or failed."""
+        jobs = self.jobs
+        n = len(jobs)
+        nxt = 0  # next job to arrive
+        last = self.env.now
+        while True:
+            now = float(self.env.now)
+            self._advance(last, now)
+            last = now
+            while nxt < n and jobs.arrival_s[nxt] <= now:
+                if jobs.cpus[nxt] > self._max_capacity:
+                    self.status[nxt] = FAILED
+                else:
+                    self.active[nxt] = None
+                nxt += 1
+            if self.active:
+                self._decide(now)
+            if not self.active and nxt >= n:
+                self.finished = True
+                self.on_done()
+                return
+            candidates = []
+            if nxt < n:
+                candidates.append(float(jobs.arrival_s[nxt]))
+            if self.active:
+                candidates.append((math.floor(now / SECONDS_PER_HOUR) + 1.0) * SECONDS_PER_HOUR)
+            for j in self.running_since:
+                candidates.append(now + float(self.remaining_s[j]))
+            yield self.env.timeout(max(0.0, min(candidates) - now))
+
+    def _advance(self, last: float, now: float) -> None:
+        """Progresses running jobs from ``last`` to ``now`` and completes those that are done."""
+        if now <= last:
+            return
+        for j in list(self.running_since):
+            self.remaining_s[j] -= now - last
+            if self.remaining_s[j] <= DONE_TOLERANCE * self.jobs.duration_s[j]:
+                self.remaining_s[j] = 0.0
+                self._stop(j, now)
+                self.status[j] = COMPLETED
+                self.end_s[j] = now
+                del self.active[j]
+
+    def _stop(self, j: int, now: float) -> None:
+        since = self.running_since.pop(j)
+        r = int(self.region[j])
+        self.segments.append((j, r, since, now))
+        self.free[r] += int(self.jobs.cpus[j])
+
+    def _view(self, now: float) -> JobView:
+        jobs = self.jobs
+        active = tuple(
+            JobInfo(
+                id=j,
+                arrival_s=float(jobs.arrival_s[j]),
+                duration_s=float(jobs.duration_s[j]),
+                remaining_s=float(self.remaining_s[j]),
+                cpus=int(jobs.cpus[j]),
+                deadline_s=float(jobs.deadline_s[j]),
+                interruptible=bool(jobs.interruptible[j]),
+                home=int(jobs.home[j]),
+                region=int(self.region[j]),
+                running=j in self.running_since,
+            )
+            for j in self.active
+        )
+        return JobView(
+            now_s=now,
+            active=active,
+            free_cpus=tuple(self.free),
+            intensity_gco2_per_kwh=self.carbon.all_at(now),
+            price_usd_per_kwh=self.price.all_at(now),
+            carbon_forecast=self.carbon_forecast,
+            price_forecast=self.price_forecast,
+        )
+
+    def _decide(self, now: float) -> None:
+        name = type(self.policy).__name__
+        wanted = self.policy.schedule(self._view(now))
+        self._epochs += 1
+        n_regions = len(self.free)
+        for j, r in wanted.items():
+            if j not in self.active:
+                raise ValueError(f"batch policy {name} scheduled job {j!r}, which is not active at {now:.1f} s")
+            if not (isinstance(r, int | np.integer) and 0 <= r < n_regions and self.context.capacity_cpus[r] > 0):
+                raise ValueError(
+                    f"batch policy {name} put job {j} in region {r!r}; expected the index of a region with a "
+                    f"batch cluster ({[i for i, c in enumerate(self.context.capacity_cpus) if c > 0]})"
+                )
+            if self.region[j] >= 0 and self.region[j] != r:
+                raise ValueError(
+                    f"batch policy {name} moved job {j} from region {int(self.region[j])} to {r}; a started job "
+                    "stays in its region"
+                )
+        for j in list(self.running_since):
+            if j not in wanted:
+                if not self.jobs.interruptible[j]:
+                    raise ValueError(f"batch policy {name} suspended job {j}, which is not interruptible")
+                self._stop(j, now)
+                self.suspensions[j] += 1
+        for j in self.active:
+            if j in self.running_since or j not in wanted:
+                continue
+            r = int(wanted[j])
+            cpus = int(self.jobs.cpus[j])
+            if cpus <= self.free[r]:
+                self.free[r] -= cpus
+                self.region[j] = r
+                self.running_since[j] = now
+                if math.isnan(self.start_s[j]):
+                    self.start_s[j] = now
+
+    def records(self, end_s: float) -> JobRecords:
+        """The outcome at simulated time ``end_s`` (running jobs are cut there and stay in flight)."""
+        self._advance(float(self.env.now), end_s)
+        status = self.status.copy()
+        for j in self.running_since:
+            status[j] = RUNNING
+        segments = [*self.segments, *((j, int(self.region[j]), s, end_s) for j, s in self.running_since.items())]
+        seg = np.array(segments, dtype=np.float64).reshape(-1, 4)
+        return JobRecords(
+            status=status,
+            region=self.region.copy(),
+            start_s=self.start_s.copy(),
+            end_s=self.end_s.copy(),
+            remaining_s=self.remaining_s.copy(),
+            suspensions=self.suspensions.copy(),
+            seg_job=seg[:, 0].astype(np.int64),
+            seg_region=seg[:, 1].astype(np.int64),
+            seg_start_s=seg[:, 2],
+            seg_end_s=seg[:, 3],
+        )
+
+
+def job_account(
+    jobs: Jobs,
+    records: JobRecords,
+    carbon: HourlySignal,
+    price: HourlySignal,
+    pue: np.ndarray,
+    cpu_busy_w: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Energy (kWh, with PUE), emissions (g) and electricity cost (USD) per job, exact over hourly signals."""
+    n = len(jobs)
+    power_w = jobs.cpus[records.seg_job] * cpu_busy_w * pue[records.seg_region]
+    energy_j = power_w * (records.seg_end_s - records.seg_start_s)
+    carbon_g = power_w * carbon.integral(records.seg_region, records.seg_start_s, records.seg_end_s) / 3.6e6
+    cost_usd = power_w * price.integral(records.seg_region, records.seg_start_s, records.seg_end_s) / 3.6e6
+    out = []
+    for values in (energy_j / 3.6e6, carbon_g, cost_usd):
+        out.append(np.bincount(records.seg_job, weights=values, minlength=n))
+    return out[0], out[1], out[2]
