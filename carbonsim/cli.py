@@ -44,17 +44,17 @@ SUMMARY_ROWS = (
 
 JOB_COMPARISON_COLUMNS = (
     ("label", "batch policy", "{}"),
-    ("variant", "variant", "{}"),
+    ("variant", "deadlines", "{}"),
     ("jobs_completed", "done", "{:,.0f}"),
-    ("jobs_in_flight", "in flight", "{:,.0f}"),
-    ("deadline_met_pct", "deadline met %", "{:.1f}"),
-    ("job_mean_wait_h", "mean wait h", "{:.2f}"),
+    ("jobs_in_flight", "running", "{:,.0f}"),
+    ("deadline_met_pct", "met %", "{:.1f}"),
+    ("job_mean_wait_h", "wait h", "{:.2f}"),
     ("job_p95_wait_h", "p95 wait h", "{:.2f}"),
-    ("job_energy_kwh", "kWh", "{:.1f}"),
     ("job_carbon_kg", "kg CO2", "{:.2f}"),
     ("job_cost_usd", "USD", "{:.2f}"),
-    ("job_carbon_reduction_pct", "carbon red. %", "{:.1f}"),
-    ("bound_gap_pct", "% of bound's red.", "{:.1f}"),
+    ("job_carbon_reduction_pct", "red. %", "{:.1f}"),
+    ("job_share_of_home_bound_pct", "% of bound (home)", "{:.1f}"),
+    ("job_share_of_any_bound_pct", "% of bound (any)", "{:.1f}"),
 )
 
 COMPARISON_COLUMNS = (

@@ -13,6 +13,7 @@ import pandas as pd
 from carbonsim._schema import ConfigError, build
 from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis import metrics, tables
+from carbonsim.bounds import batch_bound
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.policies import batch_policy_config, policy_config
 from carbonsim.runner import RunOutput, prepare, run_label, simulate_policy, write_outputs, write_text
@@ -41,9 +42,14 @@ def _run_specs(cfg: RunConfig) -> list[tuple[str, PolicyConfig, BatchPolicyConfi
 
 
 def apply_variant(cfg: RunConfig, variant: Mapping[str, Any]) -> RunConfig:
-    """The run configuration with dotted paths set (e.g. ``scenario.batch.window_h``), validated again."""
+    """The run configuration with dotted paths set (e.g. ``scenario.batch.window_h``), validated again.
+
+    A ``label`` entry only names the variant.
+    """
     data = dataclasses.asdict(cfg)
     for path, value in variant.items():
+        if path == "label":
+            continue
         node = data
         keys = path.split(".")
         for key in keys[:-1]:
@@ -57,7 +63,9 @@ def apply_variant(cfg: RunConfig, variant: Mapping[str, Any]) -> RunConfig:
 
 
 def variant_label(variant: Mapping[str, Any]) -> str:
-    """Short label of a variant: the last path component and value of each entry."""
+    """Label of a variant: its ``label`` entry, else the last path component and value of each entry."""
+    if "label" in variant:
+        return str(variant["label"])
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in variant.items())
 
 
@@ -92,6 +100,9 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
         )
         for seed in exp.seeds or (vcfg.seed,):
             world, requests, jobs = prepare(vcfg, seed)
+            bounds = (
+                {rule: batch_bound(world, jobs, rule).carbon_g / 1e3 for rule in ("home", "any")} if len(jobs) else {}
+            )
             baseline: RunOutput | None = None
             if baseline_pair is not None:
                 baseline = simulate_policy(
@@ -109,6 +120,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
                 if baseline is not None:
                     metrics.add_reduction(out.summary, baseline.summary, vcfg.baseline)
                     job_metrics.add_job_reduction(out.summary, baseline.summary)
+                job_metrics.add_bound(out.summary, bounds)
                 if variant:
                     out.summary["variant"] = vlabel
                 folder = f"{_slug(vlabel) + '_' if variant else ''}{_slug(label)}_seed{seed}"

@@ -13,12 +13,14 @@ import numpy as np
 
 from carbonsim import BasePolicy, PolicyContext, ScenarioConfig, build
 from carbonsim.core.arrivals import from_trace
+from carbonsim.core.batch import BatchPolicy
+from carbonsim.core.jobs import Jobs
 from carbonsim.core.policy import Policy
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.simulation import SimResult, Simulation
 from carbonsim.core.view import DecisionView
 from carbonsim.core.world import compile_world
-from carbonsim.policies import make_policy, policy_config
+from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
 
 
 def pool(
@@ -102,8 +104,10 @@ def run_trace(
     max_drain_s: float = 3600.0,
     planning_interval_s: float = 900.0,
     seed: int = 0,
+    jobs: Jobs | None = None,
+    batch_policy: BatchPolicy | Mapping[str, Any] | str = "carbon_agnostic",
 ) -> SimResult:
-    """Runs hand-made arrivals through a scenario and returns the raw result.
+    """Runs hand-made arrivals (and jobs) through a scenario and returns the raw result.
 
     Args:
         scenario: The scenario.
@@ -117,6 +121,8 @@ def run_trace(
         max_drain_s: Drain bound in s.
         planning_interval_s: Seconds between plan calls.
         seed: Root seed.
+        jobs: Batch jobs.
+        batch_policy: The batch policy: an object, a config mapping or a registered name.
     """
     n = len(arrival_s)
     hours = int(np.ceil((horizon_s + (max_drain_s if drain else 0.0)) / 3600.0)) + 1
@@ -136,6 +142,10 @@ def run_trace(
     )
     if isinstance(policy, str):
         policy = make_policy(policy_config({"name": policy}))
+    if isinstance(batch_policy, str):
+        batch_policy = {"name": batch_policy}
+    if isinstance(batch_policy, Mapping):
+        batch_policy = make_batch_policy(batch_policy_config(batch_policy))
     sim = Simulation(
         world,
         requests,
@@ -145,6 +155,8 @@ def run_trace(
         drain=drain,
         max_drain_s=max_drain_s,
         planning_interval_s=planning_interval_s,
+        jobs=jobs,
+        batch_policy=batch_policy if jobs is not None and len(jobs) else None,
     )
     return sim.run()
 

@@ -106,3 +106,26 @@ def add_job_reduction(summary: dict[str, Any], baseline: dict[str, Any]) -> None
     summary["job_carbon_reduction_pct"] = (
         float((1.0 - summary["job_carbon_kg"] / base) * 100.0) if base else float("nan")
     )
+
+
+def add_bound(summary: dict[str, Any], bounds: dict[str, float]) -> None:
+    """Adds the clairvoyant batch bounds and the policy's share of the bound's reduction (in place).
+
+    Args:
+        summary: A run's summary with ``job_carbon_kg`` and, after :func:`add_job_reduction`,
+            ``baseline_job_carbon_kg``.
+        bounds: Bound emissions in kg by region rule (``home``: jobs stay in their home region, the bound
+            of temporal shifting; ``any``: jobs may run anywhere).
+
+    ``job_share_of_<rule>_bound_pct`` = (baseline - policy) / (baseline - bound) x 100: 100 % means the
+    policy reached the bound, 0 % that it saved nothing.
+    """
+    if "job_carbon_kg" not in summary:
+        return
+    base = summary.get("baseline_job_carbon_kg", float("nan"))
+    for rule, kg in bounds.items():
+        summary[f"bound_{rule}_job_carbon_kg"] = kg
+        gap = base - kg
+        summary[f"job_share_of_{rule}_bound_pct"] = (
+            float((base - summary["job_carbon_kg"]) / gap * 100.0) if gap > 0 else float("nan")
+        )

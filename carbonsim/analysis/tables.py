@@ -81,6 +81,10 @@ JOB_COLUMNS = (
     "job_carbon_kg",
     "job_cost_usd",
     "job_carbon_reduction_pct",
+    "bound_home_job_carbon_kg",
+    "job_share_of_home_bound_pct",
+    "bound_any_job_carbon_kg",
+    "job_share_of_any_bound_pct",
 )
 
 
