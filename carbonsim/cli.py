@@ -67,6 +67,7 @@ COMPARISON_COLUMNS = (
     ("energy_kwh", "kWh", "{:.3f}"),
     ("cost_usd", "USD", "{:.2f}"),
     ("carbon_reduction_pct", "carbon red. %", "{:.1f}"),
+    ("share_of_bound_pct", "% of bound red.", "{:.1f}"),
 )
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 from carbonsim._schema import ConfigError, build
 from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis import metrics, tables
-from carbonsim.bounds import batch_bound
+from carbonsim.bounds import batch_bound, inference_bound
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.policies import batch_policy_config, policy_config
 from carbonsim.runner import RunOutput, prepare, run_label, simulate_policy, write_outputs, write_text
@@ -103,6 +103,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
             bounds = (
                 {rule: batch_bound(world, jobs, rule).carbon_g / 1e3 for rule in ("home", "any")} if len(jobs) else {}
             )
+            horizon_s = vcfg.sim_hours * 3600.0
+            inference_kg = inference_bound(world, requests, horizon_s).carbon_g / 1e3 if len(requests) else None
             baseline: RunOutput | None = None
             if baseline_pair is not None:
                 baseline = simulate_policy(
@@ -121,6 +123,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
                     metrics.add_reduction(out.summary, baseline.summary, vcfg.baseline)
                     job_metrics.add_job_reduction(out.summary, baseline.summary)
                 job_metrics.add_bound(out.summary, bounds)
+                if inference_kg is not None and baseline is not None:
+                    metrics.add_inference_bound(out.summary, inference_kg)
                 if variant:
                     out.summary["variant"] = vlabel
                 folder = f"{_slug(vlabel) + '_' if variant else ''}{_slug(label)}_seed{seed}"

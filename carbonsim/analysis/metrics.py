@@ -167,6 +167,19 @@ def add_reduction(summary_: dict[str, Any], baseline: dict[str, Any], baseline_n
     )
 
 
+def add_inference_bound(summary_: dict[str, Any], bound_kg: float) -> None:
+    """Adds the clairvoyant inference bound and the run's share of the bound's reduction (in place).
+
+    ``share_of_bound_pct`` = (baseline - run) / (baseline - bound) x 100 on total emissions: 100 % means the
+    run reached the bound. The bound covers SLO-feasible routings under a utilisation cap
+    (:func:`carbonsim.bounds.inference_bound`); a run that breaks the SLO can exceed 100 %.
+    """
+    summary_["bound_carbon_kg"] = bound_kg
+    base = summary_.get("baseline_carbon_kg", float("nan"))
+    gap = base - bound_kg
+    summary_["share_of_bound_pct"] = float((base - summary_["carbon_kg"]) / gap * 100.0) if gap > 0 else float("nan")
+
+
 def _reduction(value: float, base: float) -> float:
     return float((1.0 - value / base) * 100.0) if base else float("nan")
 

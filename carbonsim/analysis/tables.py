@@ -31,6 +31,8 @@ AGGREGATE_COLUMNS = (
     "cost_usd",
     "carbon_reduction_pct",
     "intensity_reduction_pct",
+    "bound_carbon_kg",
+    "share_of_bound_pct",
     "jobs",
     "jobs_completed",
     "jobs_failed",

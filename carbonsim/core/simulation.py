@@ -127,6 +127,10 @@ class Simulation:
             planning_interval_s=planning_interval_s,
             horizon_s=horizon_s,
             rng=rngmod.stream(seed, "policy"),
+            service_estimate_ms={stat: np.array(values) for stat, values in world.estimates.items()},
+            pue=tuple(r.pue for r in scenario.regions),
+            busy_w=tuple(r.pools[0].busy_w for r in scenario.regions),
+            idle_w=tuple(r.pools[0].idle_w for r in scenario.regions),
         )
         self.view = DecisionView(
             self.context,

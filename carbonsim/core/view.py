@@ -36,6 +36,11 @@ class PolicyContext:
         planning_interval_s: Seconds between ``plan`` calls.
         horizon_s: End of the arrival window in seconds.
         rng: The policy's own random stream.
+        service_estimate_ms: Profiled service-time statistic (``mean``, ``p50``, ``p90``, ``p95``, ``p99``)
+            per workload and region in ms (fastest pool), shape (workloads, regions) per statistic.
+        pue: PUE per region.
+        busy_w: Busy power of a server of the region's first pool in W (before PUE).
+        idle_w: Idle power of a server of the region's first pool in W (before PUE).
     """
 
     region_names: tuple[str, ...]
@@ -48,6 +53,10 @@ class PolicyContext:
     planning_interval_s: float
     horizon_s: float
     rng: np.random.Generator
+    service_estimate_ms: dict[str, np.ndarray]
+    pue: tuple[float, ...]
+    busy_w: tuple[float, ...]
+    idle_w: tuple[float, ...]
 
     @property
     def n_regions(self) -> int:
