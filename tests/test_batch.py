@@ -226,3 +226,34 @@ def test_batch_runs_are_reproducible(tmp_path):
 
     assert json.dumps(a.summary, sort_keys=True) == json.dumps(b.summary, sort_keys=True)
     assert a.summary["jobs"] > 50
+
+
+def test_batch_shifting_experiment_compares_every_batch_policy_per_variant(tmp_path):
+    import carbonsim
+    from carbonsim.experiment import run_experiment
+    from carbonsim.policies import batch_policy_names
+
+    cfg = carbonsim.load_config(["+experiment=batch_shifting", "sim_hours=6"])
+    tables = run_experiment(cfg, tmp_path)
+    jobs_table = tables["jobs"]
+    assert set(jobs_table["label"]) == set(batch_policy_names())
+    assert list(dict.fromkeys(jobs_table["variant"])) == ["6 h window", "12 h window", "24 h window", "slack x2"]
+    agnostic = jobs_table[jobs_table["label"] == "carbon_agnostic"]
+    assert (agnostic["job_carbon_reduction_pct"] == 0).all()
+    # Every job finished (drain long enough), so every policy is at or above the clairvoyant bounds.
+    assert (jobs_table["jobs_in_flight"] == 0).all()
+    assert (jobs_table["job_carbon_kg"] >= jobs_table["bound_home_job_carbon_kg"] - 1e-9).all()
+    assert (jobs_table["bound_home_job_carbon_kg"] >= jobs_table["bound_any_job_carbon_kg"] - 1e-9).all()
+    assert (tmp_path / "jobs_comparison.md").is_file()
+    assert (tmp_path / "runs" / "6_h_window_lets_wait_awhile_seed0" / "jobs.csv").is_file()
+
+
+def test_unknown_variant_path_is_an_error():
+    import carbonsim
+    from carbonsim.experiment import apply_variant
+
+    cfg = carbonsim.load_config(["scenario=batch_us"])
+    with pytest.raises(ConfigError, match="unknown configuration path 'scenario.batch.windw_h'"):
+        apply_variant(cfg, {"scenario.batch.windw_h": 6})
+    with pytest.raises(ConfigError, match=r"scenario\.batch\.window_h: expected a number of hours >= 0"):
+        apply_variant(cfg, {"scenario.batch.window_h": -1.0})
