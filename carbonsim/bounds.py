@@ -15,9 +15,13 @@ Batch jobs (:func:`batch_bound`): the time-expanded fluid relaxation of the sche
 
 A job may be split across hours and regions at will (the relaxation of suspend/resume and of
 non-interruptible runs), which is what makes this a lower bound on the emissions of every policy that
-completes all jobs within their deadlines, for the same power model. If some deadline cannot be met
-(capacity), the program lets the work of such jobs run after the deadline up to the end of the signal,
-first minimising that late work (lexicographically), and reports it.
+completes all jobs within their deadlines, for the same power model. With elastic scaling
+(``batch.max_scale`` > 1), interruptible jobs get one column per allocation ``k``, each adding
+``c(k) - c(k - 1)`` work per second for the full power of one allocation (the concave speed-up makes the
+lower ``k`` columns fill first), so the bound covers scaling policies such as CarbonScaler too.
+
+If some deadline cannot be met (capacity), the program lets the work of such jobs run after the deadline
+up to the end of the signal, first minimising that late work (lexicographically), and reports it.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from carbonsim.core.arrivals import Requests
-from carbonsim.core.jobs import Jobs
+from carbonsim.core.jobs import Jobs, speedups
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.core.world import World
 
@@ -92,6 +96,8 @@ def batch_bound(world: World, jobs: Jobs, regions: str = "any") -> BatchBound:
     cols_hour: list[np.ndarray] = []
     cols_len: list[np.ndarray] = []
     cols_late: list[np.ndarray] = []
+    cols_k: list[np.ndarray] = []
+    marginal = np.diff(speedups(scenario.batch))  # work per second of the k-th allocation
     for j in idx:
         a = float(jobs.arrival_s[j])
         d = min(float(jobs.deadline_s[j]), end_s)
@@ -104,25 +110,32 @@ def batch_bound(world: World, jobs: Jobs, regions: str = "any") -> BatchBound:
         hi = np.minimum(end_s, (t + 1) * SECONDS_PER_HOUR)
         in_window = np.maximum(0.0, np.minimum(d, hi) - lo)
         after = np.maximum(0.0, hi - np.maximum(lo, d))
+        top = marginal.size if jobs.interruptible[j] else 1
         for part, flag in ((in_window, False), (after, True)):
             keep = part > 0
             for r in allowed:
-                cols_job.append(np.full(keep.sum(), j))
-                cols_region.append(np.full(keep.sum(), r))
-                cols_hour.append(t[keep])
-                cols_len.append(part[keep])
-                cols_late.append(np.full(keep.sum(), flag))
+                for alloc in range(1, top + 1):
+                    cols_job.append(np.full(keep.sum(), j))
+                    cols_region.append(np.full(keep.sum(), r))
+                    cols_hour.append(t[keep])
+                    cols_len.append(part[keep])
+                    cols_late.append(np.full(keep.sum(), flag))
+                    cols_k.append(np.full(keep.sum(), alloc))
     job = np.concatenate(cols_job)
     reg = np.concatenate(cols_region)
     hour = np.concatenate(cols_hour)
     length = np.concatenate(cols_len)
     is_late = np.concatenate(cols_late)
+    k = np.concatenate(cols_k)
+    work = marginal[k - 1]
     on_time = ~is_late
     # Usually every deadline can be met: try without the late columns first (half the program).
-    res, late_s = _solve(world, jobs, idx, job[on_time], reg[on_time], hour[on_time], length[on_time], None)
+    res, late_s = _solve(
+        world, jobs, idx, job[on_time], reg[on_time], hour[on_time], length[on_time], k[on_time], work[on_time], None
+    )
     columns = on_time
     if res.status == 2:  # infeasible: some deadline cannot be met
-        res, late_s = _solve(world, jobs, idx, job, reg, hour, length, is_late)
+        res, late_s = _solve(world, jobs, idx, job, reg, hour, length, k, work, is_late)
         columns = np.ones(job.size, dtype=bool)
     _check(res, "carbon")
     cpus = jobs.cpus[job[columns]].astype(np.float64)
@@ -138,6 +151,8 @@ def _solve(
     reg: np.ndarray,
     hour: np.ndarray,
     length: np.ndarray,
+    k: np.ndarray,
+    work: np.ndarray,
     is_late: np.ndarray | None,
 ) -> tuple[Any, float]:
     """Builds and solves the program over the given columns; with late columns, lexicographically."""
@@ -150,11 +165,12 @@ def _solve(
     cost = cpus * scenario.batch.cpu_busy_w * pue[reg] * world.carbon.values[reg, hour] / 3.6e6  # g per s
     # Work: one equality row per job.
     job_row = np.searchsorted(idx, job)
-    a_eq = sp.csr_matrix((np.ones(n), (job_row, np.arange(n))), shape=(idx.size, n))
+    a_eq = sp.csr_matrix((work, (job_row, np.arange(n))), shape=(idx.size, n))
     b_eq = jobs.duration_s[idx].astype(np.float64)
-    # No parallel copies: per (job, hour, on-time/late part), the sum over regions <= the slot length.
+    # No parallel copies: per (job, hour, allocation k, on-time/late part), the sum over regions <= the
+    # slot length.
     late_flag = np.zeros(n, dtype=np.int64) if is_late is None else is_late.astype(np.int64)
-    key = (job_row * hours + hour) * 2 + late_flag
+    key = ((job_row * hours + hour) * (int(k.max()) + 1) + k) * 2 + late_flag
     slot_keys, slot_row = np.unique(key, return_inverse=True)
     slot_len = np.zeros(slot_keys.size)
     slot_len[slot_row] = length

@@ -484,6 +484,11 @@ class BatchConfig:
             ``MAX_WATTS_AVG``), from SPECpower data.
         max_jobs: Upper bound on the jobs taken from the trace window (0 for all), for quick runs; the
             first ``max_jobs`` arrivals are kept and the cut is reported in the summary.
+        max_scale: Largest number of copies of its CPU allocation an interruptible job may run on at once
+            (elastic scaling, for CarbonScaler); 1 disables scaling.
+        parallel_fraction: Share of a job's work that parallelises (Amdahl's law): on ``k`` allocations a
+            job progresses ``1 / ((1 - p) + p / k)`` times as fast as on one, so every extra allocation
+            adds less (the concave "marginal capacity curve" CarbonScaler assumes).
     """
 
     trace: str = ""
@@ -495,8 +500,17 @@ class BatchConfig:
     home_shares: dict[str, float] = field(default_factory=dict)
     cpu_busy_w: float = 3.54
     max_jobs: int = 0
+    max_scale: int = 1
+    parallel_fraction: float = 0.9
 
     def __post_init__(self) -> None:
+        _check(1 <= self.max_scale <= 64, "max_scale", self.max_scale, "an integer in [1, 64]")
+        _check(
+            _finite(self.parallel_fraction) and 0 <= self.parallel_fraction <= 1,
+            "parallel_fraction",
+            self.parallel_fraction,
+            "a fraction in [0, 1]",
+        )
         if self.trace:
             _check(self.trace in BATCH_TRACES, "trace", self.trace, f"one of {', '.join(BATCH_TRACES)} (or empty)")
             _check(bool(self.home_shares), "home_shares", self.home_shares, "a share per home region")

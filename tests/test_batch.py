@@ -19,13 +19,13 @@ CPU_W = 3.54
 PUE = 1.5
 
 
-def scenario(cpus=(4,), forecast="perfect"):
+def scenario(cpus=(4,), forecast="perfect", batch=None):
     regions = [region(f"r{i}", f"Z{i}", batch_cpus=c, pue=PUE) for i, c in enumerate(cpus)]
     return make_scenario(
         regions=regions,
         origins=[origin(rtt_ms={f"r{i}": 0.0 for i in range(len(cpus))})],
         forecast={"kind": forecast},
-        batch={"cpu_busy_w": CPU_W},
+        batch={"cpu_busy_w": CPU_W, **(batch or {})},
     )
 
 
@@ -45,8 +45,8 @@ def jobs(arrival_h, duration_h, cpus, deadline_h, interruptible=True, home=0) ->
     )
 
 
-def run(js, carbon, policy="carbon_agnostic", cpus=(4,), horizon_h=4.0, forecast="perfect", **kw):
-    sc = scenario(cpus, forecast)
+def run(js, carbon, policy="carbon_agnostic", cpus=(4,), horizon_h=4.0, forecast="perfect", batch=None, **kw):
+    sc = scenario(cpus, forecast, batch)
     result = run_trace(
         sc, [], carbon=carbon, horizon_s=horizon_h * H, max_drain_s=24 * H, jobs=js, batch_policy=policy, **kw
     )
@@ -253,7 +253,7 @@ def test_unknown_variant_path_is_an_error():
     from carbonsim.experiment import apply_variant
 
     cfg = carbonsim.load_config(["scenario=batch_us"])
-    with pytest.raises(ConfigError, match="unknown configuration path 'scenario.batch.windw_h'"):
+    with pytest.raises(ConfigError, match=r"unknown configuration path 'scenario\.batch\.windw_h'"):
         apply_variant(cfg, {"scenario.batch.windw_h": 6})
     with pytest.raises(ConfigError, match=r"scenario\.batch\.window_h: expected a number of hours >= 0"):
         apply_variant(cfg, {"scenario.batch.window_h": -1.0})

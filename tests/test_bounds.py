@@ -15,8 +15,8 @@ from carbonsim.core.world import compile_world
 from carbonsim.policies import batch_policy_names
 
 
-def bound(js, carbon, cpus=(4,), rule="any"):
-    sc = scenario(cpus)
+def bound(js, carbon, cpus=(4,), rule="any", batch=None):
+    sc = scenario(cpus, batch=batch)
     values = np.asarray(carbon, dtype=float)
     world = compile_world(sc, 0, values.shape[1], carbon=HourlySignal(values, "carbon"))
     return batch_bound(world, js, rule)
@@ -76,7 +76,9 @@ def instances(draw, ample: bool):
     window = [draw(st.floats(0.0, 3.0)) for _ in range(n)]
     interruptible = [draw(st.booleans()) for _ in range(n)]
     home = [draw(st.integers(0, n_regions - 1)) for _ in range(n)]
-    capacity = tuple([4 * n] * n_regions) if ample else tuple(draw(st.integers(4, 6)) for _ in range(n_regions))
+    scaling = {"max_scale": draw(st.integers(1, 3)), "parallel_fraction": draw(st.floats(0.0, 1.0))}
+    top = scaling["max_scale"]
+    capacity = tuple([4 * n * top] * n_regions) if ample else tuple(draw(st.integers(4, 6)) for _ in range(n_regions))
     js = jobs(
         arrival,
         duration,
@@ -85,14 +87,14 @@ def instances(draw, ample: bool):
         interruptible,
         home,
     )
-    return js, carbon, capacity
+    return js, carbon, capacity, scaling
 
 
-def _check_policies(js, carbon, capacity, require_all_met: bool):
-    sc_bound = {rule: bound(js, carbon, capacity, rule) for rule in ("home", "any")}
+def _check_policies(js, carbon, capacity, scaling, require_all_met: bool):
+    sc_bound = {rule: bound(js, carbon, capacity, rule, scaling) for rule in ("home", "any")}
     assert sc_bound["any"].carbon_g <= sc_bound["home"].carbon_g * (1 + 1e-9) + 1e-9
     for name in batch_policy_names():
-        result, df = run(js, carbon, policy=name, cpus=capacity, horizon_h=4.0, forecast="noisy_oracle")
+        result, df = run(js, carbon, policy=name, cpus=capacity, horizon_h=4.0, forecast="noisy_oracle", batch=scaling)
         s = job_summary(df, result)
         assert s["jobs"] == s["jobs_completed"] + s["jobs_failed"] + s["jobs_in_flight"]
         assert s["jobs"] == s["jobs_deadline_met"] + s["jobs_deadline_missed"] + s["jobs_deadline_pending"]
@@ -117,3 +119,51 @@ def test_with_room_for_every_job_policies_meet_every_deadline_and_stay_above_the
 @given(instances(ample=False))
 def test_under_contention_misses_are_counted_and_on_time_runs_stay_above_the_bound(instance):
     _check_policies(*instance, require_all_met=False)
+
+
+def test_scaling_jobs_in_the_bound_and_in_carbonscaler():
+    # One interruptible 2 h job (1 CPU), deadline 4 h, up to 2 allocations with Amdahl p = 1 (perfect
+    # scaling: the second allocation adds a full unit of work): the bound runs 2 allocations in the
+    # cleanest hour (5) and nothing else; without scaling it needs the two cleanest hours (5 and 10).
+    import dataclasses
+
+    from carbonsim.config import BatchConfig
+
+    js = jobs([0.0], 2.0, 1, 4.0)
+    carbon = [[100.0, 10.0, 50.0, 5.0, 100.0]]
+    sc = scenario((4,))
+    scaled = dataclasses.replace(sc, batch=BatchConfig(cpu_busy_w=CPU_W, max_scale=2, parallel_fraction=1.0))
+    values = np.asarray(carbon)
+    for scen, expected in ((sc, g(1, 5.0, 10.0)), (scaled, g(2, 5.0))):
+        world = compile_world(scen, 0, values.shape[1], carbon=HourlySignal(values, "carbon"))
+        assert batch_bound(world, js, "home").carbon_g == pytest.approx(expected)
+
+
+def test_carbonscaler_scales_up_in_clean_hours():
+    import dataclasses
+
+    from helpers import run_trace
+
+    from carbonsim.analysis.jobs import job_table
+    from carbonsim.config import BatchConfig
+
+    # Amdahl p = 0.5: the second allocation adds 1/3 of a unit. A 2.5 h job, intensities 100, 10, 50, 5,
+    # deadline 4 h: the greedy plan takes (hour 3, k=1) 1/5, (hour 1, k=1) 1/10, (hour 3, k=2) 0.333/5,
+    # (hour 1, k=2) 0.333/10 (before (hour 2, k=1) 1/50), which covers 2 x 1 h + 2 x 1/3 h = 2.67 h:
+    # hours 1 and 3 at scale 2. Hour 1 does 4/3 h of work; the remaining 7/6 h take 0.875 h in hour 3.
+    sc = dataclasses.replace(scenario((4,)), batch=BatchConfig(cpu_busy_w=CPU_W, max_scale=2, parallel_fraction=0.5))
+    result = run_trace(
+        sc,
+        [],
+        carbon=[[100.0, 10.0, 50.0, 5.0, 100.0]],
+        horizon_s=4 * H,
+        max_drain_s=24 * H,
+        jobs=jobs([0.0], 2.5, 1, 4.0),
+        batch_policy="carbonscaler",
+    )
+    df = job_table(result)
+    rec = result.job_records
+    assert rec.seg_scale.tolist() == [2, 2]
+    assert rec.seg_start_s.tolist() == [H, 3 * H]
+    assert df.iloc[0]["end_s"] == pytest.approx(3.875 * H)
+    assert df.iloc[0]["carbon_g"] == pytest.approx(g(2, 10.0) + g(2, 5.0) * 0.875)

@@ -15,6 +15,7 @@ import carbonsim
 from carbonsim import RunConfig, policy_config, policy_names
 from carbonsim._hydra import config_dir, register_configs
 from carbonsim.cli import config_from_hydra, execute
+from carbonsim.policies import batch_policy_config, batch_policy_names
 from carbonsim.runner import run
 
 CONF = config_dir()
@@ -94,7 +95,8 @@ def test_every_policy_runs_on_every_scenario(policy, scenario):
     assert (cfg.scenario.name, cfg.policy.name) == (scenario, policy)
     out = run(cfg)
     s = out.summary
-    assert s["requests"] > 0
+    # Batch-only scenarios have no inference traffic; every other scenario has some in six minutes.
+    assert (s["requests"] > 0) == (cfg.scenario.arrivals.rate_per_s > 0)
     assert s["requests"] == s["completed"] + s["dropped"] + s["failed"] + s["in_flight"]
     # Drained with a 24 h bound and unbounded queues: everything completes.
     assert (s["completed"], s["dropped"], s["in_flight"]) == (s["requests"], 0, 0)
@@ -104,14 +106,35 @@ def test_every_policy_runs_on_every_scenario(policy, scenario):
     assert s["baseline_policy"] == "latency_first"
 
 
+BATCH_SCENARIOS = [name for name in SCENARIOS if load(f"scenario={name}").scenario.batch.trace]
+
+
+@pytest.mark.parametrize("scenario", BATCH_SCENARIOS)
+@pytest.mark.parametrize("batch_policy", batch_policy_names())
+def test_every_batch_policy_runs_on_every_batch_scenario(batch_policy, scenario):
+    cfg = load(f"scenario={scenario}", f"batch_policy={batch_policy}", "sim_hours=1", "seed=1")
+    s = run(cfg).summary
+    assert s["jobs"] > 0 and s["batch_policy"] == batch_policy
+    assert s["jobs"] == s["jobs_completed"] + s["jobs_failed"] + s["jobs_in_flight"]
+    assert s["jobs"] == s["jobs_deadline_met"] + s["jobs_deadline_missed"] + s["jobs_deadline_pending"]
+    assert s["baseline_batch_policy"] == "carbon_agnostic"
+
+
+def test_batch_policy_files_equal_the_batch_registry():
+    assert yaml_names("batch_policy") == batch_policy_names()
+
+
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_composes_and_validates(experiment):
     cfg = load(f"+experiment={experiment}")
     assert cfg.experiment is not None
     assert cfg.experiment.name == experiment
     for i, spec in enumerate(cfg.experiment.runs):
-        params = {k: v for k, v in spec.items() if k != "label"}
-        assert policy_config(params, f"experiment.runs[{i}]").name in policy_names()
+        params = {k: v for k, v in spec.items() if k not in ("label", "batch_policy")}
+        if params:
+            assert policy_config(params, f"experiment.runs[{i}]").name in policy_names()
+        if "batch_policy" in spec:
+            assert batch_policy_config(spec["batch_policy"]).name in batch_policy_names()
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -119,12 +142,15 @@ def test_experiment_runs_briefly(experiment, tmp_path: Path):
     cfg = load(f"+experiment={experiment}", "sim_hours=0.1")
     assert cfg.sim_hours == 0.1
     execute(cfg, tmp_path, Console(file=io.StringIO()))
-    n_runs = len(cfg.experiment.runs) * len(cfg.experiment.seeds or (cfg.seed,))
+    exp = cfg.experiment
+    n_runs = len(exp.runs) * len(exp.seeds or (cfg.seed,)) * len(exp.variants or ({},))
     comparison = (tmp_path / "comparison.csv").read_text().splitlines()
     assert len(comparison) == 1 + n_runs
     assert len(list((tmp_path / "runs").iterdir())) == n_runs
-    if cfg.experiment.published:
+    if exp.published:
         assert (tmp_path / "reference_table.csv").is_file()
+    if cfg.scenario.batch.trace:
+        assert len((tmp_path / "jobs_comparison.csv").read_text().splitlines()) == 1 + n_runs
 
 
 def test_reference_experiment_uses_the_reference_scenario():

@@ -9,7 +9,7 @@ from helpers import choose, make_scenario, origin, probe, region, run_trace, ser
 from carbonsim import BasePolicy, DecisionView, Policy, make_policy, policy_config, policy_names
 from carbonsim.core import rng as rngmod
 from carbonsim.policies import predicted_latency_ms, register
-from carbonsim.policies.registry import _REGISTRY
+from carbonsim.policies.registry import ROUTING
 
 
 @pytest.mark.parametrize("name", policy_names())
@@ -398,7 +398,7 @@ def test_register_rejects_a_taken_name():
 
 
 def test_register_adds_a_policy(monkeypatch):
-    monkeypatch.setattr("carbonsim.policies.registry._REGISTRY", dict(_REGISTRY))
+    monkeypatch.setattr(ROUTING, "entries", dict(ROUTING.entries))
 
     @register("always_last")
     class AlwaysLast(BasePolicy):

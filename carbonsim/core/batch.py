@@ -49,6 +49,8 @@ class JobContext:
         cpu_busy_w: Power of one busy CPU in W.
         horizon_s: End of the arrival window in s.
         rng: The policy's own random stream.
+        speedup: Progress rate of a job on 0, 1, ..., ``max_scale`` copies of its allocation (elastic
+            scaling; ``(0.0, 1.0)`` when jobs do not scale).
     """
 
     region_names: tuple[str, ...]
@@ -57,6 +59,12 @@ class JobContext:
     cpu_busy_w: float
     horizon_s: float
     rng: np.random.Generator
+    speedup: tuple[float, ...] = (0.0, 1.0)
+
+    @property
+    def max_scale(self) -> int:
+        """Largest allocation multiple a job may run on."""
+        return len(self.speedup) - 1
 
 
 @dataclass(frozen=True)
@@ -67,13 +75,14 @@ class JobInfo:
         id: Job index (stable for the run).
         arrival_s: Arrival time in s.
         duration_s: Running time it needs in total, in s.
-        remaining_s: Running time still needed, in s.
+        remaining_s: Running time still needed on one allocation, in s.
         cpus: CPUs it runs on.
         deadline_s: Time by which it should be complete, in s.
         interruptible: Whether it may be suspended.
         home: Region it was submitted to.
         region: Region it runs (or ran) in once started, else -1.
         running: Whether it is running now.
+        scale: Copies of its allocation it runs on now (0 when not running).
     """
 
     id: int
@@ -86,6 +95,7 @@ class JobInfo:
     home: int
     region: int
     running: bool
+    scale: int = 0
 
 
 @dataclass(frozen=True)
@@ -126,11 +136,13 @@ class BatchPolicy(Protocol):
     def reset(self, context: JobContext) -> None:
         """Receives the scenario's static facts and the policy's random stream."""
 
-    def schedule(self, view: JobView) -> Mapping[int, int]:
-        """Returns job id -> region for every active job that should run from now on.
+    def schedule(self, view: JobView) -> Mapping[int, int | tuple[int, int]]:
+        """Returns job id -> region, or (region, scale), for every active job that should run from now on.
 
         Jobs left out wait (a running interruptible job left out is suspended). Running jobs must keep
-        their region; non-interruptible running jobs must stay listed.
+        their region; non-interruptible running jobs must stay listed at their scale. ``scale`` (default
+        1) is the number of copies of the job's CPU allocation, up to ``context.max_scale``; only
+        interruptible jobs may change it while running.
         """
         ...
 
@@ -150,6 +162,7 @@ class JobRecords:
         seg_region: Region of each segment.
         seg_start_s: Segment starts in s.
         seg_end_s: Segment ends in s.
+        seg_scale: Allocation copies of each segment.
     """
 
     status: np.ndarray
@@ -162,6 +175,7 @@ class JobRecords:
     seg_region: np.ndarray
     seg_start_s: np.ndarray
     seg_end_s: np.ndarray
+    seg_scale: np.ndarray
 
 
 class BatchEngine:
@@ -207,13 +221,15 @@ class BatchEngine:
         self.end_s = np.full(n, np.nan)
         self.remaining_s = np.array(jobs.duration_s, dtype=np.float64)
         self.suspensions = np.zeros(n, dtype=np.int32)
+        self.scale = np.zeros(n, dtype=np.int16)
         self.free = list(context.capacity_cpus)
         self.active: dict[int, None] = {}  # insertion-ordered: arrival order
         self.running_since: dict[int, float] = {}
-        self.segments: list[tuple[int, int, float, float]] = []
+        self.segments: list[tuple[int, int, float, float, int]] = []
         self.finished = n == 0
         self._max_capacity = max(context.capacity_cpus, default=0)
         self._epochs = 0
+        self._last = float(env.now)  # time up to which running jobs have progressed
 
     @property
     def epochs(self) -> int:
@@ -225,11 +241,10 @@ class BatchEngine:
         jobs = self.jobs
         n = len(jobs)
         nxt = 0  # next job to arrive
-        last = self.env.now
         while True:
             now = float(self.env.now)
-            self._advance(last, now)
-            last = now
+            self._advance(self._last, now)
+            self._last = now
             while nxt < n and jobs.arrival_s[nxt] <= now:
                 if jobs.cpus[nxt] > self._max_capacity:
                     self.status[nxt] = FAILED
@@ -248,7 +263,7 @@ class BatchEngine:
             if self.active:
                 candidates.append((math.floor(now / SECONDS_PER_HOUR) + 1.0) * SECONDS_PER_HOUR)
             for j in self.running_since:
-                candidates.append(now + float(self.remaining_s[j]))
+                candidates.append(now + float(self.remaining_s[j]) / self.context.speedup[self.scale[j]])
             yield self.env.timeout(max(0.0, min(candidates) - now))
 
     def _advance(self, last: float, now: float) -> None:
@@ -256,7 +271,7 @@ class BatchEngine:
         if now <= last:
             return
         for j in list(self.running_since):
-            self.remaining_s[j] -= now - last
+            self.remaining_s[j] -= (now - last) * self.context.speedup[self.scale[j]]
             if self.remaining_s[j] <= DONE_TOLERANCE * self.jobs.duration_s[j]:
                 self.remaining_s[j] = 0.0
                 self._stop(j, now)
@@ -267,8 +282,19 @@ class BatchEngine:
     def _stop(self, j: int, now: float) -> None:
         since = self.running_since.pop(j)
         r = int(self.region[j])
-        self.segments.append((j, r, since, now))
-        self.free[r] += int(self.jobs.cpus[j])
+        scale = int(self.scale[j])
+        if now > since:
+            self.segments.append((j, r, since, now, scale))
+        self.free[r] += int(self.jobs.cpus[j]) * scale
+        self.scale[j] = 0
+
+    def _start(self, j: int, r: int, scale: int, now: float) -> None:
+        self.free[r] -= int(self.jobs.cpus[j]) * scale
+        self.region[j] = r
+        self.scale[j] = scale
+        self.running_since[j] = now
+        if math.isnan(self.start_s[j]):
+            self.start_s[j] = now
 
     def _view(self, now: float) -> JobView:
         jobs = self.jobs
@@ -284,6 +310,7 @@ class BatchEngine:
                 home=int(jobs.home[j]),
                 region=int(self.region[j]),
                 running=j in self.running_since,
+                scale=int(self.scale[j]),
             )
             for j in self.active
         )
@@ -299,10 +326,12 @@ class BatchEngine:
 
     def _decide(self, now: float) -> None:
         name = type(self.policy).__name__
-        wanted = self.policy.schedule(self._view(now))
+        raw = self.policy.schedule(self._view(now))
         self._epochs += 1
         n_regions = len(self.free)
-        for j, r in wanted.items():
+        wanted: dict[int, tuple[int, int]] = {}
+        for j, value in raw.items():
+            r, scale = value if isinstance(value, tuple) else (value, 1)
             if j not in self.active:
                 raise ValueError(f"batch policy {name} scheduled job {j!r}, which is not active at {now:.1f} s")
             if not (isinstance(r, int | np.integer) and 0 <= r < n_regions and self.context.capacity_cpus[r] > 0):
@@ -310,37 +339,43 @@ class BatchEngine:
                     f"batch policy {name} put job {j} in region {r!r}; expected the index of a region with a "
                     f"batch cluster ({[i for i, c in enumerate(self.context.capacity_cpus) if c > 0]})"
                 )
+            if not (isinstance(scale, int | np.integer) and 1 <= scale <= self.context.max_scale):
+                raise ValueError(
+                    f"batch policy {name} gave job {j} scale {scale!r}; expected 1..{self.context.max_scale}"
+                )
             if self.region[j] >= 0 and self.region[j] != r:
                 raise ValueError(
                     f"batch policy {name} moved job {j} from region {int(self.region[j])} to {r}; a started job "
                     "stays in its region"
                 )
+            wanted[j] = (int(r), int(scale))
         for j in list(self.running_since):
+            if j in wanted and wanted[j][1] == self.scale[j]:
+                continue
+            if not self.jobs.interruptible[j]:
+                what = "suspended" if j not in wanted else "rescaled"
+                raise ValueError(f"batch policy {name} {what} job {j}, which is not interruptible")
+            self._stop(j, now)
             if j not in wanted:
-                if not self.jobs.interruptible[j]:
-                    raise ValueError(f"batch policy {name} suspended job {j}, which is not interruptible")
-                self._stop(j, now)
                 self.suspensions[j] += 1
         for j in self.active:
             if j in self.running_since or j not in wanted:
                 continue
-            r = int(wanted[j])
-            cpus = int(self.jobs.cpus[j])
-            if cpus <= self.free[r]:
-                self.free[r] -= cpus
-                self.region[j] = r
-                self.running_since[j] = now
-                if math.isnan(self.start_s[j]):
-                    self.start_s[j] = now
+            r, scale = wanted[j]
+            # A job that does not fit at the scale asked for runs at the largest scale that fits.
+            fits = min(scale, self.free[r] // int(self.jobs.cpus[j]))
+            if fits >= 1:
+                self._start(j, r, fits, now)
 
     def records(self, end_s: float) -> JobRecords:
         """The outcome at simulated time ``end_s`` (running jobs are cut there and stay in flight)."""
-        self._advance(float(self.env.now), end_s)
+        self._advance(self._last, end_s)
+        self._last = end_s
         status = self.status.copy()
         for j in self.running_since:
             status[j] = RUNNING
-        segments = [*self.segments, *((j, int(self.region[j]), s, end_s) for j, s in self.running_since.items())]
-        seg = np.array(segments, dtype=np.float64).reshape(-1, 4)
+        running = ((j, int(self.region[j]), s, end_s, int(self.scale[j])) for j, s in self.running_since.items())
+        seg = np.array([*self.segments, *running], dtype=np.float64).reshape(-1, 5)
         return JobRecords(
             status=status,
             region=self.region.copy(),
@@ -352,6 +387,7 @@ class BatchEngine:
             seg_region=seg[:, 1].astype(np.int64),
             seg_start_s=seg[:, 2],
             seg_end_s=seg[:, 3],
+            seg_scale=seg[:, 4].astype(np.int64),
         )
 
 
@@ -365,7 +401,7 @@ def job_account(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Energy (kWh, with PUE), emissions (g) and electricity cost (USD) per job, exact over hourly signals."""
     n = len(jobs)
-    power_w = jobs.cpus[records.seg_job] * cpu_busy_w * pue[records.seg_region]
+    power_w = jobs.cpus[records.seg_job] * records.seg_scale * cpu_busy_w * pue[records.seg_region]
     energy_j = power_w * (records.seg_end_s - records.seg_start_s)
     carbon_g = power_w * carbon.integral(records.seg_region, records.seg_start_s, records.seg_end_s) / 3.6e6
     cost_usd = power_w * price.integral(records.seg_region, records.seg_start_s, records.seg_end_s) / 3.6e6

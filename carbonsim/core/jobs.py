@@ -45,6 +45,12 @@ class Jobs:
         return Jobs(z, z, np.zeros(0, np.int64), z, np.zeros(0, bool), np.zeros(0, np.int8))
 
 
+def speedups(cfg: BatchConfig) -> tuple[float, ...]:
+    """Progress rate on 0..``max_scale`` allocations (Amdahl: ``1 / ((1 - p) + p / k)``; 0 on none)."""
+    p = cfg.parallel_fraction
+    return (0.0, *(1.0 / ((1.0 - p) + p / k) for k in range(1, cfg.max_scale + 1)))
+
+
 def deadlines(cfg: BatchConfig, arrival_s: np.ndarray, duration_s: np.ndarray) -> np.ndarray:
     """Deadline of each job by the scenario's rule (``slack`` or ``window``), in s."""
     if cfg.deadline == "slack":

@@ -20,7 +20,7 @@ from simpy.events import Event, Timeout
 from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
-from carbonsim.core.jobs import Jobs
+from carbonsim.core.jobs import Jobs, speedups
 from carbonsim.core.policy import Policy
 from carbonsim.core.recorder import COMPLETED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
@@ -159,6 +159,7 @@ class Simulation:
                 cpu_busy_w=scenario.batch.cpu_busy_w,
                 horizon_s=horizon_s,
                 rng=rngmod.stream(seed, "batch_policy"),
+                speedup=speedups(scenario.batch),
             )
             self.batch = BatchEngine(
                 self.env,
