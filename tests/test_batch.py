@@ -257,3 +257,25 @@ def test_unknown_variant_path_is_an_error():
         apply_variant(cfg, {"scenario.batch.windw_h": 6})
     with pytest.raises(ConfigError, match=r"scenario\.batch\.window_h: expected a number of hours >= 0"):
         apply_variant(cfg, {"scenario.batch.window_h": -1.0})
+
+
+def test_cap_thresholds_run_from_u_over_alpha_down_to_l():
+    from carbonsim.policies.cap import cap_alpha, cap_quota, cap_thresholds
+
+    thresholds = cap_thresholds(100.0, 400.0, 100_000)
+    assert thresholds[0] == pytest.approx(400.0 / cap_alpha(100.0, 400.0))
+    assert thresholds[-1] == pytest.approx(100.0, rel=1e-3)  # alpha is chosen so that the last one is L
+    assert np.all(np.diff(thresholds) < 0)
+    # K = 100 CPUs, B = 20: the full quota at or below L, the minimum above U / alpha.
+    assert cap_quota(100.0, 100.0, 400.0, 100, 20) == 100
+    assert cap_quota(300.0, 100.0, 400.0, 100, 20) == 20
+    assert 20 < cap_quota(150.0, 100.0, 400.0, 100, 20) < 100
+
+
+def test_cap_holds_jobs_back_while_carbon_is_high():
+    # 10 CPUs, B = 2: at 400 g/kWh (the forecast maximum) the quota is 2 and 4-CPU jobs wait; at 100 (the
+    # minimum) it is 10 and both start. A third job is urgent (1 h of work, deadline in 1 h): it runs at once.
+    js = jobs([0.0, 0.0, 0.0], 1.0, 4, [5.0, 5.0, 1.0])
+    _, df = run(js, [[400.0, 100.0, 400.0, 400.0, 400.0]], policy="cap", cpus=(10,))
+    assert df["start_s"].tolist() == [H, H, 0.0]
+    assert (df["deadline"] == "met").all()

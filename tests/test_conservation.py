@@ -129,7 +129,7 @@ def test_overloaded_poisson_run_counts_add_up():
         {"scenario": data, "policy": {"name": "latency_first"}, "sim_hours": 0.1, "drain": False, "baseline": ""},
         "",
     )
-    world, requests = prepare(cfg)
+    world, requests, _ = prepare(cfg)
     out = simulate_policy(cfg, cfg.policy, world, requests)
     s = out.summary
     assert_accounted(s)

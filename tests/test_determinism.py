@@ -85,7 +85,7 @@ def small_config(seed: int, jitter_ms: float = 2.0) -> RunConfig:
 
 
 def simulate(cfg: RunConfig, policy: str = "random") -> SimResult:
-    world, requests = prepare(cfg)
+    world, requests, _ = prepare(cfg)
     sim = Simulation(
         world, requests, make_policy(policy_config({"name": policy})), seed=cfg.seed, horizon_s=cfg.sim_hours * 3600.0
     )

@@ -126,7 +126,7 @@ def test_run_config_planning_interval():
         },
         "",
     )
-    world, requests = prepare(cfg)
+    world, requests, _ = prepare(cfg)
     assert requests.arrival_s[-1] > 3360.0  # an arrival after the last planning instant
     out = simulate_policy(cfg, cfg.policy, world, requests)
     assert out.timing["plan_calls"] == 9

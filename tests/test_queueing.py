@@ -62,7 +62,7 @@ def run_queue(
     servers: int, rate_per_s: float, sim_hours: float, seed: int, distribution: str = "exponential"
 ) -> RunOutput:
     cfg = mmc_config(servers, rate_per_s, sim_hours, seed, distribution)
-    world, requests = prepare(cfg)
+    world, requests, _ = prepare(cfg)
     return simulate_policy(cfg, cfg.policy, world, requests)
 
 
@@ -138,7 +138,7 @@ def test_mmc_high_load_mean_wait():
 def test_request_table_and_records_agree():
     # A short run, read both ways: request_table's queue_ms equals start_s minus arrival at the region.
     cfg = mmc_config(2, 12.0, 0.05, seed=0)
-    world, requests = prepare(cfg)
+    world, requests, _ = prepare(cfg)
     result = Simulation(world, requests, make_policy(cfg.policy), seed=0, horizon_s=cfg.sim_hours * 3600.0).run()
     df = metrics.request_table(result, metrics.energy_account(result))
     np.testing.assert_allclose(df["queue_ms"], (result.records.start_s - requests.arrival_s) * 1e3, atol=1e-6)
@@ -148,7 +148,7 @@ def test_unlimited_servers_never_queue():
     # The reference scenario: unlimited pools, network jitter, five regions. Every request starts service
     # the moment it reaches its region, so its latency is network + service exactly.
     cfg = load_config(["scenario=reference", "sim_hours=6", "policy=random", "baseline="])
-    world, requests = prepare(cfg)
+    world, requests, _ = prepare(cfg)
     out = simulate_policy(cfg, cfg.policy, world, requests)
     df = out.requests
     assert (df["status"] == "completed").all()
