@@ -110,6 +110,9 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
                 baseline = simulate_policy(
                     vcfg, baseline_pair[0], world, requests, seed, jobs=jobs, batch_policy=baseline_pair[1]
                 )
+                # Experiments write no per-request table: drop the baseline's (tens of millions of rows on
+                # the default scenario) rather than hold it through every other run.
+                baseline = dataclasses.replace(baseline, requests=baseline.requests.iloc[:0])
             for label, pc, bc in specs:
                 same = (
                     baseline_pair is not None and pc == baseline_pair[0] and (not len(jobs) or bc == baseline_pair[1])
