@@ -1,9 +1,9 @@
 """Batch jobs in the simulation: per-region CPU clusters, a batch policy, suspend and resume.
 
 The engine is a SimPy process in the same environment as the inference requests. It wakes at every *epoch*:
-a job arrival, a job completion, and every hour boundary while jobs are active (the signals change
-hourly). At each epoch it asks the batch policy which active jobs should run, and where
-(:meth:`BatchPolicy.schedule`), then:
+a job arrival, a job completion, every hour boundary while jobs are active (the signals change hourly),
+and the last moment each waiting job can start and still meet its deadline. At each epoch it asks the
+batch policy which active jobs should run, and where (:meth:`BatchPolicy.schedule`), then:
 
 * suspends running interruptible jobs the policy no longer lists (a non-interruptible job may not be
   suspended, and a started job may not move: both are policy errors);
@@ -96,6 +96,15 @@ class JobInfo:
     region: int
     running: bool
     scale: int = 0
+
+
+#: Floating-point slack (s) of :func:`must_start`: deadlines computed as arrival + duration round.
+URGENCY_SLACK_S = 1e-6
+
+
+def must_start(job: JobInfo, now_s: float, rate: float = 1.0) -> bool:
+    """Whether ``job`` must run from ``now_s`` on (at progress ``rate``) to finish by its deadline."""
+    return job.deadline_s - now_s <= job.remaining_s / rate + URGENCY_SLACK_S
 
 
 @dataclass(frozen=True)
@@ -264,6 +273,15 @@ class BatchEngine:
                 candidates.append((math.floor(now / SECONDS_PER_HOUR) + 1.0) * SECONDS_PER_HOUR)
             for j in self.running_since:
                 candidates.append(now + float(self.remaining_s[j]) / self.context.speedup[self.scale[j]])
+            # The last moments a waiting job can start and still meet its deadline (on one allocation and
+            # at full scale): policies get a decision point there, not only at the next hour boundary.
+            top = self.context.speedup[-1]
+            for j in self.active:
+                if j not in self.running_since:
+                    rest = float(self.remaining_s[j])
+                    for latest in (jobs.deadline_s[j] - rest, jobs.deadline_s[j] - rest / top):
+                        if latest > now:
+                            candidates.append(float(latest))
             yield self.env.timeout(max(0.0, min(candidates) - now))
 
     def _advance(self, last: float, now: float) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobInfo, JobView
+from carbonsim.core.batch import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.registry import register_batch
@@ -98,7 +98,7 @@ class PlannedBatchPolicy:
             if plan is None:
                 plan = self.plans[job.id] = self.plan(job, view)
             region = job.region if job.region >= 0 else job.home
-            must = job.deadline_s - now <= job.remaining_s or not plan or now >= plan[-1][1]
+            must = must_start(job, now) or not plan or now >= plan[-1][1]
             if must or (job.running and not job.interruptible) or any(a <= now < b for a, b in plan):
                 out[job.id] = region
         return out

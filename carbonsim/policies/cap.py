@@ -33,7 +33,7 @@ from scipy.special import lambertw
 
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobView
+from carbonsim.core.batch import JobContext, JobView, must_start
 from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.policies.registry import register_batch
 
@@ -117,7 +117,7 @@ class Cap:
                 out[job.id] = job.region
                 continue
             region = job.region if job.region >= 0 else job.home
-            urgent = job.deadline_s - view.now_s <= job.remaining_s
+            urgent = must_start(job, view.now_s)
             if urgent or used[region] + job.cpus <= quota[region]:
                 out[job.id] = region
                 used[region] += job.cpus

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobInfo, JobView
+from carbonsim.core.batch import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.policies.batch import Slots, start_candidates
 from carbonsim.policies.registry import register_batch
@@ -99,7 +99,7 @@ class CarbonScaler:
                 out[job.id] = (region, job.scale)
                 continue
             full = top if job.interruptible else 1
-            if not plan or now >= plan[-1][1] or job.deadline_s - now <= job.remaining_s / self.speedup[full]:
+            if not plan or now >= plan[-1][1] or must_start(job, now, float(self.speedup[full])):
                 out[job.id] = (region, full)
                 continue
             for a, b, k in plan:
