@@ -127,6 +127,7 @@ def simulate_policy(
     }
     if job_df is not None:
         summary["batch_policy"] = batch_cfg.name
+        summary["batch_trace"] = cfg.scenario.batch.trace
         summary.update(job_metrics.job_summary(job_df, result))
     n = max(len(requests), 1)
     timing = {

@@ -70,6 +70,7 @@ JOB_COLUMNS = (
     "label",
     "variant",
     "batch_policy",
+    "batch_trace",
     "seed",
     "jobs",
     "jobs_completed",
