@@ -236,7 +236,7 @@ def test_batch_shifting_experiment_compares_every_batch_policy_per_variant(tmp_p
     cfg = carbonsim.load_config(["+experiment=batch_shifting", "sim_hours=6"])
     tables = run_experiment(cfg, tmp_path)
     jobs_table = tables["jobs"]
-    assert set(jobs_table["label"]) == set(batch_policy_names())
+    assert set(jobs_table["batch_policy"]) == set(batch_policy_names())
     assert list(dict.fromkeys(jobs_table["variant"])) == ["6 h window", "12 h window", "24 h window", "slack x2"]
     agnostic = jobs_table[jobs_table["label"] == "carbon_agnostic"]
     assert (agnostic["job_carbon_reduction_pct"] == 0).all()
