@@ -9,12 +9,14 @@ batch policy which active jobs should run, and where (:meth:`BatchPolicy.schedul
   suspended, and a started job may not move: both are policy errors);
 * starts listed waiting jobs in arrival order where their CPUs fit in the region's free capacity; a job
   that does not fit waits in the queue (first fit in arrival order, so a small job may pass a large one);
-* runs every job at its full CPU count: a job's remaining work falls by one second per second of running,
-  and its completion is the next epoch it sets.
+* runs every job on ``scale`` copies of its CPU allocation (1 unless the policy scales it, up to
+  ``batch.max_scale``): its remaining work (seconds on one allocation) falls by ``speedup[scale]`` per
+  second, and its completion is the next epoch it sets; a rescale of a running job is a stop and restart
+  at the new scale (interruptible jobs only), at the largest scale that fits if the asked one does not.
 
 A job needing more CPUs than any region's cluster has can never run: it fails on arrival. Every job is, at
 the end, completed, failed or in flight (never silently lost). Energy: a running job draws
-``cpus x cpu_busy_w x PUE``; emissions and cost integrate that power over the hourly signals exactly
+``cpus x scale x cpu_busy_w x PUE``; emissions and cost integrate that power over the hourly signals exactly
 (:func:`job_account`).
 """
 
