@@ -1,15 +1,18 @@
 """carbonsim: discrete-event simulation of carbon-aware routing of AI inference across cloud regions.
 
-The public API: configuration dataclasses, the policy interface and registry, and functions to run a
-configuration (see README for examples).
+The public API: configuration dataclasses, the routing and batch-job policy interfaces and registries, and
+functions to run a configuration (see README for examples).
 """
 
 from carbonsim._hydra import load_config
 from carbonsim._schema import ConfigError, build
 from carbonsim.config import (
     ArrivalConfig,
+    BatchConfig,
+    BatchPolicyConfig,
     CarbonConfig,
     ExperimentConfig,
+    ForecastConfig,
     OriginConfig,
     PolicyConfig,
     RegionConfig,
@@ -19,9 +22,20 @@ from carbonsim.config import (
     ServiceTimeConfig,
     WorkloadConfig,
 )
+from carbonsim.core.batch import BatchPolicy, JobContext, JobInfo, JobView
 from carbonsim.core.policy import Policy
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
-from carbonsim.policies import BasePolicy, make_policy, policy_config, policy_names, register
+from carbonsim.policies import (
+    BasePolicy,
+    batch_policy_config,
+    batch_policy_names,
+    make_batch_policy,
+    make_policy,
+    policy_config,
+    policy_names,
+    register,
+    register_batch,
+)
 from carbonsim.runner import RunOutput, prepare, run, simulate_policy
 
 __version__ = "0.1.0"
@@ -29,10 +43,17 @@ __version__ = "0.1.0"
 __all__ = [
     "ArrivalConfig",
     "BasePolicy",
+    "BatchConfig",
+    "BatchPolicy",
+    "BatchPolicyConfig",
     "CarbonConfig",
     "ConfigError",
     "DecisionView",
     "ExperimentConfig",
+    "ForecastConfig",
+    "JobContext",
+    "JobInfo",
+    "JobView",
     "OriginConfig",
     "PlanView",
     "Policy",
@@ -46,13 +67,17 @@ __all__ = [
     "ServiceTimeConfig",
     "WorkloadConfig",
     "__version__",
+    "batch_policy_config",
+    "batch_policy_names",
     "build",
     "load_config",
+    "make_batch_policy",
     "make_policy",
     "policy_config",
     "policy_names",
     "prepare",
     "register",
+    "register_batch",
     "run",
     "simulate_policy",
 ]
