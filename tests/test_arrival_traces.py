@@ -87,3 +87,27 @@ def test_replay_scenario_draws_requests_from_the_loaded_trace():
 def test_bad_arrival_settings_are_rejected(arrivals, message):
     with pytest.raises(ConfigError, match=message):
         build(ArrivalConfig, arrivals, "arrivals")
+
+
+def test_hourly_profile_follows_the_utc_hour_of_the_start():
+    from carbonsim.config import ArrivalConfig
+
+    profile = tuple(float(h) for h in range(24))
+    cfg = ArrivalConfig(kind="fixed_per_hour", rate_per_s=1.0, hourly_profile=profile)
+    np.testing.assert_array_equal(hourly_multipliers(cfg, 3, first_hour_of_day=22), [22.0, 23.0, 0.0])
+
+
+def test_runs_starting_after_midnight_use_the_profile_of_their_utc_hours():
+    from helpers import make_scenario
+
+    from carbonsim.core.arrivals import draw_requests
+
+    profile = [0.0] * 24
+    profile[6] = 1.0  # only 06:00-07:00 UTC has traffic
+    common = {"arrivals": {"kind": "fixed_per_hour", "rate_per_s": 0.01, "hourly_profile": profile}}
+    at_six = make_scenario(start_utc="2023-06-05T06:00:00Z", **common)
+    at_midnight = make_scenario(start_utc="2023-06-05T00:00:00Z", **common)
+    six = draw_requests(at_six, 0, 2.0).arrival_s
+    midnight = draw_requests(at_midnight, 0, 8.0).arrival_s
+    assert six.size == 36 and (six < 3600.0).all()
+    assert midnight.size == 36 and ((midnight >= 6 * 3600.0) & (midnight < 7 * 3600.0)).all()

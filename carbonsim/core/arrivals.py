@@ -6,6 +6,7 @@ can therefore never change what arrives or how long a request takes on a given h
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,13 +47,16 @@ class Requests:
         )
 
 
-def hourly_multipliers(cfg: ArrivalConfig, n_hours: int, load_shape: np.ndarray | None = None) -> np.ndarray:
+def hourly_multipliers(
+    cfg: ArrivalConfig, n_hours: int, load_shape: np.ndarray | None = None, first_hour_of_day: int = 0
+) -> np.ndarray:
     """Multiplier of the base rate for each simulated hour.
 
     Args:
         cfg: Arrival configuration.
         n_hours: Hours of the arrival window (a final partial hour counts).
         load_shape: The measured hourly load shape named by ``cfg.load_shape`` (loaded by the caller).
+        first_hour_of_day: UTC hour of day of simulated hour 0 (``hourly_profile`` is indexed by UTC hour).
 
     Returns:
         float64 array of ``n_hours`` multipliers: ``hourly_profile`` repeated daily, the load shape
@@ -76,7 +80,7 @@ def hourly_multipliers(cfg: ArrivalConfig, n_hours: int, load_shape: np.ndarray 
             raise ValueError(f"arrivals.load_shape: {cfg.load_shape} is zero over hours {lo}..{hi - 1}")
         return window / mean
     profile = np.asarray(cfg.hourly_profile, dtype=np.float64) if cfg.hourly_profile else np.ones(24)
-    return profile[np.arange(n_hours) % 24]
+    return profile[(first_hour_of_day + np.arange(n_hours)) % 24]
 
 
 def arrival_times(
@@ -85,6 +89,7 @@ def arrival_times(
     rng: np.random.Generator,
     load_shape: np.ndarray | None = None,
     replay_s: np.ndarray | None = None,
+    first_hour_of_day: int = 0,
 ) -> np.ndarray:
     """Draws arrival times for an hourly piecewise-constant rate.
 
@@ -102,6 +107,7 @@ def arrival_times(
         rng: The arrivals stream.
         load_shape: Measured hourly load shape, when ``cfg.load_shape`` is set.
         replay_s: Recorded arrival times in seconds (non-decreasing, at least two), for ``replay``.
+        first_hour_of_day: UTC hour of day of simulated hour 0 (aligns ``hourly_profile``).
 
     Returns:
         Sorted arrival times in seconds.
@@ -110,7 +116,7 @@ def arrival_times(
     horizon_s = sim_hours * SECONDS_PER_HOUR
     starts = np.arange(n_hours) * SECONDS_PER_HOUR
     durations = np.minimum(SECONDS_PER_HOUR, horizon_s - starts)
-    mult = hourly_multipliers(cfg, n_hours, load_shape)
+    mult = hourly_multipliers(cfg, n_hours, load_shape, first_hour_of_day)
     if cfg.kind == "replay":
         if replay_s is None:
             raise ValueError(f"arrivals.trace: {cfg.trace!r} is configured but no trace was loaded")
@@ -169,7 +175,11 @@ def draw_requests(
         The requests.
     """
     rng = rngmod.stream(seed, "arrivals")
-    times = arrival_times(scenario.arrivals, sim_hours, rng, load_shape, replay_s)
+    # hourly_profile is per UTC hour of day: a run starting at 06:00 UTC begins at profile entry 6.
+    first_hour = (
+        datetime.datetime.fromisoformat(scenario.start_utc.replace("Z", "+00:00")).hour if scenario.start_utc else 0
+    )
+    times = arrival_times(scenario.arrivals, sim_hours, rng, load_shape, replay_s, first_hour)
     origin_p = np.array([o.share for o in scenario.origins])
     workload_p = np.array([w.share for w in scenario.workloads])
     origins = rng.choice(len(origin_p), size=times.size, p=origin_p / origin_p.sum())
