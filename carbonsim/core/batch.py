@@ -30,7 +30,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import simpy
 
-from carbonsim.core.forecast import Forecaster
+from carbonsim.core.forecast import Forecaster, ForecastReader
 from carbonsim.core.jobs import Jobs
 from carbonsim.core.signals import SECONDS_PER_HOUR, HourlySignal
 
@@ -110,7 +110,7 @@ def must_start(job: JobInfo, now_s: float, rate: float = 1.0) -> bool:
 
 
 @dataclass(frozen=True)
-class JobView:
+class JobView(ForecastReader):
     """The state a batch policy sees at an epoch.
 
     Attributes:
@@ -130,14 +130,6 @@ class JobView:
     price_usd_per_kwh: tuple[float, ...]
     carbon_forecast: Forecaster
     price_forecast: Forecaster
-
-    def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
-        """Intensity forecast of ``region`` issued now, for the current hour and the next (<= 48 values)."""
-        return self.carbon_forecast.forecast(region, self.now_s, horizon_h)
-
-    def forecast_price_usd_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
-        """Electricity price forecast of ``region`` issued now, in USD/kWh (<= 48 values)."""
-        return self.price_forecast.forecast(region, self.now_s, horizon_h)
 
 
 @runtime_checkable

@@ -108,6 +108,25 @@ class Forecaster:
         return (hour + np.arange(MAX_HORIZON_H)) % 24
 
 
+class ForecastReader:
+    """Forecast methods of a view that has ``now_s``, ``carbon_forecast`` and ``price_forecast``.
+
+    Shared by the planning view of routing policies and the view of batch policies.
+    """
+
+    now_s: float
+    carbon_forecast: Forecaster
+    price_forecast: Forecaster
+
+    def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Intensity forecast of ``region`` issued now: the current hour and the next, ``horizon_h`` (<= 48) values."""
+        return self.carbon_forecast.forecast(region, self.now_s, horizon_h)
+
+    def forecast_price_usd_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
+        """Electricity price forecast of ``region`` issued now, in USD/kWh, ``horizon_h`` (<= 48) values."""
+        return self.price_forecast.forecast(region, self.now_s, horizon_h)
+
+
 class PerfectForecaster(Forecaster):
     """The oracle: the true future values (an upper bound on what forecasting can give)."""
 

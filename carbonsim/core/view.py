@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from carbonsim.core.forecast import Forecaster
+from carbonsim.core.forecast import Forecaster, ForecastReader
 
 
 @dataclass(frozen=True)
@@ -254,7 +254,7 @@ class DecisionView:
 
 
 @dataclass(frozen=True)
-class PlanView:
+class PlanView(ForecastReader):
     """What a policy may read at a planning step (every ``planning_interval_s``).
 
     Attributes:
@@ -278,14 +278,6 @@ class PlanView:
     arrivals_last_interval: np.ndarray
     carbon_forecast: Forecaster
     price_forecast: Forecaster
-
-    def forecast_gco2_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
-        """Intensity forecast of ``region`` issued now: the current hour and the next, ``horizon_h`` (<= 48) values."""
-        return self.carbon_forecast.forecast(region, self.now_s, horizon_h)
-
-    def forecast_price_usd_per_kwh(self, region: int, horizon_h: int) -> np.ndarray:
-        """Electricity price forecast of ``region`` issued now, in USD/kWh, ``horizon_h`` (<= 48) values."""
-        return self.price_forecast.forecast(region, self.now_s, horizon_h)
 
 
 def argmin(values: Sequence[float]) -> int:
