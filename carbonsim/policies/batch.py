@@ -73,6 +73,18 @@ def start_candidates(now_s: float, latest_start_s: float, known_until_s: float) 
     return np.concatenate([[now_s], hours[hours <= last]])
 
 
+def home_window(job: JobInfo, view: JobView) -> tuple[Slots, float]:
+    """The forecast slots of the job's home region up to its deadline, and its latest start."""
+    forecast = view.forecast_gco2_per_kwh(job.home, MAX_HORIZON_H)
+    return Slots(forecast, view.now_s, job.deadline_s), job.deadline_s - job.remaining_s
+
+
+def lowest_window_start(slots: Slots, now_s: float, latest_s: float, length_s: float) -> float:
+    """The possible start with the lowest forecast mean intensity over ``length_s`` (ties: the earliest)."""
+    starts = start_candidates(now_s, latest_s, slots.known_until_s)
+    return float(starts[int(np.argmin([slots.mean_intensity(s, length_s) for s in starts]))])
+
+
 class PlannedBatchPolicy:
     """Base of policies that plan each job's running intervals once, when they first see it."""
 
@@ -102,11 +114,6 @@ class PlannedBatchPolicy:
             if must or (job.running and not job.interruptible) or any(a <= now < b for a, b in plan):
                 out[job.id] = region
         return out
-
-    def _window(self, job: JobInfo, view: JobView) -> tuple[Slots, float]:
-        """The home region's forecast slots up to the deadline, and the latest start."""
-        forecast = view.forecast_gco2_per_kwh(job.home, MAX_HORIZON_H)
-        return Slots(forecast, view.now_s, job.deadline_s), job.deadline_s - job.remaining_s
 
 
 @register_batch("carbon_agnostic")
@@ -148,13 +155,11 @@ class LetsWaitAwhile(PlannedBatchPolicy):
 
     def plan(self, job: JobInfo, view: JobView) -> list[Interval]:
         """Lowest-mean window (non-interruptible) or lowest slots (interruptible)."""
-        slots, latest = self._window(job, view)
+        slots, latest = home_window(job, view)
         if latest <= view.now_s or not slots.intensity.size:
             return []
         if not job.interruptible:
-            starts = start_candidates(view.now_s, latest, slots.known_until_s)
-            means = [slots.mean_intensity(s, job.remaining_s) for s in starts]
-            s = float(starts[int(np.argmin(means))])
+            s = lowest_window_start(slots, view.now_s, latest, job.remaining_s)
             return [(s, s + job.remaining_s)]
         order = np.lexsort((slots.start_s, slots.intensity))
         chosen: list[Interval] = []
@@ -214,8 +219,8 @@ class GaiaPolicy(PlannedBatchPolicy):
             length = self._seen_duration_s / self._seen
         self._seen_duration_s += job.duration_s
         self._seen += 1
-        slots, _ = self._window(job, view)
-        latest = job.deadline_s - job.remaining_s  # the waiting window is the job's, whatever the estimate
+        # The waiting window is the job's (its true remaining work), whatever the length estimate.
+        slots, latest = home_window(job, view)
         if latest <= view.now_s or not slots.intensity.size:
             return []
         starts = start_candidates(view.now_s, latest, slots.known_until_s)

@@ -27,8 +27,7 @@ import numpy as np
 
 from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.batch import JobContext, JobInfo, JobView, must_start
-from carbonsim.core.forecast import MAX_HORIZON_H
-from carbonsim.policies.batch import Slots, start_candidates
+from carbonsim.policies.batch import home_window, lowest_window_start
 from carbonsim.policies.registry import register_batch
 
 
@@ -58,16 +57,13 @@ class CarbonScaler:
 
     def plan(self, job: JobInfo, view: JobView) -> list[tuple[float, float, int]]:
         """The greedy work-per-carbon plan of an interruptible job (lowest window if not interruptible)."""
-        forecast = view.forecast_gco2_per_kwh(job.home, MAX_HORIZON_H)
-        slots = Slots(forecast, view.now_s, job.deadline_s)
+        slots, latest = home_window(job, view)
         if not slots.intensity.size:
             return []
         if not job.interruptible:
-            latest = job.deadline_s - job.remaining_s
             if latest <= view.now_s:
                 return []
-            starts = start_candidates(view.now_s, latest, slots.known_until_s)
-            s = float(starts[int(np.argmin([slots.mean_intensity(x, job.remaining_s) for x in starts]))])
+            s = lowest_window_start(slots, view.now_s, latest, job.remaining_s)
             return [(s, s + job.remaining_s, 1)]
         marginal = np.diff(self.speedup)  # work per second added by the k-th allocation, k = 1..max
         length = slots.end_s - slots.start_s
