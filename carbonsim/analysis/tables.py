@@ -8,6 +8,22 @@ from typing import Any
 
 import pandas as pd
 
+#: Batch-job metrics, in the aggregate table and the job table alike.
+JOB_METRIC_COLUMNS = (
+    "jobs",
+    "jobs_completed",
+    "jobs_failed",
+    "jobs_in_flight",
+    "deadline_met_pct",
+    "job_mean_wait_h",
+    "job_p95_wait_h",
+    "job_mean_completion_h",
+    "job_energy_kwh",
+    "job_carbon_kg",
+    "job_cost_usd",
+    "job_carbon_reduction_pct",
+)
+
 #: Columns of the aggregate comparison table, in order.
 AGGREGATE_COLUMNS = (
     "label",
@@ -33,18 +49,7 @@ AGGREGATE_COLUMNS = (
     "intensity_reduction_pct",
     "bound_carbon_kg",
     "share_of_bound_pct",
-    "jobs",
-    "jobs_completed",
-    "jobs_failed",
-    "jobs_in_flight",
-    "deadline_met_pct",
-    "job_mean_wait_h",
-    "job_p95_wait_h",
-    "job_mean_completion_h",
-    "job_energy_kwh",
-    "job_carbon_kg",
-    "job_cost_usd",
-    "job_carbon_reduction_pct",
+    *JOB_METRIC_COLUMNS,
 )
 
 #: Columns of the reference table (one row per policy and source).
@@ -72,18 +77,7 @@ JOB_COLUMNS = (
     "batch_policy",
     "batch_trace",
     "seed",
-    "jobs",
-    "jobs_completed",
-    "jobs_failed",
-    "jobs_in_flight",
-    "deadline_met_pct",
-    "job_mean_wait_h",
-    "job_p95_wait_h",
-    "job_mean_completion_h",
-    "job_energy_kwh",
-    "job_carbon_kg",
-    "job_cost_usd",
-    "job_carbon_reduction_pct",
+    *JOB_METRIC_COLUMNS,
     "bound_home_job_carbon_kg",
     "job_share_of_home_bound_pct",
     "bound_any_job_carbon_kg",
