@@ -16,7 +16,17 @@ from carbonsim.analysis import metrics, tables
 from carbonsim.bounds import batch_bound, inference_bound
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.policies import batch_policy_config, policy_config
-from carbonsim.runner import RunOutput, prepare, run_label, simulate_policy, write_outputs, write_text
+from carbonsim.runner import (
+    RunOutput,
+    add_reductions,
+    baseline_policies,
+    is_baseline,
+    prepare,
+    run_label,
+    simulate_policy,
+    write_outputs,
+    write_text,
+)
 
 
 def _slug(label: str) -> str:
@@ -90,14 +100,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
         vcfg = apply_variant(cfg, variant) if variant else cfg
         vlabel = variant_label(variant)
         specs = _run_specs(vcfg)
-        baseline_pair = (
-            (
-                policy_config({"name": vcfg.baseline}, "baseline"),
-                batch_policy_config({"name": vcfg.batch_baseline}, "batch_baseline"),
-            )
-            if vcfg.baseline
-            else None
-        )
+        baseline_pair = baseline_policies(vcfg)
         for seed in exp.seeds or (vcfg.seed,):
             world, requests, jobs = prepare(vcfg, seed)
             bounds = (
@@ -114,17 +117,13 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
                 # the default scenario) rather than hold it through every other run.
                 baseline = dataclasses.replace(baseline, requests=baseline.requests.iloc[:0])
             for label, pc, bc in specs:
-                same = (
-                    baseline_pair is not None and pc == baseline_pair[0] and (not len(jobs) or bc == baseline_pair[1])
-                )
-                if baseline is not None and same:
+                if baseline is not None and is_baseline(baseline_pair, pc, bc, jobs):
                     # The baseline already ran these policies on these arrivals: reuse it under this run's label.
                     out = dataclasses.replace(baseline, label=label, summary={**baseline.summary, "label": label})
                 else:
                     out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
                 if baseline is not None:
-                    metrics.add_reduction(out.summary, baseline.summary, vcfg.baseline)
-                    job_metrics.add_job_reduction(out.summary, baseline.summary)
+                    add_reductions(out.summary, baseline.summary, vcfg)
                 job_metrics.add_bound(out.summary, bounds)
                 if inference_kg is not None and baseline is not None:
                     metrics.add_inference_bound(out.summary, inference_kg)

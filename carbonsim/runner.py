@@ -150,6 +150,30 @@ def simulate_policy(
     )
 
 
+BaselinePair = tuple[PolicyConfig, BatchPolicyConfig]
+
+
+def baseline_policies(cfg: RunConfig) -> BaselinePair | None:
+    """The baseline run's routing and batch policies (``baseline``, ``batch_baseline``); None without one."""
+    if not cfg.baseline:
+        return None
+    return (
+        policy_config({"name": cfg.baseline}, "baseline"),
+        batch_policy_config({"name": cfg.batch_baseline}, "batch_baseline"),
+    )
+
+
+def is_baseline(pair: BaselinePair | None, policy: PolicyConfig, batch_policy: PolicyConfig, jobs: Jobs) -> bool:
+    """Whether a run of these policies is the baseline run (the batch policy counts only with jobs)."""
+    return pair is not None and policy == pair[0] and (not len(jobs) or batch_policy == pair[1])
+
+
+def add_reductions(summary: dict[str, Any], baseline: dict[str, Any], cfg: RunConfig) -> None:
+    """Adds the reductions against the baseline run: emissions, serving intensity and, with jobs, job emissions."""
+    metrics.add_reduction(summary, baseline, cfg.baseline)
+    job_metrics.add_job_reduction(summary, baseline)
+
+
 def run(cfg: RunConfig) -> RunOutput:
     """Runs the configured policies and, if a baseline is set, the baseline on the same arrivals.
 
@@ -158,13 +182,11 @@ def run(cfg: RunConfig) -> RunOutput:
     """
     world, requests, jobs = prepare(cfg)
     out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs)
-    if cfg.baseline:
-        base_cfg = policy_config({"name": cfg.baseline}, "baseline")
-        base_batch = batch_policy_config({"name": cfg.batch_baseline}, "batch_baseline")
-        same = base_cfg == cfg.policy and (not len(jobs) or base_batch == cfg.batch_policy)
-        base = out if same else simulate_policy(cfg, base_cfg, world, requests, jobs=jobs, batch_policy=base_batch)
-        metrics.add_reduction(out.summary, base.summary, cfg.baseline)
-        job_metrics.add_job_reduction(out.summary, base.summary)
+    pair = baseline_policies(cfg)
+    if pair is not None:
+        same = is_baseline(pair, cfg.policy, cfg.batch_policy, jobs)
+        base = out if same else simulate_policy(cfg, pair[0], world, requests, jobs=jobs, batch_policy=pair[1])
+        add_reductions(out.summary, base.summary, cfg)
     return out
 
 
