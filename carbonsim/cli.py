@@ -52,6 +52,7 @@ JOB_COMPARISON_COLUMNS = (
     ("job_p95_wait_h", "p95 wait h", "{:.2f}"),
     ("job_carbon_kg", "kg CO2", "{:.2f}"),
     ("job_cost_usd", "USD", "{:.2f}"),
+    ("job_migrations", "moves", "{:,.0f}"),
     ("job_carbon_reduction_pct", "red. %", "{:.1f}"),
     ("job_share_of_home_bound_pct", "% of bound (home)", "{:.1f}"),
     ("job_share_of_any_bound_pct", "% of bound (any)", "{:.1f}"),

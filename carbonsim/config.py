@@ -489,6 +489,16 @@ class BatchConfig:
         parallel_fraction: Share of a job's work that parallelises (Amdahl's law): on ``k`` allocations a
             job progresses ``1 / ((1 - p) + p / k)`` times as fast as on one, so every extra allocation
             adds less (the concave "marginal capacity curve" CarbonScaler assumes).
+        migration_gb_per_cpu: State a job carries when it starts away from where it is (its home before
+            its first start, else the region it last ran in), in GB per CPU. The default, 4 GB, is the
+            memory per vCPU of Azure's general-purpose Dv5/Dsv5 sizes: a full memory image, an upper
+            estimate of a checkpoint.
+        network_kwh_per_gb: Energy of moving one GB between regions, in kWh. The default extrapolates
+            Aslan et al.'s 0.06 kWh/GB for 2015 ("Electricity Intensity of Internet Data Transmission",
+            J. Industrial Ecology 22(4), 2018) by their observed halving every two years to 2023:
+            0.06 / 2^4 = 0.00375 kWh/GB.
+        migration_gbps: Transfer rate of a migration in Gbit/s. The transfer time is added to the job's
+            remaining work in the destination (the restore holds its CPUs and draws their power).
     """
 
     trace: str = ""
@@ -502,8 +512,20 @@ class BatchConfig:
     max_jobs: int = 0
     max_scale: int = 1
     parallel_fraction: float = 0.9
+    migration_gb_per_cpu: float = 4.0
+    network_kwh_per_gb: float = 0.00375
+    migration_gbps: float = 1.0
 
     def __post_init__(self) -> None:
+        for name in ("migration_gb_per_cpu", "network_kwh_per_gb"):
+            value = getattr(self, name)
+            _check(_finite(value) and value >= 0, name, value, "a number >= 0")
+        _check(
+            _finite(self.migration_gbps) and self.migration_gbps > 0,
+            "migration_gbps",
+            self.migration_gbps,
+            "a transfer rate > 0 Gbit/s",
+        )
         _check(1 <= self.max_scale <= 64, "max_scale", self.max_scale, "an integer in [1, 64]")
         _check(
             _finite(self.parallel_fraction) and 0 <= self.parallel_fraction <= 1,

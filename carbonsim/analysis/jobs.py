@@ -22,8 +22,9 @@ def job_table(result: SimResult) -> pd.DataFrame:
     in_flight), ``start_s``, ``end_s``, ``completion_h`` (end - arrival), ``wait_h`` (completion minus
     running time: queueing and deliberate delay), ``deadline`` (``met``: completed by its deadline;
     ``missed``: completed late, failed, or unfinished when the run ended after its deadline; ``pending``:
-    unfinished with its deadline after the end of the run), ``suspensions``, ``energy_kwh`` (with PUE),
-    ``carbon_g``, ``cost_usd``.
+    unfinished with its deadline after the end of the run), ``suspensions``, ``migrations`` (region
+    changes, including a first start away from home), ``energy_kwh`` (running energy with PUE plus the
+    network energy of migrations), ``carbon_g``, ``cost_usd``.
     """
     jobs, rec = result.jobs, result.job_records
     if rec is None:
@@ -57,6 +58,7 @@ def job_table(result: SimResult) -> pd.DataFrame:
             "wait_h": (completion_s - jobs.duration_s) / 3600.0,
             "deadline": pd.Categorical(deadline, categories=["met", "missed", "pending"]),
             "suspensions": rec.suspensions,
+            "migrations": rec.migrations,
             "energy_kwh": energy,
             "carbon_g": carbon,
             "cost_usd": cost,
@@ -93,6 +95,7 @@ def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
         "job_carbon_kg": float(df["carbon_g"].sum() / 1e3),
         "job_cost_usd": float(df["cost_usd"].sum()),
         "job_suspensions": int(df["suspensions"].sum()),
+        "job_migrations": int(df["migrations"].sum()),
     }
 
 

@@ -22,6 +22,8 @@ JOB_METRIC_COLUMNS = (
     "job_carbon_kg",
     "job_cost_usd",
     "job_carbon_reduction_pct",
+    "job_suspensions",
+    "job_migrations",
 )
 
 #: Columns of the aggregate comparison table, in order.

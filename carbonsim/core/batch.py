@@ -5,14 +5,19 @@ a job arrival, a job completion, every hour boundary while jobs are active (the 
 and the last moment each waiting job can start and still meet its deadline. At each epoch it asks the
 batch policy which active jobs should run, and where (:meth:`BatchPolicy.schedule`), then:
 
-* suspends running interruptible jobs the policy no longer lists (a non-interruptible job may not be
-  suspended, and a started job may not move: both are policy errors);
+* suspends running interruptible jobs the policy no longer lists, and stops those it lists in another
+  region (a non-interruptible job may not be suspended or moved once started: policy errors);
 * starts listed waiting jobs in arrival order where their CPUs fit in the region's free capacity; a job
   that does not fit waits in the queue (first fit in arrival order, so a small job may pass a large one);
 * runs every job on ``scale`` copies of its CPU allocation (1 unless the policy scales it, up to
   ``batch.max_scale``): its remaining work (seconds on one allocation) falls by ``speedup[scale]`` per
   second, and its completion is the next epoch it sets; a rescale of a running job is a stop and restart
   at the new scale (interruptible jobs only), at the largest scale that fits if the asked one does not.
+
+A job that starts away from where it is (its home region before its first start, else the region it last
+ran in) *migrates*: its state, ``migration_gb_per_cpu`` x CPUs, crosses the network, which costs
+``network_kwh_per_gb`` per GB (charged at the mean intensity and price of the two regions at that moment),
+and the transfer time at ``migration_gbps`` is added to its remaining work in the destination.
 
 A job needing more CPUs than any region's cluster has can never run: it fails on arrival. Every job is, at
 the end, completed, failed or in flight (never silently lost). Energy: a running job draws
@@ -53,6 +58,9 @@ class JobContext:
         rng: The policy's own random stream.
         speedup: Progress rate of a job on 0, 1, ..., ``max_scale`` copies of its allocation (elastic
             scaling; ``(0.0, 1.0)`` when jobs do not scale).
+        migration_gb_per_cpu: State moved per CPU when a job changes region, in GB.
+        network_kwh_per_gb: Network energy per GB moved, in kWh.
+        migration_gbps: Transfer rate of a migration in Gbit/s.
     """
 
     region_names: tuple[str, ...]
@@ -62,6 +70,17 @@ class JobContext:
     horizon_s: float
     rng: np.random.Generator
     speedup: tuple[float, ...] = (0.0, 1.0)
+    migration_gb_per_cpu: float = 0.0
+    network_kwh_per_gb: float = 0.0
+    migration_gbps: float = 1.0
+
+    def migration_s(self, cpus: int) -> float:
+        """Transfer time of a job's state on ``cpus`` CPUs, in s (added to its remaining work)."""
+        return self.migration_gb_per_cpu * cpus * 8.0 / self.migration_gbps
+
+    def migration_kwh(self, cpus: int) -> float:
+        """Network energy of moving a job's state on ``cpus`` CPUs, in kWh."""
+        return self.migration_gb_per_cpu * cpus * self.network_kwh_per_gb
 
     @property
     def max_scale(self) -> int:
@@ -166,6 +185,12 @@ class JobRecords:
         seg_start_s: Segment starts in s.
         seg_end_s: Segment ends in s.
         seg_scale: Allocation copies of each segment.
+        migrations: Times each job changed region (including a first start away from home).
+        mig_job: Job of each migration.
+        mig_from: Region it left.
+        mig_to: Region it moved to.
+        mig_time_s: When it moved, in s.
+        mig_kwh: Network energy of each migration, in kWh.
     """
 
     status: np.ndarray
@@ -179,6 +204,12 @@ class JobRecords:
     seg_start_s: np.ndarray
     seg_end_s: np.ndarray
     seg_scale: np.ndarray
+    migrations: np.ndarray
+    mig_job: np.ndarray
+    mig_from: np.ndarray
+    mig_to: np.ndarray
+    mig_time_s: np.ndarray
+    mig_kwh: np.ndarray
 
 
 class BatchEngine:
@@ -229,6 +260,7 @@ class BatchEngine:
         self.active: dict[int, None] = {}  # insertion-ordered: arrival order
         self.running_since: dict[int, float] = {}
         self.segments: list[tuple[int, int, float, float, int]] = []
+        self.moves: list[tuple[int, int, int, float, float]] = []  # job, from, to, time s, network kWh
         self.finished = n == 0
         self._max_capacity = max(context.capacity_cpus, default=0)
         self._epochs = 0
@@ -301,7 +333,12 @@ class BatchEngine:
         self.scale[j] = 0
 
     def _start(self, j: int, r: int, scale: int, now: float) -> None:
-        self.free[r] -= int(self.jobs.cpus[j]) * scale
+        cpus = int(self.jobs.cpus[j])
+        here = int(self.region[j]) if self.region[j] >= 0 else int(self.jobs.home[j])
+        if r != here:
+            self.moves.append((j, here, r, now, self.context.migration_kwh(cpus)))
+            self.remaining_s[j] += self.context.migration_s(cpus)
+        self.free[r] -= cpus * scale
         self.region[j] = r
         self.scale[j] = scale
         self.running_since[j] = now
@@ -355,17 +392,12 @@ class BatchEngine:
                 raise ValueError(
                     f"batch policy {name} gave job {j} scale {scale!r}; expected 1..{self.context.max_scale}"
                 )
-            if self.region[j] >= 0 and self.region[j] != r:
-                raise ValueError(
-                    f"batch policy {name} moved job {j} from region {int(self.region[j])} to {r}; a started job "
-                    "stays in its region"
-                )
             wanted[j] = (int(r), int(scale))
         for j in list(self.running_since):
-            if j in wanted and wanted[j][1] == self.scale[j]:
+            if j in wanted and wanted[j] == (self.region[j], self.scale[j]):
                 continue
             if not self.jobs.interruptible[j]:
-                what = "suspended" if j not in wanted else "rescaled"
+                what = "suspended" if j not in wanted else "moved" if wanted[j][0] != self.region[j] else "rescaled"
                 raise ValueError(f"batch policy {name} {what} job {j}, which is not interruptible")
             self._stop(j, now)
             if j not in wanted:
@@ -388,6 +420,8 @@ class BatchEngine:
             status[j] = RUNNING
         running = ((j, int(self.region[j]), s, end_s, int(self.scale[j])) for j, s in self.running_since.items())
         seg = np.array([*self.segments, *running], dtype=np.float64).reshape(-1, 5)
+        moves = np.array(self.moves, dtype=np.float64).reshape(-1, 5)
+        mig_job = moves[:, 0].astype(np.int64)
         return JobRecords(
             status=status,
             region=self.region.copy(),
@@ -400,6 +434,12 @@ class BatchEngine:
             seg_start_s=seg[:, 2],
             seg_end_s=seg[:, 3],
             seg_scale=seg[:, 4].astype(np.int64),
+            migrations=np.bincount(mig_job, minlength=len(self.jobs)).astype(np.int32),
+            mig_job=mig_job,
+            mig_from=moves[:, 1].astype(np.int64),
+            mig_to=moves[:, 2].astype(np.int64),
+            mig_time_s=moves[:, 3],
+            mig_kwh=moves[:, 4],
         )
 
 
@@ -411,13 +451,23 @@ def job_account(
     pue: np.ndarray,
     cpu_busy_w: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Energy (kWh, with PUE), emissions (g) and electricity cost (USD) per job, exact over hourly signals."""
+    """Energy (kWh), emissions (g) and electricity cost (USD) per job, exact over hourly signals.
+
+    Running energy includes the PUE of the region; migrations add their network energy, at the mean
+    intensity and price of the two regions at the moment of the move.
+    """
     n = len(jobs)
     power_w = jobs.cpus[records.seg_job] * records.seg_scale * cpu_busy_w * pue[records.seg_region]
     energy_j = power_w * (records.seg_end_s - records.seg_start_s)
     carbon_g = power_w * carbon.integral(records.seg_region, records.seg_start_s, records.seg_end_s) / 3.6e6
     cost_usd = power_w * price.integral(records.seg_region, records.seg_start_s, records.seg_end_s) / 3.6e6
+    idx = np.concatenate([records.seg_job, records.mig_job])
+    kwh = records.mig_kwh
+    moved = [
+        (sig.values_at(records.mig_from, records.mig_time_s) + sig.values_at(records.mig_to, records.mig_time_s)) / 2
+        for sig in (carbon, price)
+    ]
     out = []
-    for values in (energy_j / 3.6e6, carbon_g, cost_usd):
-        out.append(np.bincount(records.seg_job, weights=values, minlength=n))
+    for run, mig in ((energy_j / 3.6e6, kwh), (carbon_g, kwh * moved[0]), (cost_usd, kwh * moved[1])):
+        out.append(np.bincount(idx, weights=np.concatenate([run, mig]), minlength=n))
     return out[0], out[1], out[2]

@@ -79,6 +79,13 @@ class HourlySignal:
         """Returns the values of every region at time ``t_s`` (a cached tuple, cheap to call)."""
         return self._by_hour[self.hour_index(t_s)]
 
+    def values_at(self, region: np.ndarray, t_s: np.ndarray) -> np.ndarray:
+        """Returns the value per element for regions ``region`` at times ``t_s`` (within the signal)."""
+        t = np.asarray(t_s, dtype=np.float64)
+        if t.size and (t.min() < 0 or t.max() >= self.horizon_s):
+            raise ValueError(f"{self.name}: time {t.max():.3f} s is outside the signal's {self.hours} hours")
+        return np.asarray(self.values[region, (t // SECONDS_PER_HOUR).astype(np.int64)], dtype=np.float64)
+
     def integral(self, region: np.ndarray, t0_s: np.ndarray, t1_s: np.ndarray) -> np.ndarray:
         """Integrates the signal over ``[t0_s, t1_s]`` per element, in value x seconds.
 

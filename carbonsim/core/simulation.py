@@ -160,6 +160,9 @@ class Simulation:
                 horizon_s=horizon_s,
                 rng=rngmod.stream(seed, "batch_policy"),
                 speedup=speedups(scenario.batch),
+                migration_gb_per_cpu=scenario.batch.migration_gb_per_cpu,
+                network_kwh_per_gb=scenario.batch.network_kwh_per_gb,
+                migration_gbps=scenario.batch.migration_gbps,
             )
             self.batch = BatchEngine(
                 self.env,
