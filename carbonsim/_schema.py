@@ -209,8 +209,26 @@ def thaw(cls: type) -> type:
         specs.append((f.name, tp, spec))
     bases = tuple(thaw(b) for b in cls.__bases__ if dataclasses.is_dataclass(b))
     twin = dataclasses.make_dataclass(cls.__name__, specs, bases=bases)
+    # Importable under a name that says which class it thaws (see __getattr__ below): Hydra's joblib and
+    # Ray launchers pickle the ConfigStore to their workers, and a class made at run time pickles by value,
+    # which loses the dataclass field sentinels.
+    twin.__module__ = __name__
+    twin.__qualname__ = twin.__name__ = _THAW_PREFIX + f"{cls.__module__}.{cls.__qualname__}".replace(".", "__")
     _THAWED[cls] = twin
     return twin
+
+
+_THAW_PREFIX = "Thawed__"
+
+
+def __getattr__(name: str) -> type:
+    """Module attributes ``Thawed__<module>__<Class>``: the thawed twin of that class (for unpickling)."""
+    if not name.startswith(_THAW_PREFIX):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    *module, cls_name = name[len(_THAW_PREFIX) :].split("__")
+    import importlib
+
+    return thaw(getattr(importlib.import_module(".".join(module)), cls_name))
 
 
 def _thaw_call(factory: Callable[[], Any]) -> Any:

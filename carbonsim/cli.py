@@ -7,15 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from carbonsim._hydra import config_from_hydra
+from carbonsim._hydra import config_from_hydra, register_configs
 from carbonsim._schema import ConfigError
 from carbonsim.config import RunConfig
-from carbonsim.experiment import run_experiment
+from carbonsim.experiment import analyse, experiment_job, run_experiment
 from carbonsim.runner import run, write_outputs
+from carbonsim.sweep import guarded
+
+# Hydra's joblib and Ray launchers compose each job's config in a worker process, which imports this module
+# to find the task function: the schemas must be in that process's ConfigStore too.
+register_configs()
 
 SUMMARY_ROWS = (
     ("requests", "requests", "{:,.0f}"),
@@ -127,18 +133,28 @@ def print_reference(console: Console, df: pd.DataFrame) -> None:
     console.print(table)
 
 
+def print_tables(console: Console, tables_: dict[str, pd.DataFrame], title: str) -> None:
+    """Prints an experiment's or sweep's comparison tables."""
+    if "jobs" in tables_:
+        print_comparison(console, tables_["jobs"], f"batch jobs: {title}", JOB_COMPARISON_COLUMNS)
+    comparison = tables_["comparison"]
+    if "requests" in comparison.columns and int(comparison["requests"].fillna(0).sum()) > 0:
+        print_comparison(console, comparison, title)
+    if "reference" in tables_:
+        print_reference(console, tables_["reference"])
+    results = tables_.get("results")
+    if results is not None and "status" in results.columns:
+        bad = results[results["status"] != "done"]
+        if len(bad):
+            console.print(f"[bold red]{len(bad)} of {len(results)} jobs did not finish:[/] " + ", ".join(bad["job"]))
+
+
 def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> None:
     """Runs a validated config (a single simulation or an experiment) and writes into ``out_dir``."""
     console = console or make_console()
     if cfg.experiment is not None:
         tables_ = run_experiment(cfg, out_dir)
-        title = f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)"
-        if "jobs" in tables_:
-            print_comparison(console, tables_["jobs"], f"batch jobs: {title}", JOB_COMPARISON_COLUMNS)
-        if int(tables_["comparison"]["requests"].sum()) > 0:
-            print_comparison(console, tables_["comparison"], title)
-        if "reference" in tables_:
-            print_reference(console, tables_["reference"])
+        print_tables(console, tables_, f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)")
         console.print(f"results in {out_dir}")
         return
     out = run(cfg)
@@ -147,13 +163,71 @@ def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> No
     console.print(f"results in {out_dir}")
 
 
+def sweep_job(cfg: RunConfig, folder: Path, sweep_dir: Path) -> str:
+    """One job of a Hydra multirun: an experiment's run (``experiment.run`` set) or a single run.
+
+    Skips a job already done in ``folder`` (unless ``redo``) and records a failure instead of raising, so
+    that the other jobs of the sweep go on (:func:`carbonsim.sweep.guarded`).
+    """
+    exp = cfg.experiment
+    identity: dict[str, Any] = {"policy": cfg.policy.name, "seed": cfg.seed}
+    if exp is not None and exp.run >= 0:
+        identity.update(experiment=exp.name, variant_index=exp.variant, run_index=exp.run)
+
+        def work() -> None:
+            experiment_job(cfg, exp.variant, exp.run, cfg.seed, folder, sweep_dir / ".cache")
+
+    else:
+
+        def work() -> None:
+            out = run(cfg)
+            write_outputs(out, folder, cfg.write_requests)
+
+    return guarded(folder, work, identity, cfg.redo)
+
+
 def hydra_task(cfg: DictConfig) -> None:
     """The Hydra task function: validate, run, write into Hydra's output directory."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     try:
         run_cfg = config_from_hydra(cfg)
     except ConfigError as exc:
         print(f"carbonsim: invalid configuration: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    execute(run_cfg, Path(HydraConfig.get().runtime.output_dir))
+    hc = HydraConfig.get()
+    folder = Path(hc.runtime.output_dir)
+    if hc.mode == RunMode.MULTIRUN and not (run_cfg.experiment is not None and run_cfg.experiment.run < 0):
+        state = sweep_job(run_cfg, folder, Path(hc.sweep.dir))
+        print(f"carbonsim: job {hc.job.override_dirname or hc.job.num}: {state}")
+        return
+    if run_cfg.experiment is not None and run_cfg.experiment.run >= 0:
+        sweep_job(run_cfg, folder, folder)
+        return
+    execute(run_cfg, folder)
+
+
+class SweepCallback(Callback):
+    """Hydra callback: after a multirun, collects every job of the sweep directory and writes the tables.
+
+    Writes ``results.parquet``, ``results.csv`` and the other tables of :func:`carbonsim.experiment.analyse`
+    into ``hydra.sweep.dir`` and prints them; jobs that failed or never finished are listed and the command
+    exits with status 1 once everything else is written.
+    """
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Aggregates the sweep."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        data = OmegaConf.to_container(config, resolve=False)
+        assert isinstance(data, dict)
+        data.pop("hydra", None)
+        run_cfg = config_from_hydra(OmegaConf.create(data))
+        tables_ = analyse(run_cfg, sweep_dir)
+        name = run_cfg.experiment.name if run_cfg.experiment is not None else "sweep"
+        console = make_console()
+        print_tables(console, tables_, f"{name} on {run_cfg.scenario.name} ({run_cfg.sim_hours:g} h)")
+        console.print(f"results in {sweep_dir}")
+        results = tables_["results"]
+        if len(results) and (results["status"] != "done").any():
+            raise SystemExit(1)

@@ -805,6 +805,9 @@ class ExperimentConfig:
             to values (e.g. ``{"scenario.batch.window_h": 6}``); empty means the configuration as it is.
         published: Published results to print beside carbonsim's (matched by label).
         published_source: Citation of the published results.
+        run: In a sweep job, the index of the one run to perform (set by the experiment's Hydra sweep);
+            -1 runs every run in one process.
+        variant: In a sweep job, the index of its variant (-1 when the experiment has none).
     """
 
     name: str
@@ -813,9 +816,21 @@ class ExperimentConfig:
     variants: tuple[dict[str, Any], ...] = ()
     published: tuple[PublishedRow, ...] = ()
     published_source: str = ""
+    run: int = -1
+    variant: int = -1
 
     def __post_init__(self) -> None:
         _check(len(self.runs) > 0, "runs", self.runs, "at least one policy run")
+        _check(-1 <= self.run < len(self.runs), "run", self.run, f"a run index in [0, {len(self.runs)}) or -1")
+        if self.variants:
+            _check(
+                -1 <= self.variant < len(self.variants),
+                "variant",
+                self.variant,
+                f"a variant index in [0, {len(self.variants)}) or -1",
+            )
+        else:
+            _check(self.variant == -1, "variant", self.variant, "-1 (the experiment has no variants)")
         # Imported here: the registry imports this module.
         from carbonsim.policies.registry import batch_policy_config, policy_config
 
@@ -866,6 +881,7 @@ class RunConfig:
         batch_policy: The batch-job policy and its parameters (used when the scenario has jobs).
         experiment: A multi-policy comparison to run instead of a single simulation.
         write_requests: Write the per-request table (``requests.parquet``).
+        redo: In a sweep, run again the jobs that already finished (by default they are skipped).
     """
 
     scenario: ScenarioConfig
@@ -880,6 +896,7 @@ class RunConfig:
     batch_baseline: str = "carbon_agnostic"
     experiment: ExperimentConfig | None = None
     write_requests: bool = True
+    redo: bool = False
 
     def __post_init__(self) -> None:
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from carbonsim import sweep
 from carbonsim._schema import ConfigError, build
 from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis import metrics, tables
@@ -17,16 +20,17 @@ from carbonsim.bounds import batch_bound, inference_bound
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.policies import batch_policy_config, policy_config
 from carbonsim.runner import (
-    RunOutput,
     add_reductions,
     baseline_policies,
     is_baseline,
     prepare,
     run_label,
     simulate_policy,
+    write_json,
     write_outputs,
     write_text,
 )
+from carbonsim.sweep import guarded
 
 
 def _slug(label: str) -> str:
@@ -79,77 +83,126 @@ def variant_label(variant: Mapping[str, Any]) -> str:
     return ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in variant.items())
 
 
-def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Runs every policy of ``cfg.experiment`` on every variant and seed and writes the comparison tables.
-
-    Every policy sees the same requests and jobs for a given variant and seed (common random numbers).
-    Each run's files go to ``runs/<variant>_<label>_seed<seed>/``; the comparison goes to
-    ``comparison.csv/.md`` (aggregate) and ``comparison_per_workload.csv/.md``, plus ``jobs_comparison.csv/.md``
-    when the scenario has batch jobs; an experiment with published results also writes
-    ``reference_table.csv/.md``.
-
-    Returns:
-        The tables by name (``comparison``, ``per_workload``, and if present ``jobs`` and ``reference``).
-    """
+def experiment_units(cfg: RunConfig) -> list[tuple[int, int, int]]:
+    """Every job of the experiment as (variant index or -1, run index, seed), in sweep order."""
     exp = cfg.experiment
     if exp is None:
+        raise ValueError("experiment_units needs cfg.experiment")
+    variants = range(len(exp.variants)) if exp.variants else (-1,)
+    return [(v, r, seed) for v in variants for seed in exp.seeds or (cfg.seed,) for r in range(len(exp.runs))]
+
+
+def _bounds(vcfg: RunConfig, seed: int, cache: Path | None, compute: Any) -> dict[str, float]:
+    """The clairvoyant bounds of a variant and seed, cached in ``cache`` (shared by the jobs of a sweep)."""
+    if cache is not None and cache.is_file():
+        return {k: float(v) for k, v in json.loads(cache.read_text(encoding="utf-8")).items()}
+    values: dict[str, float] = compute()
+    if cache is not None:
+        write_json(cache, values)
+    return values
+
+
+def experiment_job(
+    cfg: RunConfig, variant_index: int, run_index: int, seed: int, folder: Path, cache_dir: Path
+) -> None:
+    """Runs one job of an experiment (one run on one variant and seed) and writes it into ``folder``.
+
+    The summary names the job (``label``, ``variant``, ``seed``, ``run_index``), says whether it ran the
+    baseline policies (``is_baseline``) and carries the clairvoyant bounds of its instance, so that
+    :func:`carbonsim.sweep.finish` can add the reductions and the bound shares. If the baseline is not one of
+    the experiment's runs, the job runs it too and adds its reductions itself.
+    """
+    exp = cfg.experiment
+    assert exp is not None
+    variant = exp.variants[variant_index] if variant_index >= 0 else {}
+    vcfg = apply_variant(cfg, variant) if variant else cfg
+    specs = _run_specs(vcfg)
+    label, pc, bc = specs[run_index]
+    world, requests, jobs = prepare(vcfg, seed)
+    vslug = _slug(variant_label(variant)) + "_" if variant else ""
+
+    def compute_bounds() -> dict[str, float]:
+        out: dict[str, float] = {}
+        if len(jobs):
+            for rule in ("home", "any"):
+                out[f"bound_{rule}_job_carbon_kg"] = batch_bound(world, jobs, rule).carbon_g / 1e3
+        if len(requests):
+            out["bound_carbon_kg"] = inference_bound(world, requests, vcfg.sim_hours * 3600.0).carbon_g / 1e3
+        return out
+
+    bounds = _bounds(vcfg, seed, cache_dir / f"bounds_{vslug}seed{seed}.json", compute_bounds)
+    out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
+    pair = baseline_policies(vcfg)
+    summary = out.summary
+    summary.update(
+        experiment=exp.name,
+        variant=variant_label(variant) if variant else "",
+        variant_index=variant_index,
+        run_index=run_index,
+        is_baseline=is_baseline(pair, pc, bc, jobs),
+    )
+    summary.update(bounds)
+    if pair is not None and not any(is_baseline(pair, p, b, jobs) for _, p, b in specs):
+        base = simulate_policy(vcfg, pair[0], world, requests, seed, jobs=jobs, batch_policy=pair[1])
+        add_reductions(summary, base.summary, vcfg)
+        job_metrics.add_bound(summary, {r: bounds[f"bound_{r}_job_carbon_kg"] for r in ("home", "any") if len(jobs)})
+        if "bound_carbon_kg" in bounds:
+            metrics.add_inference_bound(summary, bounds["bound_carbon_kg"])
+    write_outputs(out, folder, write_requests=False)
+
+
+def job_folder_name(cfg: RunConfig, variant_index: int, run_index: int, seed: int) -> str:
+    """Folder of a job in an in-process experiment: ``<variant>_<label>_seed<seed>``."""
+    exp = cfg.experiment
+    assert exp is not None
+    variant = exp.variants[variant_index] if variant_index >= 0 else {}
+    label = _run_specs(apply_variant(cfg, variant) if variant else cfg)[run_index][0]
+    return f"{_slug(variant_label(variant)) + '_' if variant else ''}{_slug(label)}_seed{seed}"
+
+
+def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
+    """Runs every job of ``cfg.experiment`` in this process, then collects and writes the tables.
+
+    Every policy sees the same requests and jobs for a given variant and seed (common random numbers).
+    Each job's files go to ``runs/<variant>_<label>_seed<seed>/``; jobs already done there are skipped
+    (unless ``cfg.redo``) and a job that fails is recorded and does not stop the others
+    (:mod:`carbonsim.sweep`). The tables (``results``, ``results_by_policy``, ``comparison``,
+    ``comparison_per_workload``, ``jobs_comparison`` with batch jobs, ``reference_table`` with published
+    results) go to ``out_dir``.
+
+    Returns:
+        The tables by name (``results``, ``comparison``, ``per_workload``, and if present ``by_policy``,
+        ``jobs`` and ``reference``).
+    """
+    if cfg.experiment is None:
         raise ValueError("run_experiment needs cfg.experiment")
-    summaries = []
-    workload_rows = []
-    for variant in exp.variants or ({},):
-        vcfg = apply_variant(cfg, variant) if variant else cfg
-        vlabel = variant_label(variant)
-        specs = _run_specs(vcfg)
-        baseline_pair = baseline_policies(vcfg)
-        for seed in exp.seeds or (vcfg.seed,):
-            world, requests, jobs = prepare(vcfg, seed)
-            bounds = (
-                {rule: batch_bound(world, jobs, rule).carbon_g / 1e3 for rule in ("home", "any")} if len(jobs) else {}
-            )
-            horizon_s = vcfg.sim_hours * 3600.0
-            inference_kg = inference_bound(world, requests, horizon_s).carbon_g / 1e3 if len(requests) else None
-            baseline: RunOutput | None = None
-            if baseline_pair is not None:
-                baseline = simulate_policy(
-                    vcfg, baseline_pair[0], world, requests, seed, jobs=jobs, batch_policy=baseline_pair[1]
-                )
-                # Experiments write no per-request table: drop the baseline's (tens of millions of rows on
-                # the default scenario) rather than hold it through every other run.
-                baseline = dataclasses.replace(baseline, requests=baseline.requests.iloc[:0])
-            for label, pc, bc in specs:
-                if baseline is not None and is_baseline(baseline_pair, pc, bc, jobs):
-                    # The baseline already ran these policies on these arrivals: reuse it under this run's label.
-                    out = dataclasses.replace(baseline, label=label, summary={**baseline.summary, "label": label})
-                else:
-                    out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
-                if baseline is not None:
-                    add_reductions(out.summary, baseline.summary, vcfg)
-                job_metrics.add_bound(out.summary, bounds)
-                if inference_kg is not None and baseline is not None:
-                    metrics.add_inference_bound(out.summary, inference_kg)
-                if variant:
-                    out.summary["variant"] = vlabel
-                folder = f"{_slug(vlabel) + '_' if variant else ''}{_slug(label)}_seed{seed}"
-                write_outputs(out, out_dir / "runs" / folder, write_requests=False)
-                summaries.append(out.summary)
-                wl = out.per_workload.copy()
-                wl.insert(0, "seed", seed)
-                if variant:
-                    wl.insert(0, "variant", vlabel)
-                wl.insert(0, "label", label)
-                workload_rows.append(wl)
-    comparison = tables.aggregate(summaries)
-    per_workload = pd.concat(workload_rows, ignore_index=True)
-    result = {"comparison": comparison, "per_workload": per_workload}
-    outputs = [("comparison", comparison), ("comparison_per_workload", per_workload)]
-    if any("jobs" in s for s in summaries):
-        result["jobs"] = tables.job_comparison(summaries)
-        outputs.append(("jobs_comparison", result["jobs"]))
-    for name, df in outputs:
-        write_text(out_dir / f"{name}.csv", df.to_csv(index=False, float_format="%.6g"))
-        write_text(out_dir / f"{name}.md", tables.to_markdown(df))
-    if exp.published:
-        ref = reference_table(comparison, exp.published)
+    for v, r, seed in experiment_units(cfg):
+        folder = out_dir / "runs" / job_folder_name(cfg, v, r, seed)
+        identity = {"experiment": cfg.experiment.name, "variant_index": v, "run_index": r, "seed": seed}
+        work = functools.partial(experiment_job, cfg, v, r, seed, folder, out_dir / ".cache")
+        guarded(folder, work, identity, cfg.redo)
+    return analyse(cfg, out_dir)
+
+
+def analyse(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
+    """Collects every job below ``out_dir``, adds reductions and bound shares, writes and returns the tables."""
+    df = sweep.finish(sweep.collect(out_dir), cfg.baseline)
+    result = sweep.write_tables(df, out_dir)
+    rows = []
+    for job in df[df["status"] == "done"]["job"] if len(df) else []:
+        path = out_dir / str(job) / "per_workload.csv"
+        if path.is_file():
+            wl = pd.read_csv(path)
+            row = df[df["job"] == job].iloc[0]
+            for col in ("seed", "variant", "label"):
+                if col in df.columns:
+                    wl.insert(0, col, row[col])
+            rows.append(wl)
+    result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    write_text(out_dir / "comparison_per_workload.csv", result["per_workload"].to_csv(index=False, float_format="%.6g"))
+    write_text(out_dir / "comparison_per_workload.md", tables.to_markdown(result["per_workload"]))
+    if cfg.experiment is not None and cfg.experiment.published:
+        ref = reference_table(result["comparison"], cfg.experiment.published)
         write_text(out_dir / "reference_table.csv", ref.to_csv(index=False, float_format="%.6g"))
         write_text(out_dir / "reference_table.md", tables.to_markdown(ref))
         result["reference"] = ref

@@ -212,13 +212,13 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> None:
-    """Writes a run's files into ``folder``.
+    """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
-    Files: ``summary.json``, ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``,
-    ``routing.csv``, ``jobs.csv`` (with batch jobs) and (if ``write_requests``) ``requests.parquet``.
+    Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
+    ``jobs.csv`` (with batch jobs), (if ``write_requests``) ``requests.parquet``, then ``summary.json``:
+    a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
-    write_json(folder / "summary.json", out.summary)
     write_json(folder / "timing.json", out.timing)
     for name, table in (
         ("per_workload", out.per_workload),
@@ -233,3 +233,4 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         tmp = folder / ".requests.parquet.tmp"
         out.requests.to_parquet(tmp, index=False)
         os.replace(tmp, folder / "requests.parquet")
+    write_json(folder / "summary.json", out.summary)

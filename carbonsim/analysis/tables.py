@@ -6,7 +6,9 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+from scipy import stats
 
 #: Batch-job metrics, in the aggregate table and the job table alike.
 JOB_METRIC_COLUMNS = (
@@ -105,3 +107,48 @@ def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
     rule = "| " + " | ".join("---" for _ in df.columns) + " |"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
+
+
+#: Metrics summarised over seeds (mean and 95 % confidence interval) in ``results_by_policy``.
+CI_METRICS = (
+    "mean_latency_ms",
+    "p95_latency_ms",
+    "slo_violation_pct",
+    "mean_intensity_gco2_per_kwh",
+    "energy_kwh",
+    "carbon_kg",
+    "cost_usd",
+    "carbon_reduction_pct",
+    "share_of_bound_pct",
+    "deadline_met_pct",
+    "job_mean_wait_h",
+    "job_energy_kwh",
+    "job_carbon_kg",
+    "job_cost_usd",
+    "job_carbon_reduction_pct",
+    "job_share_of_any_bound_pct",
+)
+
+
+def mean_ci(df: pd.DataFrame, by: Sequence[str], columns: Sequence[str], level: float = 0.95) -> pd.DataFrame:
+    """Mean and confidence half-width over the rows of each group (seeds), per metric.
+
+    The half-width is Student's ``t`` quantile at ``(1 + level) / 2`` with ``n - 1`` degrees of freedom
+    times the standard error ``s / sqrt(n)``; NaN with a single seed. Columns: ``by``, ``seeds`` (rows in
+    the group), then ``<metric>_mean`` and ``<metric>_ci95`` for each metric present. Groups keep their
+    order of first appearance.
+    """
+    present = [c for c in columns if c in df.columns and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()]
+    rows = []
+    for key, g in df.groupby(list(by), sort=False, dropna=False):
+        keys = key if isinstance(key, tuple) else (key,)
+        row: dict[str, Any] = dict(zip(by, keys, strict=True))
+        row["seeds"] = len(g)
+        for c in present:
+            values = g[c].dropna().to_numpy(dtype=np.float64)
+            n = values.size
+            row[f"{c}_mean"] = float(values.mean()) if n else math.nan
+            half = float(stats.t.ppf((1 + level) / 2, n - 1) * values.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+            row[f"{c}_ci95"] = half
+        rows.append(row)
+    return pd.DataFrame(rows)

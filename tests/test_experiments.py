@@ -1,0 +1,172 @@
+"""Experiments and sweeps: configs, jobs that survive faults, resumption, aggregation, Hydra multiruns."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+import carbonsim
+from carbonsim import experiment as experiment_module
+from carbonsim._hydra import config_dir
+from carbonsim.analysis.tables import mean_ci
+from carbonsim.experiment import run_experiment
+
+EXPERIMENTS = sorted(p.stem for p in (config_dir() / "experiment").glob("*.yaml"))
+
+
+def _range_size(spec: str) -> int:
+    match = re.fullmatch(r"range\((\d+),\s*(\d+)\)", str(spec).strip())
+    assert match, spec
+    return int(match.group(2)) - int(match.group(1))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_experiment_sweeps_each_of_its_runs_and_variants(name):
+    raw = OmegaConf.load(config_dir() / "experiment" / f"{name}.yaml")
+    cfg = carbonsim.load_config([f"+experiment={name}"])
+    assert cfg.experiment is not None and cfg.experiment.name == name
+    params = raw.hydra.sweeper.params
+    assert raw.hydra.mode == "MULTIRUN"
+    assert _range_size(params["experiment.run"]) == len(cfg.experiment.runs)
+    if cfg.experiment.variants:
+        assert _range_size(params["experiment.variant"]) == len(cfg.experiment.variants)
+    else:
+        assert "experiment.variant" not in params
+    if cfg.experiment.seeds:  # the seeds of an in-process run and of the sweep agree
+        assert [int(x) for x in str(params["seed"]).split(",")] == list(cfg.experiment.seeds)
+
+
+def test_mean_and_confidence_interval_over_seeds_by_hand():
+    df = pd.DataFrame({"label": ["a", "a", "a", "b"], "carbon_kg": [1.0, 2.0, 3.0, 5.0]})
+    out = mean_ci(df, ["label"], ["carbon_kg", "absent"])
+    a, b = out.iloc[0], out.iloc[1]
+    # t(0.975, 2) = 4.3027; s = 1; n = 3.
+    assert (a["seeds"], a["carbon_kg_mean"]) == (3, 2.0)
+    assert a["carbon_kg_ci95"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)
+    assert b["carbon_kg_mean"] == 5.0 and math.isnan(b["carbon_kg_ci95"])
+    assert "absent_mean" not in out.columns
+
+
+def _tiny(name: str, *extra: str):
+    return carbonsim.load_config([f"+experiment={name}", "scenario=illustrative", "sim_hours=0.05", *extra])
+
+
+def test_a_failed_job_is_recorded_the_others_finish_and_a_rerun_does_only_what_is_left(tmp_path, monkeypatch):
+    cfg = _tiny("pareto_sweep")
+    n = len(cfg.experiment.runs)
+    real = experiment_module.simulate_policy
+    calls: list[str] = []
+
+    def flaky(vcfg, policy, *args, **kwargs):
+        label = args[3] if len(args) > 3 else kwargs.get("label")
+        calls.append(str(label))
+        if label == "casper":
+            raise RuntimeError("simulated crash")
+        return real(vcfg, policy, *args, **kwargs)
+
+    monkeypatch.setattr(experiment_module, "simulate_policy", flaky)
+    tables = run_experiment(cfg, tmp_path)
+    results = tables["results"]
+    assert len(results) == n
+    failed = results[results["status"] == "failed"]
+    assert failed["run_index"].tolist() == [9] and "simulated crash" in failed["error"].iloc[0]
+    assert (results["status"] == "done").sum() == n - 1
+    assert "casper" not in set(tables["comparison"]["label"])
+    saved = pd.read_csv(tmp_path / "results.csv")
+    assert saved["status"].value_counts().to_dict() == {"done": n - 1, "failed": 1}
+    assert (tmp_path / "results.parquet").is_file() and (tmp_path / "results_by_policy.md").is_file()
+
+    # An interrupted job: started (job.json) but never finished.
+    victim = next((tmp_path / "runs").glob("hybrid_alpha=0.4*"))
+    (victim / "summary.json").unlink()
+    assert (sweep_status := carbonsim.sweep.collect(tmp_path).set_index("job")["status"])[
+        str(victim.relative_to(tmp_path))
+    ] == "missing", sweep_status
+
+    # Run again without the crash: only the failed and the interrupted jobs run.
+    monkeypatch.setattr(experiment_module, "simulate_policy", real)
+    stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/summary.json")}
+    tables = run_experiment(cfg, tmp_path)
+    assert (tables["results"]["status"] == "done").all() and len(tables["results"]) == n
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert {"casper", "hybrid(alpha=0.4)"} <= set(tables["comparison"]["label"])
+    # Reductions against the baseline job of the same seed, and the bound's share.
+    comparison = tables["comparison"].set_index("label")
+    assert comparison.loc["latency_first", "carbon_reduction_pct"] == 0.0
+    assert comparison.loc["carbon_first", "carbon_reduction_pct"] > 0.0
+    assert math.isfinite(comparison.loc["carbon_first", "share_of_bound_pct"])
+
+
+def test_redo_runs_finished_jobs_again(tmp_path):
+    cfg = _tiny("pareto_sweep")
+    run_experiment(cfg, tmp_path)
+    first = json.loads(next((tmp_path / "runs").glob("carbon_first*/summary.json")).read_text())
+    stamp = next((tmp_path / "runs").glob("carbon_first*/summary.json")).stat().st_mtime_ns
+    tables = run_experiment(_tiny("pareto_sweep", "redo=true"), tmp_path)
+    path = next((tmp_path / "runs").glob("carbon_first*/summary.json"))
+    assert path.stat().st_mtime_ns != stamp
+    # Same seed, same results.
+    assert json.loads(path.read_text()) == first
+    assert len(tables["results"]) == len(cfg.experiment.runs)
+
+
+def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "carbonsim", *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_an_experiment_is_a_hydra_multirun_that_resumes(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = (
+        "+experiment=pareto_sweep",
+        "scenario=illustrative",
+        "sim_hours=0.05",
+        "hydra.sweeper.params.seed=0",
+        "hydra.launcher.n_jobs=2",
+        f"hydra.sweep.dir={sweep}",
+    )
+    first = _cli(tmp_path, *args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.count(": done") == 13
+    for name in ("results.parquet", "results.csv", "results_by_policy.md", "comparison.md"):
+        assert (sweep / name).is_file(), name
+    results = pd.read_parquet(sweep / "results.parquet")
+    assert len(results) == 13 and (results["status"] == "done").all()
+    second = _cli(tmp_path, *args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count(": skipped") == 13 and ": done" not in second.stdout
+
+
+def test_a_plain_multirun_over_alpha_is_aggregated(tmp_path):
+    sweep = tmp_path / "alpha"
+    out = _cli(
+        tmp_path,
+        "--multirun",
+        "policy=hybrid",
+        "policy.alpha=0.2,0.7",
+        "scenario=illustrative",
+        "sim_hours=0.05",
+        "write_requests=false",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = pd.read_csv(sweep / "results.csv")
+    assert sorted(results["label"]) == ["hybrid(alpha=0.2)", "hybrid(alpha=0.7)"]
+    # Each job ran its own baseline: the reductions are there.
+    assert results["carbon_reduction_pct"].notna().all()
