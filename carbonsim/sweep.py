@@ -117,7 +117,10 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     if df.empty:
         return pd.DataFrame(columns=["job", "status"])
-    return df.replace({None: math.nan}).infer_objects()
+    df = df.replace({None: math.nan}).infer_objects()
+    # Sweep order (variant, seed, run) where the jobs say it, not the folders' alphabetical order.
+    order = [c for c in ("variant_index", "seed", "run_index") if c in df.columns]
+    return df.sort_values(order, kind="stable", na_position="last").reset_index(drop=True) if order else df
 
 
 def finish(df: pd.DataFrame, baseline_name: str) -> pd.DataFrame:

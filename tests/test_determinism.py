@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import origin, region, scenario_data, service, workload
 
@@ -153,5 +154,11 @@ def test_cli_multirun_sweeps_a_parameter(tmp_path):
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    labels = {json.loads((sweep / job / "summary.json").read_text())["label"] for job in ("0", "1")}
+    # One folder per job, named by its overrides; the sweep's tables beside them.
+    labels = {json.loads(p.read_text())["label"] for p in sweep.glob("*/summary.json")}
     assert labels == {"hybrid(alpha=0.2)", "hybrid(alpha=0.7)"}
+    results = pd.read_csv(sweep / "results.csv")
+    assert sorted(results["label"]) == ["hybrid(alpha=0.2)", "hybrid(alpha=0.7)"]
+    assert (results["status"] == "done").all()
+    # Each job ran its own latency-first baseline: the reductions are there.
+    assert results["carbon_reduction_pct"].notna().all()

@@ -151,22 +151,3 @@ def test_an_experiment_is_a_hydra_multirun_that_resumes(tmp_path):
     second = _cli(tmp_path, *args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count(": skipped") == 13 and ": done" not in second.stdout
-
-
-def test_a_plain_multirun_over_alpha_is_aggregated(tmp_path):
-    sweep = tmp_path / "alpha"
-    out = _cli(
-        tmp_path,
-        "--multirun",
-        "policy=hybrid",
-        "policy.alpha=0.2,0.7",
-        "scenario=illustrative",
-        "sim_hours=0.05",
-        "write_requests=false",
-        f"hydra.sweep.dir={sweep}",
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    results = pd.read_csv(sweep / "results.csv")
-    assert sorted(results["label"]) == ["hybrid(alpha=0.2)", "hybrid(alpha=0.7)"]
-    # Each job ran its own baseline: the reductions are there.
-    assert results["carbon_reduction_pct"].notna().all()
