@@ -16,6 +16,7 @@ from carbonsim._hydra import config_from_hydra, register_configs
 from carbonsim._schema import ConfigError
 from carbonsim.config import RunConfig
 from carbonsim.experiment import analyse, experiment_job, run_experiment
+from carbonsim.report import write_report
 from carbonsim.runner import run, write_outputs
 from carbonsim.sweep import guarded
 
@@ -155,6 +156,7 @@ def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> No
     if cfg.experiment is not None:
         tables_ = run_experiment(cfg, out_dir)
         print_tables(console, tables_, f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)")
+        console.print(f"report: {write_report(out_dir)}")
         console.print(f"results in {out_dir}")
         return
     out = run(cfg)
@@ -227,6 +229,7 @@ class SweepCallback(Callback):
         name = run_cfg.experiment.name if run_cfg.experiment is not None else "sweep"
         console = make_console()
         print_tables(console, tables_, f"{name} on {run_cfg.scenario.name} ({run_cfg.sim_hours:g} h)")
+        console.print(f"report: {write_report(sweep_dir)}")
         console.print(f"results in {sweep_dir}")
         results = tables_["results"]
         if len(results) and (results["status"] != "done").any():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from carbonsim import sweep
 from carbonsim._schema import ConfigError, build
@@ -176,6 +177,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     """
     if cfg.experiment is None:
         raise ValueError("run_experiment needs cfg.experiment")
+    write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(cfg))))
     for v, r, seed in experiment_units(cfg):
         folder = out_dir / "runs" / job_folder_name(cfg, v, r, seed)
         identity = {"experiment": cfg.experiment.name, "variant_index": v, "run_index": r, "seed": seed}

@@ -44,6 +44,8 @@ class RunOutput:
         routing: Share of each origin's requests per region.
         timing: Wall-clock figures (not deterministic, so kept out of ``summary``).
         jobs: One row per batch job (None without jobs).
+        latency: Latency quantiles per workload (:func:`carbonsim.analysis.metrics.latency_quantiles`).
+        signals: Hourly intensity and price per region (:func:`carbonsim.analysis.metrics.signals`).
     """
 
     label: str
@@ -55,6 +57,8 @@ class RunOutput:
     routing: pd.DataFrame
     timing: dict[str, float]
     jobs: pd.DataFrame | None = None
+    latency: pd.DataFrame | None = None
+    signals: pd.DataFrame | None = None
 
 
 def policy_label(cfg: PolicyConfig) -> str:
@@ -147,6 +151,8 @@ def simulate_policy(
         routing=metrics.routing(df),
         timing=timing,
         jobs=job_df,
+        latency=metrics.latency_quantiles(df),
+        signals=metrics.signals(result),
     )
 
 
@@ -208,14 +214,25 @@ def write_text(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
+    os.chmod(tmp, _FILE_MODE)  # mkstemp makes the file private; results are meant to be shared
     os.replace(tmp, path)
+
+
+def _file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_FILE_MODE = _file_mode()
 
 
 def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> None:
     """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
     Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
-    ``jobs.csv`` (with batch jobs), (if ``write_requests``) ``requests.parquet``, then ``summary.json``:
+    ``latency_quantiles.csv``, ``signals.csv``, ``jobs.csv`` (with batch jobs), (if ``write_requests``)
+    ``requests.parquet``, then ``summary.json``:
     a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,8 +244,9 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("routing", out.routing),
     ):
         write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
-    if out.jobs is not None:
-        write_text(folder / "jobs.csv", out.jobs.to_csv(index=False, float_format="%.6g"))
+    for name, maybe in (("latency_quantiles", out.latency), ("signals", out.signals), ("jobs", out.jobs)):
+        if maybe is not None:
+            write_text(folder / f"{name}.csv", maybe.to_csv(index=False, float_format="%.6g"))
     if write_requests:
         tmp = folder / ".requests.parquet.tmp"
         out.requests.to_parquet(tmp, index=False)

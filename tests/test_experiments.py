@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import os
 import re
 import subprocess
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ import pytest
 from omegaconf import OmegaConf
 
 import carbonsim
+import carbonsim.report
 from carbonsim import experiment as experiment_module
 from carbonsim._hydra import config_dir
 from carbonsim.analysis.tables import mean_ci
@@ -151,3 +154,58 @@ def test_an_experiment_is_a_hydra_multirun_that_resumes(tmp_path):
     second = _cli(tmp_path, *args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count(": skipped") == 13 and ": done" not in second.stdout
+
+
+class _ReportParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.figures: dict[str, str] = {}
+        self.ids: list[str] = []
+        self.tables = 0
+        self._figure: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.append(a["id"])
+        if tag == "figure":
+            self._figure = a["id"]
+        if tag == "img" and self._figure:
+            self.figures[self._figure] = a["src"]
+        if tag == "table":
+            self.tables += 1
+
+
+def _parse_report(path: Path) -> _ReportParser:
+    parser = _ReportParser()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def test_the_report_is_one_html_file_with_every_figure_the_sweep_has_data_for(tmp_path):
+    from carbonsim.analysis.figures import FIGURES
+    from carbonsim.report import main
+
+    run_experiment(_tiny("pareto_sweep"), tmp_path)
+    assert main([str(tmp_path)]) == 0
+    report = _parse_report(tmp_path / "report.html")
+    inference = [name for name, _, _ in FIGURES if name != "carbon_vs_slack"]
+    assert sorted(report.figures) == sorted(f"fig-{n}" for n in inference)
+    for name, src in report.figures.items():
+        assert src.startswith("data:image/png;base64,"), name
+        png = base64.b64decode(src.split(",", 1)[1])
+        assert png[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert (tmp_path / "figures" / f"{name[4:]}.pdf").read_bytes()[:4] == b"%PDF"
+    assert report.tables >= 2 and "config" in report.ids and "status" in report.ids
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "pareto_sweep" in text and "hybrid(alpha=0.4)" in text and "± " in text
+    assert main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_the_batch_report_shows_carbon_against_slack(tmp_path):
+    cfg = carbonsim.load_config(
+        ["+experiment=batch_shifting", "sim_hours=3", "max_drain_hours=6", "scenario.batch.max_jobs=20"]
+    )
+    run_experiment(cfg, tmp_path)
+    report = _parse_report(carbonsim.report.write_report(tmp_path))
+    assert "fig-carbon_vs_slack" in report.figures and "fig-pareto" not in report.figures

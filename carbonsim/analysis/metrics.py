@@ -220,6 +220,7 @@ def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd
             {
                 "region": name,
                 "grid_zone": sc.regions[ri].grid_zone,
+                "mean_rtt_ms": float(result.world.rtt_ms[:, ri].mean()),
                 "requests": len(g),
                 "routing_share_pct": len(g) / n * 100.0 if n else np.nan,
                 "completed": len(done),
@@ -242,6 +243,56 @@ def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd
             }
         )
     return pd.DataFrame(rows)
+
+
+#: Quantiles (in %) of :func:`latency_quantiles`: every half per cent, and the far tail finer.
+LATENCY_QUANTILES_PCT = (*np.arange(0.0, 99.0, 0.5), 99.0, 99.5, 99.9, 100.0)
+
+
+def latency_quantiles(df: pd.DataFrame) -> pd.DataFrame:
+    """The latency distribution of completed requests per workload, as quantiles (for CDF plots).
+
+    Columns: ``workload``, ``quantile_pct``, ``latency_ms`` and the workload's ``slo_ms``.
+    """
+    rows: list[dict[str, Any]] = []
+    done = df[df["status"] == STATUS_NAMES[COMPLETED]]
+    for name, g in done.groupby("workload", observed=True):
+        values = np.percentile(g["total_ms"].to_numpy(), LATENCY_QUANTILES_PCT)
+        slo = float(g["slo_ms"].iloc[0])
+        rows.extend(
+            {"workload": name, "quantile_pct": q, "latency_ms": float(v), "slo_ms": slo}
+            for q, v in zip(LATENCY_QUANTILES_PCT, values, strict=True)
+        )
+    return pd.DataFrame(rows, columns=["workload", "quantile_pct", "latency_ms", "slo_ms"])
+
+
+def signals(result: SimResult) -> pd.DataFrame:
+    """The hourly intensity and price of every region over the run (long format).
+
+    Columns: ``hour`` (simulated), ``utc`` (calendar hour, empty for synthetic signals without a start),
+    ``region``, ``intensity_gco2_per_kwh``, ``price_usd_per_kwh``.
+    """
+    world = result.world
+    hours = min(world.carbon.hours, max(1, int(np.ceil(result.end_s / SECONDS_PER_HOUR))))
+    start = world.scenario.start_utc
+    utc = (
+        pd.date_range(pd.Timestamp(start), periods=hours, freq="h").strftime("%Y-%m-%dT%H:%M:%SZ")
+        if start
+        else pd.Index([""] * hours)
+    )
+    frames = [
+        pd.DataFrame(
+            {
+                "hour": np.arange(hours),
+                "utc": utc,
+                "region": name,
+                "intensity_gco2_per_kwh": world.carbon.values[ri, :hours],
+                "price_usd_per_kwh": world.price.values[ri, :hours],
+            }
+        )
+        for ri, name in enumerate(world.scenario.region_names)
+    ]
+    return pd.concat(frames, ignore_index=True)
 
 
 def hourly(df: pd.DataFrame, energy: EnergyAccount) -> pd.DataFrame:
