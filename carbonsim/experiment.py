@@ -6,7 +6,7 @@ import dataclasses
 import functools
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,9 @@ from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis import metrics, tables
 from carbonsim.bounds import batch_bound, inference_bound
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
+from carbonsim.core.arrivals import Requests
+from carbonsim.core.jobs import Jobs
+from carbonsim.core.world import World
 from carbonsim.policies import batch_policy_config, policy_config
 from carbonsim.runner import (
     add_reductions,
@@ -103,15 +106,26 @@ def _bounds(vcfg: RunConfig, seed: int, cache: Path | None, compute: Any) -> dic
     return values
 
 
+Prepared = tuple[World, Requests, Jobs]
+
+
 def experiment_job(
-    cfg: RunConfig, variant_index: int, run_index: int, seed: int, folder: Path, cache_dir: Path
+    cfg: RunConfig,
+    variant_index: int,
+    run_index: int,
+    seed: int,
+    folder: Path,
+    cache_dir: Path,
+    prepared: Callable[[RunConfig, int], Prepared] = prepare,
 ) -> None:
     """Runs one job of an experiment (one run on one variant and seed) and writes it into ``folder``.
 
     The summary names the job (``label``, ``variant``, ``seed``, ``run_index``), says whether it ran the
     baseline policies (``is_baseline``) and carries the clairvoyant bounds of its instance, so that
     :func:`carbonsim.sweep.finish` can add the reductions and the bound shares. If the baseline is not one of
-    the experiment's runs, the job runs it too and adds its reductions itself.
+    the experiment's runs, the job runs it too and adds its reductions itself. ``prepared`` draws the
+    world, requests and jobs of a variant and seed (:func:`carbonsim.runner.prepare`; an in-process
+    experiment passes one that reuses them across the runs of the same variant and seed).
     """
     exp = cfg.experiment
     assert exp is not None
@@ -119,7 +133,7 @@ def experiment_job(
     vcfg = apply_variant(cfg, variant) if variant else cfg
     specs = _run_specs(vcfg)
     label, pc, bc = specs[run_index]
-    world, requests, jobs = prepare(vcfg, seed)
+    world, requests, jobs = prepared(vcfg, seed)
     vslug = _slug(variant_label(variant)) + "_" if variant else ""
 
     def compute_bounds() -> dict[str, float]:
@@ -178,10 +192,19 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     if cfg.experiment is None:
         raise ValueError("run_experiment needs cfg.experiment")
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(cfg))))
+    last: list[tuple[tuple[int, int], Prepared]] = []  # the prepared inputs of the last variant and seed
+
+    def reuse(v: int, vcfg: RunConfig, seed: int) -> Prepared:
+        if not last or last[0][0] != (v, seed):
+            last[:] = [((v, seed), prepare(vcfg, seed))]
+        return last[0][1]
+
     for v, r, seed in experiment_units(cfg):
         folder = out_dir / "runs" / job_folder_name(cfg, v, r, seed)
         identity = {"experiment": cfg.experiment.name, "variant_index": v, "run_index": r, "seed": seed}
-        work = functools.partial(experiment_job, cfg, v, r, seed, folder, out_dir / ".cache")
+        work = functools.partial(
+            experiment_job, cfg, v, r, seed, folder, out_dir / ".cache", functools.partial(reuse, v)
+        )
         guarded(folder, work, identity, cfg.redo)
     return analyse(cfg, out_dir)
 
