@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,7 @@ import pandas as pd
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from carbonsim._hydra import config_from_hydra, register_configs
@@ -17,7 +21,7 @@ from carbonsim._schema import ConfigError
 from carbonsim.config import RunConfig
 from carbonsim.experiment import analyse, experiment_job, run_experiment
 from carbonsim.report import write_report
-from carbonsim.runner import run, write_outputs
+from carbonsim.runner import ProgressFactory, run, write_outputs, write_text
 from carbonsim.sweep import guarded
 
 # Hydra's joblib and Ray launchers compose each job's config in a worker process, which imports this module
@@ -159,10 +163,37 @@ def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> No
         console.print(f"report: {write_report(out_dir)}")
         console.print(f"results in {out_dir}")
         return
-    out = run(cfg)
+    with sim_progress(console) as progress:
+        out = run(cfg, progress)
     write_outputs(out, out_dir, cfg.write_requests)
     print_summary(console, out.summary, out.timing)
     console.print(f"results in {out_dir}")
+
+
+@contextlib.contextmanager
+def sim_progress(console: Console) -> Iterator[ProgressFactory | None]:
+    """A progress bar per simulation, in simulated hours, on a terminal only (never in CI or a pipe)."""
+    if not console.is_terminal or os.environ.get("CI"):
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.1f} / {task.total:,.1f} simulated h"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=True) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def factory(label: str) -> Callable[[float, float], None]:
+            def update(now_s: float, stop_s: float) -> None:
+                if label not in tasks:
+                    tasks[label] = bar.add_task(label, total=stop_s / 3600.0)
+                bar.update(tasks[label], completed=now_s / 3600.0)
+
+            return update
+
+        yield factory
 
 
 def sweep_job(cfg: RunConfig, folder: Path, sweep_dir: Path) -> str:
@@ -210,6 +241,23 @@ def hydra_task(cfg: DictConfig) -> None:
     execute(run_cfg, folder)
 
 
+JOBS_TOTAL_FILE = ".jobs_total"
+
+
+def count_jobs(overrides: list[str]) -> int:
+    """Jobs of a basic sweep over these overrides: the product of each swept key's number of values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    sizes: dict[str, int] = {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.get_key_element()
+        sizes[key] = len(list(override.sweep_string_iterator())) if override.is_sweep_override() else 1
+    total = 1
+    for n in sizes.values():
+        total *= n
+    return total
+
+
 class SweepCallback(Callback):
     """Hydra callback: after a multirun, collects every job of the sweep directory and writes the tables.
 
@@ -217,6 +265,26 @@ class SweepCallback(Callback):
     into ``hydra.sweep.dir`` and prints them; jobs that failed or never finished are listed and the command
     exits with status 1 once everything else is written.
     """
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Counts the sweep's jobs (for the jobs-done display of :meth:`on_job_end`)."""
+        sweep_dir = Path(str(config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        write_text(sweep_dir / JOBS_TOTAL_FILE, f"{count_jobs([*params, *config.hydra.overrides.task])}\n")
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Prints how many of the sweep's jobs have finished (it runs in the job's process)."""
+        from hydra.core.hydra_config import HydraConfig
+
+        try:
+            sweep_dir = Path(str(HydraConfig.get().sweep.dir))
+        except ValueError:
+            return
+        total_file = sweep_dir / JOBS_TOTAL_FILE
+        if total_file.is_file():
+            finished = sum(1 for name in ("summary.json", "failed.json") for _ in sweep_dir.glob(f"*/{name}"))
+            print(f"carbonsim: jobs finished: {finished} / {total_file.read_text().strip()}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Aggregates the sweep."""

@@ -62,22 +62,43 @@ def _run_specs(cfg: RunConfig) -> list[tuple[str, PolicyConfig, BatchPolicyConfi
 def apply_variant(cfg: RunConfig, variant: Mapping[str, Any]) -> RunConfig:
     """The run configuration with dotted paths set (e.g. ``scenario.batch.window_h``), validated again.
 
-    A ``label`` entry only names the variant.
+    A path may index a list by position (``scenario.regions.0.pue``) or set every element with ``*``
+    (``scenario.regions.*.pools.*.count``). A ``label`` entry only names the variant.
     """
     data = dataclasses.asdict(cfg)
     for path, value in variant.items():
         if path == "label":
             continue
-        node = data
-        keys = path.split(".")
-        for key in keys[:-1]:
-            if not isinstance(node, dict) or key not in node:
-                raise ConfigError(f"experiment.variants: unknown configuration path {path!r}")
-            node = node[key]
-        if not isinstance(node, dict) or keys[-1] not in node:
-            raise ConfigError(f"experiment.variants: unknown configuration path {path!r}")
-        node[keys[-1]] = value
+        _set_path(data, path.split("."), value, path)
     return build(RunConfig, data)
+
+
+def _set_path(node: Any, keys: list[str], value: Any, path: str) -> None:
+    key, rest = keys[0], keys[1:]
+    if isinstance(node, list | tuple):
+        if key == "*":
+            targets = list(range(len(node)))
+        elif key.isdigit() and int(key) < len(node):
+            targets = [int(key)]
+        else:
+            raise ConfigError(f"experiment.variants: {path!r}: {key!r} is not an index of a {len(node)}-element list")
+        items = list(node)
+        for i in targets:
+            if rest:
+                _set_path(items[i], rest, value, path)
+            else:
+                items[i] = value
+        if isinstance(node, list):
+            node[:] = items
+        return
+    if not isinstance(node, dict) or key not in node:
+        raise ConfigError(f"experiment.variants: unknown configuration path {path!r}")
+    if rest:
+        if isinstance(node[key], tuple):
+            node[key] = list(node[key])
+        _set_path(node[key], rest, value, path)
+    else:
+        node[key] = value
 
 
 def variant_label(variant: Mapping[str, Any]) -> str:

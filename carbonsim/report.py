@@ -61,7 +61,7 @@ def _cell(mean: float, half: float) -> str:
 
 def headline_table(by_policy: pd.DataFrame) -> pd.DataFrame:
     """Mean ± 95 % CI of the headline metrics per policy (and variant)."""
-    keys = [c for c in ("label", "variant", "seeds") if c in by_policy.columns]
+    keys = [c for c in ("label", "variant", "scenario", "seeds") if c in by_policy.columns]
     out = by_policy[keys].copy()
     for metric, header in HEADLINE:
         if f"{metric}_mean" in by_policy.columns:
@@ -98,7 +98,7 @@ def write_report(results_dir: Path) -> Path:
     if "experiment" in done.columns and done["experiment"].notna().any():
         title += f": {done['experiment'].dropna().iloc[0]}"
     if "scenario" in done.columns and done["scenario"].notna().any():
-        title += f" on {done['scenario'].dropna().iloc[0]}"
+        title += " on " + ", ".join(dict.fromkeys(done["scenario"].dropna().astype(str)))
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"]
     parts.append(f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>")
     counts = results["status"].value_counts().to_dict() if "status" in results.columns else {"done": len(results)}

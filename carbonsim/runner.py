@@ -12,6 +12,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ from carbonsim.core.world import World, compile_world, signal_hours
 from carbonsim.hardware import resolve_profiles
 from carbonsim.inputs import arrival_inputs, batch_jobs, signals
 from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
+
+#: Given a run's label, the callback its simulation reports (simulated time, latest end) in s to.
+ProgressFactory = Callable[[str], Callable[[float, float], None]]
 
 
 @dataclass
@@ -99,8 +103,13 @@ def simulate_policy(
     label: str | None = None,
     jobs: Jobs | None = None,
     batch_policy: BatchPolicyConfig | None = None,
+    progress: ProgressFactory | None = None,
 ) -> RunOutput:
-    """Runs one routing policy (and batch policy, with jobs) on prepared arrivals and computes its tables."""
+    """Runs one routing policy (and batch policy, with jobs) on prepared arrivals and computes its tables.
+
+    ``progress``, if given, is called with the run's label and returns the callback that the simulation
+    reports its simulated time to (:meth:`carbonsim.core.simulation.Simulation.run`).
+    """
     seed = cfg.seed if seed is None else seed
     jobs = jobs if jobs is not None else Jobs.empty()
     batch_cfg = batch_policy if batch_policy is not None else cfg.batch_policy
@@ -117,14 +126,15 @@ def simulate_policy(
         jobs=jobs,
         batch_policy=make_batch_policy(batch_cfg) if len(jobs) else None,
     )
-    result = sim.run()
+    run_label_ = label or run_label(policy, batch_cfg if len(jobs) else None)
+    result = sim.run(progress(run_label_) if progress is not None else None)
     t_sim = time.perf_counter() - t0
     energy = metrics.energy_account(result)
     df = metrics.request_table(result, energy)
     job_df = job_metrics.job_table(result) if len(jobs) else None
     summary = {
         "policy": policy.name,
-        "label": label or run_label(policy, batch_cfg if len(jobs) else None),
+        "label": run_label_,
         "seed": seed,
         "scenario": cfg.scenario.name,
         **metrics.summary(df, energy, result),
@@ -180,18 +190,22 @@ def add_reductions(summary: dict[str, Any], baseline: dict[str, Any], cfg: RunCo
     job_metrics.add_job_reduction(summary, baseline)
 
 
-def run(cfg: RunConfig) -> RunOutput:
+def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
     """Runs the configured policies and, if a baseline is set, the baseline on the same arrivals.
 
     With batch jobs, the baseline run pairs the baseline routing policy with the baseline batch policy
-    (``batch_baseline``).
+    (``batch_baseline``). ``progress`` as in :func:`simulate_policy`.
     """
     world, requests, jobs = prepare(cfg)
-    out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs)
+    out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs, progress=progress)
     pair = baseline_policies(cfg)
     if pair is not None:
         same = is_baseline(pair, cfg.policy, cfg.batch_policy, jobs)
-        base = out if same else simulate_policy(cfg, pair[0], world, requests, jobs=jobs, batch_policy=pair[1])
+        base = (
+            out
+            if same
+            else simulate_policy(cfg, pair[0], world, requests, jobs=jobs, batch_policy=pair[1], progress=progress)
+        )
         add_reductions(out.summary, base.summary, cfg)
     return out
 

@@ -133,7 +133,7 @@ def finish(df: pd.DataFrame, baseline_name: str) -> pd.DataFrame:
     if df.empty or "is_baseline" not in df.columns:
         return df
     rows = _records(df)
-    keys = ("variant", "seed")
+    keys = ("variant", "scenario", "seed")  # a sweep may vary the scenario preset itself
     baselines = {
         tuple(r.get(k) for k in keys): r for r in rows if r.get("status") == "done" and r.get("is_baseline") in (True,)
     }
@@ -179,6 +179,8 @@ def write_tables(df: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
     summaries = _records(done)
     result: dict[str, pd.DataFrame] = {"results": df, "comparison": tables.aggregate(summaries)}
     by = [c for c in ("label", "variant") if c in done.columns and done[c].notna().any()]
+    if "scenario" in done.columns and done["scenario"].nunique() > 1:
+        by.append("scenario")
     if by and len(done):
         result["by_policy"] = tables.mean_ci(done, by, tables.CI_METRICS)
         outputs = [("results_by_policy", result["by_policy"])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import math
 import os
@@ -44,6 +45,9 @@ def test_every_experiment_sweeps_each_of_its_runs_and_variants(name):
         assert _range_size(params["experiment.variant"]) == len(cfg.experiment.variants)
     else:
         assert "experiment.variant" not in params
+    if "scenario" in params:  # a sweep over scenario presets: each one composes
+        for preset in str(params["scenario"]).split(","):
+            assert carbonsim.load_config([f"+experiment={name}", f"scenario={preset}"]).scenario.name == preset
     if cfg.experiment.seeds:  # the seeds of an in-process run and of the sweep agree
         assert [int(x) for x in str(params["seed"]).split(",")] == list(cfg.experiment.seeds)
 
@@ -147,6 +151,7 @@ def test_an_experiment_is_a_hydra_multirun_that_resumes(tmp_path):
     first = _cli(tmp_path, *args)
     assert first.returncode == 0, first.stderr[-3000:]
     assert first.stdout.count(": done") == 13
+    assert "jobs finished: 13 / 13" in first.stdout
     for name in ("results.parquet", "results.csv", "results_by_policy.md", "comparison.md"):
         assert (sweep / name).is_file(), name
     results = pd.read_parquet(sweep / "results.parquet")
@@ -209,3 +214,23 @@ def test_the_batch_report_shows_carbon_against_slack(tmp_path):
     run_experiment(cfg, tmp_path)
     report = _parse_report(carbonsim.report.write_report(tmp_path))
     assert "fig-carbon_vs_slack" in report.figures and "fig-pareto" not in report.figures
+
+
+def test_progress_reports_simulated_time_and_changes_nothing():
+    from carbonsim.runner import run
+
+    cfg = carbonsim.load_config(["scenario=illustrative", "sim_hours=0.5"])
+    seen: dict[str, list[tuple[float, float]]] = {}
+
+    def factory(label):
+        return lambda now_s, stop_s: seen.setdefault(label, []).append((now_s, stop_s))
+
+    with_bar = run(cfg, factory)
+    without = run(cfg)
+    assert json.dumps(with_bar.summary, sort_keys=True) == json.dumps(without.summary, sort_keys=True)
+    # The policy's run and the baseline's, each from 0 in steps of at least a simulated minute.
+    assert set(seen) == {with_bar.summary["label"], "latency_first"}
+    for ticks in seen.values():
+        times = [t for t, _ in ticks]
+        assert times[0] == 0.0 and all(b - a >= 60.0 for a, b in itertools.pairwise(times))
+        assert {stop for _, stop in ticks} == {(0.5 + cfg.max_drain_hours) * 3600.0}

@@ -70,7 +70,7 @@ class SweepData:
             folder = sweep_dir / str(row["job"])
             for path in sorted(folder.glob("*.csv")):
                 df = pd.read_csv(path)
-                for col in ("variant", "seed", "label"):
+                for col in ("scenario", "variant", "seed", "label"):
                     df.insert(0, col, row[col] if col in row and pd.notna(row[col]) else "")
                 tables.setdefault(path.stem, []).append(df)
         return SweepData(results, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()})
@@ -87,9 +87,10 @@ class SweepData:
         return "requests" in d.columns and bool(d["requests"].fillna(0).sum() > 0)
 
     def first_variant(self, df: pd.DataFrame) -> pd.DataFrame:
-        """Rows of the first variant (figures that show one variant)."""
-        if "variant" in df.columns and df["variant"].nunique(dropna=False) > 1:
-            return cast(pd.DataFrame, df[df["variant"] == df["variant"].iloc[0]])
+        """Rows of the first variant and scenario (figures that show one of them)."""
+        for col in ("variant", "scenario"):
+            if col in df.columns and len(df) and df[col].nunique(dropna=False) > 1:
+                df = cast(pd.DataFrame, df[df[col] == df[col].iloc[0]])
         return df
 
     def one_seed(self, df: pd.DataFrame) -> pd.DataFrame:

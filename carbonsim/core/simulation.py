@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -369,10 +369,23 @@ class Simulation:
         if not self._stopped.triggered:
             self._stopped.succeed()
 
-    def run(self) -> SimResult:
-        """Runs the simulation to the end and returns the raw result."""
+    def _progress_process(self, progress: Callable[[float, float], None]) -> Generator[Event, Any, None]:
+        step = max(60.0, self.horizon_s / 200.0)
+        while True:
+            progress(float(self.env.now), self.stop_s)
+            yield self.env.timeout(step)
+
+    def run(self, progress: Callable[[float, float], None] | None = None) -> SimResult:
+        """Runs the simulation to the end and returns the raw result.
+
+        Args:
+            progress: Called with (simulated time, latest possible end) in s about every half per cent of
+                the run (a progress display; it must not touch the simulation).
+        """
         self.policy.reset(self.context)
         env = self.env
+        if progress is not None:
+            env.process(self._progress_process(progress))
         if self.batch is not None:
             self.batch_policy.reset(self.job_context)
             env.process(self.batch.process())
