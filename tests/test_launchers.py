@@ -1,4 +1,5 @@
-"""Hydra launchers other than the default joblib one: a sweep on a local Ray instance started for the test."""
+"""Hydra launchers other than the default joblib one: Ray (a local instance started for the test) and
+submitit (its local executor: the same launcher code as on SLURM, with processes instead of SLURM jobs)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-pytest.importorskip("ray", reason="the Ray launcher is the 'ray' extra")
-pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the Ray launcher is the 'ray' extra")
 
 RAY_DAEMONS = ("raylet", "gcs_server", "dashboard", "ray::")
 
@@ -30,19 +28,15 @@ def _ray_processes() -> list[str]:
     return found
 
 
-def test_a_sweep_on_a_local_ray_instance_is_aggregated_and_ray_is_gone_afterwards(tmp_path):
-    assert not _ray_processes(), "a Ray instance was already running"
-    sweep = tmp_path / "ray"
+def _alpha_sweep(tmp_path: Path, *launcher: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+    sweep = tmp_path / "sweep"
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "carbonsim",
             "--multirun",
-            "hydra/launcher=ray",
-            # A local instance bounded to two CPUs, without the dashboard.
-            "+hydra.launcher.ray.init.num_cpus=2",
-            "+hydra.launcher.ray.init.include_dashboard=false",
+            *launcher,
             "policy=hybrid",
             "policy.alpha=0.2,0.7",
             "scenario=illustrative",
@@ -57,14 +51,34 @@ def test_a_sweep_on_a_local_ray_instance_is_aggregated_and_ray_is_gone_afterward
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert "Started a local Ray instance" in proc.stdout + proc.stderr
     results = pd.read_csv(sweep / "results.csv")
     assert sorted(results["label"]) == ["hybrid(alpha=0.2)", "hybrid(alpha=0.7)"]
     assert (results["status"] == "done").all()
     assert (sweep / "report.html").is_file()
+    return proc, sweep
+
+
+def test_a_sweep_on_a_local_ray_instance_is_aggregated_and_ray_is_gone_afterwards(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the Ray launcher is the 'ray' extra")
+    assert not _ray_processes(), "a Ray instance was already running"
+    # A local instance bounded to two CPUs, without the dashboard.
+    proc, _ = _alpha_sweep(
+        tmp_path,
+        "hydra/launcher=ray",
+        "+hydra.launcher.ray.init.num_cpus=2",
+        "+hydra.launcher.ray.init.include_dashboard=false",
+    )
+    assert "Started a local Ray instance" in proc.stdout + proc.stderr
     # The instance ends with the command: no daemon, worker or dashboard is left behind (its processes
     # may take a moment to exit after the command has).
     deadline = time.monotonic() + 60.0
     while _ray_processes() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not _ray_processes()
+
+
+def test_a_sweep_through_submitit(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the submitit launcher is the 'slurm' extra")
+    _, sweep = _alpha_sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10")
+    # submitit kept each job's logs beside the sweep, as it does on SLURM.
+    assert list((sweep / ".submitit").glob("*/*_log.out"))
