@@ -8,8 +8,10 @@ import json
 import math
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -234,3 +236,40 @@ def test_progress_reports_simulated_time_and_changes_nothing():
         times = [t for t, _ in ticks]
         assert times[0] == 0.0 and all(b - a >= 60.0 for a, b in itertools.pairwise(times))
         assert {stop for _, stop in ticks} == {(0.5 + cfg.max_drain_hours) * 3600.0}
+
+
+def test_a_sweep_killed_in_the_middle_completes_on_the_next_run_without_redoing_finished_jobs(tmp_path):
+    sweep = tmp_path / "killed"
+    args = [
+        sys.executable,
+        "-m",
+        "carbonsim",
+        "+experiment=pareto_sweep",
+        "scenario=illustrative",
+        "sim_hours=0.05",
+        "hydra.sweeper.params.seed=0",
+        "hydra.launcher.n_jobs=1",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 300.0
+        while len(list(sweep.glob("*/summary.json"))) < 3:
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no job finished in time"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash: no clean-up, no aggregation
+        proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")}
+    assert 3 <= len(finished) < 13 and not (sweep / "results.csv").exists()
+    again = _cli(tmp_path, *args[3:])
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(": skipped") == len(finished)
+    assert again.stdout.count(": done") == 13 - len(finished)
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    results = pd.read_csv(sweep / "results.csv")
+    assert len(results) == 13 and (results["status"] == "done").all()
