@@ -175,10 +175,10 @@ def experiment_job(
         variant=variant_label(variant) if variant else "",
         variant_index=variant_index,
         run_index=run_index,
-        is_baseline=is_baseline(pair, pc, bc, jobs),
+        is_baseline=is_baseline(pair, pc, bc, jobs, requests),
     )
     summary.update(bounds)
-    if pair is not None and not any(is_baseline(pair, p, b, jobs) for _, p, b in specs):
+    if pair is not None and not any(is_baseline(pair, p, b, jobs, requests) for _, p, b in specs):
         base = simulate_policy(vcfg, pair[0], world, requests, seed, jobs=jobs, batch_policy=pair[1])
         add_reductions(summary, base.summary, vcfg)
         job_metrics.add_bound(summary, {r: bounds[f"bound_{r}_job_carbon_kg"] for r in ("home", "any") if len(jobs)})

@@ -179,9 +179,17 @@ def baseline_policies(cfg: RunConfig) -> BaselinePair | None:
     )
 
 
-def is_baseline(pair: BaselinePair | None, policy: PolicyConfig, batch_policy: PolicyConfig, jobs: Jobs) -> bool:
-    """Whether a run of these policies is the baseline run (the batch policy counts only with jobs)."""
-    return pair is not None and policy == pair[0] and (not len(jobs) or batch_policy == pair[1])
+def is_baseline(
+    pair: BaselinePair | None, policy: PolicyConfig, batch_policy: PolicyConfig, jobs: Jobs, requests: Requests
+) -> bool:
+    """Whether a run of these policies is the baseline run.
+
+    The routing policy counts only with requests, the batch policy only with jobs: in a batch-only
+    scenario, the carbon-agnostic run is the baseline whatever routing policy it names.
+    """
+    if pair is None:
+        return False
+    return (not len(requests) or policy == pair[0]) and (not len(jobs) or batch_policy == pair[1])
 
 
 def add_reductions(summary: dict[str, Any], baseline: dict[str, Any], cfg: RunConfig) -> None:
@@ -200,7 +208,7 @@ def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
     out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs, progress=progress)
     pair = baseline_policies(cfg)
     if pair is not None:
-        same = is_baseline(pair, cfg.policy, cfg.batch_policy, jobs)
+        same = is_baseline(pair, cfg.policy, cfg.batch_policy, jobs, requests)
         base = (
             out
             if same
