@@ -139,8 +139,10 @@ def test_experiment_composes_and_validates(experiment):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_briefly(experiment, tmp_path: Path):
-    cfg = load(f"+experiment={experiment}", "sim_hours=0.1")
-    assert cfg.sim_hours == 0.1
+    # A few simulated minutes of requests; six of jobs (a batch trace needs a few arrivals).
+    hours = 0.1 if load(f"+experiment={experiment}").scenario.batch.trace else 0.02
+    cfg = load(f"+experiment={experiment}", f"sim_hours={hours}")
+    assert cfg.sim_hours == hours
     execute(cfg, tmp_path, Console(file=io.StringIO()))
     exp = cfg.experiment
     n_runs = len(exp.runs) * len(exp.seeds or (cfg.seed,)) * len(exp.variants or ({},))
