@@ -11,8 +11,8 @@ So a folder is in one of three states:
 
 :func:`collect` gathers every job folder below a sweep directory into one tidy table with a ``status``
 column, so the aggregate marks what is missing or failed instead of silently leaving it out.
-:func:`finish` then adds the reductions against the baseline job of the same variant and seed and the
-shares of the clairvoyant bounds, and :func:`write_tables` writes ``results.parquet``/``results.csv`` and
+:func:`finish` then adds the reductions against the baseline job of the same variant, scenario and seed
+and the shares of the clairvoyant bounds, and :func:`write_tables` writes ``results.parquet``/``results.csv`` and
 the Markdown tables.
 """
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 DONE_FILE = "summary.json"
 FAILED_FILE = "failed.json"
 STARTED_FILE = "job.json"
-STATUSES = ("done", "failed", "missing")
 
 
 def job_status(folder: Path) -> str:
@@ -124,7 +123,7 @@ def collect(sweep_dir: Path) -> pd.DataFrame:
 
 
 def finish(df: pd.DataFrame, baseline_name: str) -> pd.DataFrame:
-    """Adds reductions against the baseline job of each (variant, seed) and the shares of the bounds.
+    """Adds reductions against the baseline job of each (variant, scenario, seed) and the bounds' shares.
 
     Jobs of an experiment carry ``is_baseline`` (the job that ran the baseline policies) and the raw bound
     emissions of their instance (``bound_carbon_kg``, ``bound_<rule>_job_carbon_kg``); a job outside an
