@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -117,6 +118,22 @@ def experiment_units(cfg: RunConfig) -> list[tuple[int, int, int]]:
     return [(v, r, seed) for v in variants for seed in exp.seeds or (cfg.seed,) for r in range(len(exp.runs))]
 
 
+def instance_key(cfg: RunConfig, seed: int) -> str:
+    """A digest of everything that fixes a run's instance (scenario, horizon, drain, seed), not its policies.
+
+    Jobs of a sweep that share it share the instance, hence its clairvoyant bounds; jobs that differ in any
+    of it (another scenario preset, another variant value) never do.
+    """
+    data = {
+        "scenario": dataclasses.asdict(cfg.scenario),
+        "sim_hours": cfg.sim_hours,
+        "drain": cfg.drain,
+        "max_drain_hours": cfg.max_drain_hours,
+        "seed": seed,
+    }
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def _bounds(vcfg: RunConfig, seed: int, cache: Path | None, compute: Any) -> dict[str, float]:
     """The clairvoyant bounds of a variant and seed, cached in ``cache`` (shared by the jobs of a sweep)."""
     if cache is not None and cache.is_file():
@@ -166,7 +183,9 @@ def experiment_job(
             out["bound_carbon_kg"] = inference_bound(world, requests, vcfg.sim_hours * 3600.0).carbon_g / 1e3
         return out
 
-    bounds = _bounds(vcfg, seed, cache_dir / f"bounds_{vslug}seed{seed}.json", compute_bounds)
+    bounds = _bounds(
+        vcfg, seed, cache_dir / f"bounds_{vslug}seed{seed}_{instance_key(vcfg, seed)}.json", compute_bounds
+    )
     out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
     pair = baseline_policies(vcfg)
     summary = out.summary

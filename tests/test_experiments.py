@@ -273,3 +273,27 @@ def test_a_sweep_killed_in_the_middle_completes_on_the_next_run_without_redoing_
     assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
     results = pd.read_csv(sweep / "results.csv")
     assert len(results) == 13 and (results["status"] == "done").all()
+
+
+def test_jobs_share_the_bounds_of_their_instance_only(tmp_path):
+    # Two scenario presets in one sweep folder: each job's clairvoyant bound is its own instance's.
+    from carbonsim.bounds import inference_bound
+    from carbonsim.experiment import experiment_job, instance_key
+    from carbonsim.runner import prepare
+
+    bounds = {}
+    for preset in ("us", "europe", "us"):
+        cfg = carbonsim.load_config(["+experiment=pareto_sweep", f"scenario={preset}", "sim_hours=0.05"])
+        folder = tmp_path / f"{preset}_{len(bounds)}"
+        experiment_job(cfg, -1, 1, 0, folder, tmp_path / ".cache")
+        summary = json.loads((folder / "summary.json").read_text())
+        world, requests, _ = prepare(cfg, 0)
+        expected = inference_bound(world, requests, cfg.sim_hours * 3600.0).carbon_g / 1e3
+        assert summary["bound_carbon_kg"] == pytest.approx(expected, rel=1e-9), preset
+        bounds[preset] = summary["bound_carbon_kg"]
+    assert bounds["us"] != bounds["europe"]
+    a = carbonsim.load_config(["+experiment=pareto_sweep", "scenario=us"])
+    b = carbonsim.load_config(["+experiment=pareto_sweep", "scenario=us", "policy=carbon_first"])
+    assert instance_key(a, 0) == instance_key(b, 0) != instance_key(a, 1)
+    # The second "us" job reused the cached bound: one file per instance.
+    assert len(list((tmp_path / ".cache").glob("bounds_*.json"))) == 2
