@@ -114,13 +114,16 @@ def print_comparison(
 ) -> None:
     """Prints the comparison table of an experiment (the mean over seeds if there are several)."""
     n_seeds = df["seed"].nunique() if "seed" in df.columns else 1
+    # Rows differ by label, and by variant and scenario where the sweep varies them.
+    varying = [c for c in ("variant", "scenario") if c in df.columns and df[c].nunique(dropna=False) > 1]
     if n_seeds > 1:
-        keys = [c for c in ("label", "variant") if c in df.columns]
+        keys = ["label", *varying]
         numeric = [c for c in df.columns if c not in (*keys, "policy", "seed") and df[c].dtype.kind in "fiu"]
         df = df.groupby(keys, sort=False)[numeric].mean().reset_index()
         title += f", mean over {n_seeds} seeds"
     table = Table(title=title)
-    cols = [c for c in columns if c[0] in df.columns]
+    extra = [(c, c, "{}") for c in varying if not any(key == c for key, _, _ in columns)]
+    cols = [c for c in (columns[0], *extra, *columns[1:]) if c[0] in df.columns]
     for _key, name, _spec in cols:
         table.add_column(name, justify="left" if name == "policy" else "right")
     for _, row in df.iterrows():

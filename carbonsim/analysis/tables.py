@@ -32,6 +32,7 @@ JOB_METRIC_COLUMNS = (
 AGGREGATE_COLUMNS = (
     "label",
     "variant",
+    "scenario",
     "policy",
     "batch_policy",
     "seed",
@@ -78,6 +79,7 @@ def aggregate(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
 JOB_COLUMNS = (
     "label",
     "variant",
+    "scenario",
     "batch_policy",
     "batch_trace",
     "seed",
