@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -222,18 +223,27 @@ def sweep_job(cfg: RunConfig, folder: Path, sweep_dir: Path) -> str:
     return guarded(folder, work, identity, cfg.redo)
 
 
+def _raise(exc: Exception) -> None:
+    raise exc
+
+
 def hydra_task(cfg: DictConfig) -> None:
     """The Hydra task function: validate, run, write into Hydra's output directory."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    hc = HydraConfig.get()
+    folder = Path(hc.runtime.output_dir)
     try:
         run_cfg = config_from_hydra(cfg)
     except ConfigError as exc:
         print(f"carbonsim: invalid configuration: {exc}", file=sys.stderr)
+        if hc.mode == RunMode.MULTIRUN:
+            # One bad job of a sweep is recorded like any failed job; the others go on.
+            identity = {"overrides": " ".join(hc.overrides.task)}
+            guarded(folder, functools.partial(_raise, exc), identity, redo=True)
+            return
         raise SystemExit(2) from None
-    hc = HydraConfig.get()
-    folder = Path(hc.runtime.output_dir)
     if hc.mode == RunMode.MULTIRUN and not (run_cfg.experiment is not None and run_cfg.experiment.run < 0):
         state = sweep_job(run_cfg, folder, Path(hc.sweep.dir))
         print(f"carbonsim: job {hc.job.override_dirname or hc.job.num}: {state}")

@@ -297,3 +297,22 @@ def test_jobs_share_the_bounds_of_their_instance_only(tmp_path):
     assert instance_key(a, 0) == instance_key(b, 0) != instance_key(a, 1)
     # The second "us" job reused the cached bound: one file per instance.
     assert len(list((tmp_path / ".cache").glob("bounds_*.json"))) == 2
+
+
+def test_a_sweep_job_with_a_bad_value_is_recorded_and_the_sweep_still_aggregates(tmp_path):
+    sweep = tmp_path / "bad"
+    out = _cli(
+        tmp_path,
+        "--multirun",
+        "policy=hybrid",
+        "policy.alpha=0.2,1.5",
+        "scenario=illustrative",
+        "sim_hours=0.02",
+        "write_requests=false",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert out.returncode == 1, out.stderr[-3000:]
+    results = pd.read_csv(sweep / "results.csv").set_index("status")
+    assert results.loc["done", "label"] == "hybrid(alpha=0.2)"
+    assert "policy.alpha: expected a weight in [0, 1], got 1.5" in results.loc["failed", "error"]
+    assert "jobs did not finish" in out.stdout
