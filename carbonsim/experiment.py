@@ -16,8 +16,7 @@ from omegaconf import OmegaConf
 
 from carbonsim import sweep
 from carbonsim._schema import ConfigError, build
-from carbonsim.analysis import jobs as job_metrics
-from carbonsim.analysis import metrics, tables
+from carbonsim.analysis import tables
 from carbonsim.bounds import batch_bound, inference_bound
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.core.arrivals import Requests
@@ -200,9 +199,7 @@ def experiment_job(
     if pair is not None and not any(is_baseline(pair, p, b, jobs, requests) for _, p, b in specs):
         base = simulate_policy(vcfg, pair[0], world, requests, seed, jobs=jobs, batch_policy=pair[1])
         add_reductions(summary, base.summary, vcfg)
-        job_metrics.add_bound(summary, {r: bounds[f"bound_{r}_job_carbon_kg"] for r in ("home", "any") if len(jobs)})
-        if "bound_carbon_kg" in bounds:
-            metrics.add_inference_bound(summary, bounds["bound_carbon_kg"])
+        sweep.add_bound_shares(summary)
     write_outputs(out, folder, write_requests=False)
 
 

@@ -142,15 +142,24 @@ def finish(df: pd.DataFrame, baseline_name: str) -> pd.DataFrame:
             continue
         metrics.add_reduction(r, base, baseline_name)
         job_metrics.add_job_reduction(r, base)
-        bounds = {
-            rule: r[f"bound_{rule}_job_carbon_kg"]
-            for rule in ("home", "any")
-            if isinstance(r.get(f"bound_{rule}_job_carbon_kg"), float)
-        }
-        job_metrics.add_bound(r, bounds)
-        if isinstance(r.get("bound_carbon_kg"), float) and not math.isnan(r["bound_carbon_kg"]):
-            metrics.add_inference_bound(r, r["bound_carbon_kg"])
+        add_bound_shares(r)
     return pd.DataFrame(rows)
+
+
+def add_bound_shares(summary: dict[str, Any]) -> None:
+    """Adds the shares of the bounds' reductions from the raw bounds a job's summary carries (in place).
+
+    Call after the reductions against the baseline; ``bound_<rule>_job_carbon_kg`` and ``bound_carbon_kg``
+    are the clairvoyant emissions of the job's instance.
+    """
+    bounds = {
+        rule: summary[f"bound_{rule}_job_carbon_kg"]
+        for rule in ("home", "any")
+        if isinstance(summary.get(f"bound_{rule}_job_carbon_kg"), float)
+    }
+    job_metrics.add_bound(summary, bounds)
+    if isinstance(summary.get("bound_carbon_kg"), float) and not math.isnan(summary["bound_carbon_kg"]):
+        metrics.add_inference_bound(summary, summary["bound_carbon_kg"])
 
 
 def _records(df: pd.DataFrame) -> list[dict[str, Any]]:

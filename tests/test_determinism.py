@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from helpers import origin, region, scenario_data, service, workload
 
@@ -131,34 +129,3 @@ def test_arrivals_do_not_depend_on_jitter_setting():
     np.testing.assert_array_equal(ra.service_ms["gpu"], rb.service_ms["gpu"])
     assert (rb.jitter_ms == 0).all()
     assert (ra.jitter_ms > 0).any()
-
-
-def test_cli_multirun_sweeps_a_parameter(tmp_path):
-    sweep = tmp_path / "sweep"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "carbonsim",
-            "--multirun",
-            "policy=hybrid",
-            "policy.alpha=0.2,0.7",
-            "sim_hours=0.1",
-            "write_requests=false",
-            f"hydra.sweep.dir={sweep}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    # One folder per job, named by its overrides; the sweep's tables beside them.
-    labels = {json.loads(p.read_text())["label"] for p in sweep.glob("*/summary.json")}
-    assert labels == {"hybrid(alpha=0.2)", "hybrid(alpha=0.7)"}
-    results = pd.read_csv(sweep / "results.csv")
-    assert sorted(results["label"]) == ["hybrid(alpha=0.2)", "hybrid(alpha=0.7)"]
-    assert (results["status"] == "done").all()
-    # Each job ran its own latency-first baseline: the reductions are there.
-    assert results["carbon_reduction_pct"].notna().all()

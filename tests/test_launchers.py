@@ -1,8 +1,9 @@
-"""Hydra launchers other than the default joblib one: Ray (a local instance started for the test) and
+"""Hydra launchers: the default joblib one, Ray (a local instance started for the test) and
 submitit (its local executor: the same launcher code as on SLURM, with processes instead of SLURM jobs)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,15 @@ def _alpha_sweep(tmp_path: Path, *launcher: str) -> tuple[subprocess.CompletedPr
     assert (results["status"] == "done").all()
     assert (sweep / "report.html").is_file()
     return proc, sweep
+
+
+def test_a_sweep_on_the_default_joblib_launcher(tmp_path):
+    _, sweep = _alpha_sweep(tmp_path)
+    # One folder per job, named by its overrides; the sweep's tables beside them.
+    labels = {json.loads(p.read_text())["label"] for p in sweep.glob("*/summary.json")}
+    assert labels == {"hybrid(alpha=0.2)", "hybrid(alpha=0.7)"}
+    # Each job ran its own latency-first baseline: the reductions are there.
+    assert pd.read_csv(sweep / "results.csv")["carbon_reduction_pct"].notna().all()
 
 
 def test_a_sweep_on_a_local_ray_instance_is_aggregated_and_ray_is_gone_afterwards(tmp_path):

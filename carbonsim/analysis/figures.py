@@ -40,6 +40,15 @@ def _subplots(*grid: int, figsize: tuple[float, float], **kwargs: Any) -> tuple[
     return fig, fig.subplots(*grid, **kwargs)
 
 
+def _finish_bars(ax: Any) -> None:
+    """Bar charts by policy: a hatch per hue group (for greyscale) and slanted policy labels."""
+    for i, bars in enumerate(ax.containers):
+        for bar in bars:
+            bar.set_hatch(HATCHES[i % len(HATCHES)])
+    ax.tick_params(axis="x", rotation=45)
+    setp(ax.get_xticklabels(), ha="right")
+
+
 def _styles(n: int) -> list[dict[str, object]]:
     colors = sns.color_palette("colorblind", n)
     lines = zip(itertools.cycle(LINESTYLES), itertools.cycle(MARKERS), strict=False)
@@ -200,12 +209,8 @@ def fig_slo_per_workload(data: SweepData) -> Figure | None:
     d = data.first_variant(pw)
     fig, ax = _subplots(figsize=(9, 4))
     sns.barplot(data=d, x="label", y="slo_violation_pct", hue="workload", ax=ax, edgecolor="k", errorbar=("ci", 95))
-    for i, bars in enumerate(ax.containers):
-        for bar in bars:
-            bar.set_hatch(HATCHES[i % len(HATCHES)])
     ax.set(xlabel="", ylabel="SLO violations (%)", title="SLO violations per workload")
-    ax.tick_params(axis="x", rotation=45)
-    setp(ax.get_xticklabels(), ha="right")
+    _finish_bars(ax)
     return fig
 
 
@@ -314,12 +319,8 @@ def fig_saved_vs_slo(data: SweepData) -> Figure | None:
     long["metric"] = long["metric"].map({"carbon_reduction_pct": "carbon saved", "slo_violation_pct": "SLO violations"})
     fig, ax = _subplots(figsize=(9, 4))
     sns.barplot(data=long, x="label", y="percent", hue="metric", ax=ax, edgecolor="k", palette=["0.35", "0.8"])
-    for i, bars in enumerate(ax.containers):
-        for bar in bars:
-            bar.set_hatch(HATCHES[i % len(HATCHES)])
     ax.set(xlabel="", ylabel="%", title="Carbon saved vs SLO violations")
-    ax.tick_params(axis="x", rotation=45)
-    setp(ax.get_xticklabels(), ha="right")
+    _finish_bars(ax)
     return fig
 
 
@@ -349,12 +350,8 @@ def fig_carbon_vs_slack(data: SweepData) -> Figure | None:
     fig, ax = _subplots(figsize=(9, 4.2))
     hue = "variant" if "variant" in d.columns and d["variant"].nunique() > 1 else None
     sns.barplot(data=d, x="label", y="job_carbon_reduction_pct", hue=hue, ax=ax, edgecolor="k", palette="Greys")
-    for i, bars in enumerate(ax.containers):
-        for bar in bars:
-            bar.set_hatch(HATCHES[i % len(HATCHES)])
     ax.set(xlabel="", ylabel="job carbon reduction (%)", title="Batch jobs: carbon vs deadline slack")
-    ax.tick_params(axis="x", rotation=45)
-    setp(ax.get_xticklabels(), ha="right")
+    _finish_bars(ax)
     return fig
 
 
