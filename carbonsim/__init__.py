@@ -25,6 +25,7 @@ from carbonsim.config import (
 from carbonsim.core.batch import BatchPolicy, JobContext, JobInfo, JobView
 from carbonsim.core.policy import Policy
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
+from carbonsim.envs import register_envs
 from carbonsim.policies import (
     BasePolicy,
     batch_policy_config,
@@ -37,6 +38,8 @@ from carbonsim.policies import (
     register_batch,
 )
 from carbonsim.runner import RunOutput, prepare, run, simulate_policy
+
+register_envs()
 
 __version__ = "0.1.0"
 

@@ -21,6 +21,10 @@ def register_configs() -> None:
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
+    # experiments/train_ppo.py (conf/train_ppo.yaml); imported here to keep torch-free modules only.
+    from carbonsim.learn.config import TrainConfig
+
+    cs.store(name="train_schema", node=thaw(TrainConfig))
     # Schemas live in their own groups so that Hydra's lists of valid choices show only real configs.
     cs.store(group="schema/scenario", name="scenario", node=thaw(ScenarioConfig))
     for registry in (ROUTING, BATCH):
@@ -53,10 +57,15 @@ def load_config(overrides: list[str] | None = None) -> RunConfig:
         The validated configuration.
     """
     from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
 
     register_configs()
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+    if GlobalHydra.instance().is_initialized():
+        # Inside a Hydra application (experiments/train_ppo.py) whose search path is this same conf/.
         cfg = compose("config", overrides=list(overrides or []))
+    else:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides or []))
     return config_from_hydra(cfg)
 
 

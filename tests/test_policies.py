@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import choose, make_scenario, origin, probe, region, run_trace, service, workload
 
 from carbonsim import BasePolicy, DecisionView, Policy, make_policy, policy_config, policy_names
 from carbonsim.core import rng as rngmod
+from carbonsim.learn import checkpoint as ckpt
 from carbonsim.policies import predicted_latency_ms, register
 from carbonsim.policies.registry import ROUTING
 
 
-@pytest.mark.parametrize("name", policy_names())
-def test_every_policy_implements_the_protocol(name):
-    assert isinstance(make_policy(policy_config({"name": name})), Policy)
+def spec_for(name: str, folder: Path, regions: list[str], workloads: list[str]) -> dict[str, str]:
+    """The policy's config mapping; ``ppo`` gets an untrained checkpoint shaped for the scenario."""
+    if name != "ppo":
+        return {"name": name}
+    path = ckpt.save(folder / "policy.npz", ckpt.random_policy(regions, workloads))
+    return {"name": name, "checkpoint": str(path)}
 
 
 @pytest.mark.parametrize("name", policy_names())
-def test_single_region_always_chosen(name):
-    assert choose(name, [40.0], [300.0]) == 0
+def test_every_policy_implements_the_protocol(name, tmp_path):
+    assert isinstance(make_policy(policy_config(spec_for(name, tmp_path, ["r0"], ["w0"]))), Policy)
+
+
+@pytest.mark.parametrize("name", policy_names())
+def test_single_region_always_chosen(name, tmp_path):
+    assert choose(spec_for(name, tmp_path, ["r0"], ["w0"]), [40.0], [300.0]) == 0
 
 
 def test_probe_builds_the_view_it_is_asked_for():

@@ -131,6 +131,7 @@ def summary(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> dict[
         "mean_queue_ms": float(done["queue_ms"].mean()) if completed else float("nan"),
         "mean_service_ms": float(done["service_ms"].mean()) if completed else float("nan"),
         "slo_violation_pct": _violation_pct(df),
+        "slo_excess_s": slo_excess_s(df, result),
         "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if completed else float("nan"),
         "energy_kwh": busy_kwh + idle_kwh,
         "busy_energy_kwh": busy_kwh,
@@ -146,6 +147,28 @@ def summary(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> dict[
         "sim_end_s": result.end_s,
     }
     return out
+
+
+def slo_excess_s(df: pd.DataFrame, result: SimResult) -> float:
+    """The SLA penalty of the seed research's reward: total time by which responses came after their deadline.
+
+    A request's deadline is its arrival + SLO. Completed: max(0, latency - SLO). Still in flight when the run
+    stopped: the time from its deadline to the stop, if past. Dropped or failed: the time past its deadline
+    when it reached the region (almost always none). In s; the learning environment credits the same total
+    as it accrues (:mod:`carbonsim.core.ledger`).
+    """
+    status = df["status"]
+    done = df[status == STATUS_NAMES[COMPLETED]]
+    excess_ms = float((done["total_ms"] - done["slo_ms"]).clip(lower=0.0).sum())
+    waiting = df[status == STATUS_NAMES[IN_FLIGHT]]
+    excess_ms += float(((result.end_s - waiting["arrival_s"]) * 1e3 - waiting["slo_ms"]).clip(lower=0.0).sum())
+    unserved = np.flatnonzero(status.isin([STATUS_NAMES[DROPPED], STATUS_NAMES[FAILED]]).to_numpy())
+    if unserved.size:
+        req = result.requests
+        rtt = result.world.rtt_ms[req.origin[unserved].astype(np.intp), result.records.region[unserved].astype(np.intp)]
+        at_region_ms = rtt * 0.5 + req.jitter_ms[unserved].astype(np.float64)
+        excess_ms += float(np.maximum(at_region_ms - df["slo_ms"].to_numpy()[unserved], 0.0).sum())
+    return excess_ms / 1e3
 
 
 def carbon_cost_usd(carbon_g: float, result: SimResult) -> float:

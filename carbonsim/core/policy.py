@@ -7,6 +7,16 @@ from typing import Protocol, runtime_checkable
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 
 
+class AwaitDecision(Exception):  # noqa: N818 - a control-flow signal, like StopIteration, not an error
+    """Raised by a policy's ``decide`` whose decision comes from outside the simulation.
+
+    The simulator then pauses with the request pending (:attr:`Simulation.awaiting
+    <carbonsim.core.simulation.Simulation.awaiting>`); once the decision is known, ``Simulation.resume``
+    calls ``decide`` again for the same request. This is how the Gymnasium environment takes one step per
+    routing decision over the same simulator the CLI runs.
+    """
+
+
 @runtime_checkable
 class Policy(Protocol):
     """A routing policy.

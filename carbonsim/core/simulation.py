@@ -21,7 +21,7 @@ from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
 from carbonsim.core.jobs import Jobs, speedups
-from carbonsim.core.policy import Policy
+from carbonsim.core.policy import AwaitDecision, Policy
 from carbonsim.core.recorder import COMPLETED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
 from carbonsim.core.signals import SECONDS_PER_HOUR
@@ -131,6 +131,7 @@ class Simulation:
             pue=tuple(r.pue for r in scenario.regions),
             busy_w=tuple(r.pools[0].busy_w for r in scenario.regions),
             idle_w=tuple(r.pools[0].idle_w for r in scenario.regions),
+            start_utc=scenario.start_utc,
         )
         self.view = DecisionView(
             self.context,
@@ -181,6 +182,9 @@ class Simulation:
         self._decision_ns = 0
         self._plan_ns = 0
         self._plans = 0
+        #: True while the arrival chain waits for a decision from outside (:class:`AwaitDecision`).
+        self.awaiting = False
+        self._resume: Callable[[], None] | None = None
         # Plain nested lists: incremented once per request, where a numpy element update costs more.
         self._arrivals_in_interval = [[0] * len(scenario.workloads) for _ in scenario.origins]
 
@@ -303,7 +307,14 @@ class Simulation:
                     view._price = price.all_at(now)
                     next_hour_s = (now // SECONDS_PER_HOUR + 1.0) * SECONDS_PER_HOUR
                 t0 = perf()
-                r = decide(view)
+                try:
+                    r = decide(view)
+                except AwaitDecision:
+                    # The decision comes from outside (a Gymnasium environment): stop here, with request
+                    # k still pending, until resume() is called. No other event runs in between, so the
+                    # order of events is exactly that of a synchronous policy.
+                    self.awaiting = True
+                    return
                 decision_ns += perf() - t0
                 if not 0 <= r < n_regions:
                     raise ValueError(
@@ -329,9 +340,20 @@ class Simulation:
                     Timeout(env, t - now).callbacks.append(on_arrival)
                     return
 
+        def resume() -> None:
+            self.awaiting = False
+            on_arrival(None)  # type: ignore[arg-type]
+
+        self._resume = resume
         if n:
             load(0)
             Timeout(env, times[0]).callbacks.append(on_arrival)
+
+    def resume(self) -> None:
+        """Continues the arrivals after :class:`AwaitDecision` (the policy now has the decision)."""
+        if not self.awaiting or self._resume is None:
+            raise RuntimeError("resume() called while no decision is pending")
+        self._resume()
 
     def _planning_process(self) -> Generator[Event, Any, None]:
         t = 0.0
@@ -382,6 +404,30 @@ class Simulation:
             progress: Called with (simulated time, latest possible end) in s about every half per cent of
                 the run (a progress display; it must not touch the simulation).
         """
+        self.start(progress)
+        self.env.run(until=self._stopped)
+        return self.finish()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the run has reached its end (everything drained, or the drain bound)."""
+        return self._stopped.processed
+
+    def advance(self) -> bool:
+        """Processes events until a decision is awaited (True) or the run has ended (False).
+
+        For policies that raise :class:`AwaitDecision`; the events run are exactly those :meth:`run` runs.
+        """
+        env = self.env
+        stopped = self._stopped
+        while not self.awaiting:
+            if stopped.processed:
+                return False
+            env.step()
+        return True
+
+    def start(self, progress: Callable[[float, float], None] | None = None) -> None:
+        """Schedules the run's processes (arrivals, planning, batch, limits) without running any event."""
         self.policy.reset(self.context)
         env = self.env
         if progress is not None:
@@ -394,7 +440,10 @@ class Simulation:
         self._start_arrivals()
         env.timeout(self.horizon_s).callbacks.append(self._on_horizon)
         env.timeout(self.stop_s).callbacks.append(self._on_limit)
-        env.run(until=self._stopped)
+
+    def finish(self) -> SimResult:
+        """Completes the records of a run that has stopped and returns the raw result."""
+        env = self.env
         self._finish_records()
         end_s = float(env.now)
         return SimResult(

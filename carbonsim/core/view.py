@@ -41,6 +41,7 @@ class PolicyContext:
         pue: PUE per region.
         busy_w: Busy power of a server of the region's first pool in W (before PUE).
         idle_w: Idle power of a server of the region's first pool in W (before PUE).
+        start_utc: Calendar time of simulated t = 0 (ISO 8601, UTC), empty for scenarios without one.
     """
 
     region_names: tuple[str, ...]
@@ -57,6 +58,7 @@ class PolicyContext:
     pue: tuple[float, ...]
     busy_w: tuple[float, ...]
     idle_w: tuple[float, ...]
+    start_utc: str = ""
 
     @property
     def n_regions(self) -> int:

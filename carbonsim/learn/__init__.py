@@ -1,0 +1,1 @@
+"""Learning schedulers: the reward and observation, safe checkpoints, and PPO training (extra ``rl``)."""
