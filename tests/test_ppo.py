@@ -78,6 +78,9 @@ def test_training_writes_checkpoints_logs_and_the_evaluation_table(toy_trained):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in (out / "checkpoints").iterdir() if p.is_dir()) == ["step_2048", "step_4096"]
     assert list((out / "tensorboard").rglob("events.out.tfevents.*"))
+    history = (out / "eval_history.csv").read_text().splitlines()
+    assert history[0].startswith("step,") and "best_heuristic_penalty" in history[0]
+    assert [line.split(",")[0] for line in history[1:]] == ["2048", "4096"]
     table = result["evaluation"]
     assert set(table["policy"]) == {"ppo", "latency_first", "constrained_hybrid"}
     ppo_row = table.set_index("policy").loc["ppo"]
@@ -209,3 +212,22 @@ def test_train_script_rejects_a_bad_configuration():
     )
     assert proc.returncode == 2
     assert "n_envs" in proc.stderr
+
+
+def test_shipped_training_config_validates_and_holds_out_its_evaluation_windows():
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from carbonsim._hydra import config_dir, register_configs
+    from carbonsim._schema import build
+    from carbonsim.learn.config import parse_utc_hour
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = build(TrainConfig, OmegaConf.to_container(compose("train_ppo"), resolve=True), "")
+    train_end = parse_utc_hour(cfg.env.window_end_utc, "window_end_utc")
+    assert len(cfg.eval_windows) >= 3
+    for window in cfg.eval_windows:
+        assert parse_utc_hour(window.start_utc, "start_utc") >= train_end
+    names = {p["name"] for p in cfg.eval_policies}
+    assert {"constrained_hybrid", "hybrid"} <= names
