@@ -204,11 +204,12 @@ def evaluate(
 ) -> pd.DataFrame:
     """Runs every policy on every window with the ordinary simulator; one row per (window, policy).
 
-    Every policy sees the same arrivals in a window (common random numbers).
+    Every policy sees the same arrivals in a window (common random numbers); window k draws them with seed
+    ``seed + k``, so the windows differ in their arrivals as well as in their grid signals and prices.
     """
     rows = []
-    for window in windows:
-        wcfg = window_run(run, env, window, seed)
+    for k, window in enumerate(windows):
+        wcfg = window_run(run, env, window, seed + k)
         world, requests, jobs = prepare(wcfg)
         for spec in policies:
             pcfg = policy_config(spec)
