@@ -12,9 +12,11 @@ from omegaconf import DictConfig
 from rich.console import Console
 
 import carbonsim
-from carbonsim import RunConfig, policy_config, policy_names
+from carbonsim import RunConfig, policy_config, policy_names, runner
 from carbonsim._hydra import config_dir, register_configs
 from carbonsim.cli import config_from_hydra, execute
+from carbonsim.experiment import Prepared, instance_key
+from carbonsim.learn import checkpoint as ckpt
 from carbonsim.policies import batch_policy_config, batch_policy_names
 from carbonsim.runner import run
 
@@ -88,14 +90,48 @@ def test_scenario_name_matches_file_name(scenario):
     assert load(f"scenario={scenario}").scenario.name == scenario
 
 
+_PREPARED: dict[str, Prepared] = {}
+
+
+@pytest.fixture
+def shared_instances(monkeypatch):
+    """``runner.run`` draws each instance once and shares it between the policies run on it.
+
+    ``prepare`` reads only what :func:`carbonsim.experiment.instance_key` digests (scenario, horizon, drain,
+    seed), never the policies, and experiments share its result between their policies the same way; so
+    each policy still runs the whole of ``run`` on the instance it would draw itself, and the measured
+    scenarios' data files are read once per scenario instead of once per policy and scenario.
+    """
+    real = runner.prepare
+
+    def prepare(cfg: RunConfig, seed: int | None = None) -> Prepared:
+        seed = cfg.seed if seed is None else seed
+        key = instance_key(cfg, seed)
+        if key not in _PREPARED:
+            _PREPARED[key] = real(cfg, seed)
+        return _PREPARED[key]
+
+    monkeypatch.setattr(runner, "prepare", prepare)
+
+
+def policy_overrides(policy: str, scenario: str, folder: Path) -> list[str]:
+    """``policy=<name>``; ``ppo`` also gets an untrained checkpoint shaped for the scenario."""
+    if policy != "ppo":
+        return [f"policy={policy}"]
+    sc = load(f"scenario={scenario}").scenario
+    network = ckpt.random_policy([r.name for r in sc.regions], [w.name for w in sc.workloads])
+    return [f"policy={policy}", f"policy.checkpoint={ckpt.save(folder / 'policy.npz', network)}"]
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 @pytest.mark.parametrize("policy", policy_names())
-def test_every_policy_runs_on_every_scenario(policy, scenario):
-    cfg = load(f"scenario={scenario}", f"policy={policy}", "sim_hours=0.1", "seed=1")
+def test_every_policy_runs_on_every_scenario(policy, scenario, tmp_path, shared_instances):
+    # 72 s of arrivals reach what six minutes did: one planning call, inside the first hour.
+    cfg = load(f"scenario={scenario}", *policy_overrides(policy, scenario, tmp_path), "sim_hours=0.02", "seed=1")
     assert (cfg.scenario.name, cfg.policy.name) == (scenario, policy)
     out = run(cfg)
     s = out.summary
-    # Batch-only scenarios have no inference traffic; every other scenario has some in six minutes.
+    # Batch-only scenarios have no inference traffic; every other scenario has some in 72 s.
     assert (s["requests"] > 0) == (cfg.scenario.arrivals.rate_per_s > 0)
     assert s["requests"] == s["completed"] + s["dropped"] + s["failed"] + s["in_flight"]
     # Drained with a 24 h bound and unbounded queues: everything completes.
@@ -111,7 +147,7 @@ BATCH_SCENARIOS = [name for name in SCENARIOS if load(f"scenario={name}").scenar
 
 @pytest.mark.parametrize("scenario", BATCH_SCENARIOS)
 @pytest.mark.parametrize("batch_policy", batch_policy_names())
-def test_every_batch_policy_runs_on_every_batch_scenario(batch_policy, scenario):
+def test_every_batch_policy_runs_on_every_batch_scenario(batch_policy, scenario, shared_instances):
     cfg = load(f"scenario={scenario}", f"batch_policy={batch_policy}", "sim_hours=1", "seed=1")
     s = run(cfg).summary
     assert s["jobs"] > 0 and s["batch_policy"] == batch_policy
@@ -139,9 +175,11 @@ def test_experiment_composes_and_validates(experiment):
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_experiment_runs_briefly(experiment, tmp_path: Path):
-    # A few simulated minutes of requests; six of jobs (a batch trace needs a few arrivals).
-    hours = 0.1 if load(f"+experiment={experiment}").scenario.batch.trace else 0.02
-    cfg = load(f"+experiment={experiment}", f"sim_hours={hours}")
+    # A few simulated minutes of requests; six of jobs (a batch trace needs a few arrivals), the first five
+    # of them: every run, variant and seed still runs, each on a small instance.
+    batch = bool(load(f"+experiment={experiment}").scenario.batch.trace)
+    hours = 0.1 if batch else 0.02
+    cfg = load(f"+experiment={experiment}", f"sim_hours={hours}", *(["scenario.batch.max_jobs=5"] if batch else []))
     assert cfg.sim_hours == hours
     execute(cfg, tmp_path, Console(file=io.StringIO()))
     exp = cfg.experiment

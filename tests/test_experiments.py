@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import itertools
 import json
 import math
@@ -140,27 +141,70 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_an_experiment_is_a_hydra_multirun_that_resumes(tmp_path):
+@dataclasses.dataclass
+class _ResumedSweep:
+    sweep: Path
+    finished: dict[Path, int]  # summary.json of each job done when the first run was killed, its mtime
+    again: subprocess.CompletedProcess[str]  # the second run, on two workers
+    stamps: dict[Path, int]  # every summary.json after the second run, its mtime
+    third: subprocess.CompletedProcess[str]  # the third run, of a finished sweep
+
+
+@pytest.fixture(scope="module")
+def resumed_sweep(tmp_path_factory) -> _ResumedSweep:
+    """The pareto_sweep multirun (13 jobs) killed after its first jobs, run again to the end, then once more.
+
+    One sweep for the two tests below: the first run is interrupted on one worker, the second resumes it
+    on two workers (the parallel launcher of every experiment), the third finds it finished.
+    """
+    tmp_path = tmp_path_factory.mktemp("resumed")
     sweep = tmp_path / "sweep"
     args = (
         "+experiment=pareto_sweep",
         "scenario=illustrative",
         "sim_hours=0.05",
         "hydra.sweeper.params.seed=0",
-        "hydra.launcher.n_jobs=2",
         f"hydra.sweep.dir={sweep}",
     )
-    first = _cli(tmp_path, *args)
-    assert first.returncode == 0, first.stderr[-3000:]
-    assert first.stdout.count(": done") == 13
-    assert "jobs finished: 13 / 13" in first.stdout
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "carbonsim", *args, "hydra.launcher.n_jobs=1"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300.0
+        while len(list(sweep.glob("*/summary.json"))) < 3:
+            assert proc.poll() is None, "the sweep ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no job finished in time"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # a crash: no clean-up, no aggregation
+        proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")}
+    assert 3 <= len(finished) < 13 and not (sweep / "results.csv").exists()
+    again = _cli(tmp_path, *args, "hydra.launcher.n_jobs=2")
+    stamps = {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")}
+    third = _cli(tmp_path, *args, "hydra.launcher.n_jobs=2")
+    return _ResumedSweep(sweep, finished, again, stamps, third)
+
+
+def test_an_experiment_is_a_hydra_multirun_that_resumes(resumed_sweep):
+    sweep, again, third = resumed_sweep.sweep, resumed_sweep.again, resumed_sweep.third
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(": done") + again.stdout.count(": skipped") == 13
+    assert "jobs finished: 13 / 13" in again.stdout
     for name in ("results.parquet", "results.csv", "results_by_policy.md", "comparison.md"):
         assert (sweep / name).is_file(), name
     results = pd.read_parquet(sweep / "results.parquet")
     assert len(results) == 13 and (results["status"] == "done").all()
-    second = _cli(tmp_path, *args)
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count(": skipped") == 13 and ": done" not in second.stdout
+    # Run again once finished: every job is skipped, none runs again.
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert third.stdout.count(": skipped") == 13 and ": done" not in third.stdout
+    assert {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")} == resumed_sweep.stamps
 
 
 class _ReportParser(HTMLParser):
@@ -238,39 +282,12 @@ def test_progress_reports_simulated_time_and_changes_nothing():
         assert {stop for _, stop in ticks} == {(0.5 + cfg.max_drain_hours) * 3600.0}
 
 
-def test_a_sweep_killed_in_the_middle_completes_on_the_next_run_without_redoing_finished_jobs(tmp_path):
-    sweep = tmp_path / "killed"
-    args = [
-        sys.executable,
-        "-m",
-        "carbonsim",
-        "+experiment=pareto_sweep",
-        "scenario=illustrative",
-        "sim_hours=0.05",
-        "hydra.sweeper.params.seed=0",
-        "hydra.launcher.n_jobs=1",
-        f"hydra.sweep.dir={sweep}",
-    ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(
-        args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        deadline = time.monotonic() + 300.0
-        while len(list(sweep.glob("*/summary.json"))) < 3:
-            assert proc.poll() is None, "the sweep ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no job finished in time"
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # a crash: no clean-up, no aggregation
-        proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in sweep.glob("*/summary.json")}
-    assert 3 <= len(finished) < 13 and not (sweep / "results.csv").exists()
-    again = _cli(tmp_path, *args[3:])
+def test_a_sweep_killed_in_the_middle_completes_on_the_next_run_without_redoing_finished_jobs(resumed_sweep):
+    sweep, finished, again = resumed_sweep.sweep, resumed_sweep.finished, resumed_sweep.again
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count(": skipped") == len(finished)
     assert again.stdout.count(": done") == 13 - len(finished)
-    assert all(p.stat().st_mtime_ns == t for p, t in finished.items())
+    assert all(resumed_sweep.stamps[p] == t for p, t in finished.items())
     results = pd.read_csv(sweep / "results.csv")
     assert len(results) == 13 and (results["status"] == "done").all()
 

@@ -57,7 +57,8 @@ def test_ledger_credits_by_hand():
     assert second.energy_kwh == pytest.approx((375.0 + 900.0) / 3.6e6)
     assert second.completed == 1
     assert second.slo_excess_s == pytest.approx(1.0)
-    sim.env.run(until=sim._stopped)
+    while not sim.stopped:
+        sim.env.step()
     third = ledger.credit(sim.env.now, 3, final=True)
     result = sim.finish()
     assert result.end_s == 6.0
