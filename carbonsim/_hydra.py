@@ -21,10 +21,13 @@ def register_configs() -> None:
     """
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
-    # experiments/train_ppo.py (conf/train_ppo.yaml); imported here to keep torch-free modules only.
-    from carbonsim.learn.config import TrainConfig
+    # experiments/train_ppo.py and train_transformer.py (conf/train_*.yaml); torch-free modules only.
+    from carbonsim.learn.config import CompareConfig, DriftConfig, TrainConfig, TrainTransformerConfig
 
     cs.store(name="train_schema", node=thaw(TrainConfig))
+    cs.store(name="train_transformer_schema", node=thaw(TrainTransformerConfig))
+    cs.store(name="drift_schema", node=thaw(DriftConfig))
+    cs.store(name="compare_schedulers_schema", node=thaw(CompareConfig))
     # Schemas live in their own groups so that Hydra's lists of valid choices show only real configs.
     cs.store(group="schema/scenario", name="scenario", node=thaw(ScenarioConfig))
     for registry in (ROUTING, BATCH):

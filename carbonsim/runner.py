@@ -24,6 +24,7 @@ from carbonsim.analysis import metrics
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
 from carbonsim.core.jobs import Jobs
+from carbonsim.core.policy import Policy
 from carbonsim.core.simulation import Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
 from carbonsim.hardware import resolve_profiles
@@ -104,11 +105,14 @@ def simulate_policy(
     jobs: Jobs | None = None,
     batch_policy: BatchPolicyConfig | None = None,
     progress: ProgressFactory | None = None,
+    instance: Policy | None = None,
 ) -> RunOutput:
     """Runs one routing policy (and batch policy, with jobs) on prepared arrivals and computes its tables.
 
     ``progress``, if given, is called with the run's label and returns the callback that the simulation
-    reports its simulated time to (:meth:`carbonsim.core.simulation.Simulation.run`).
+    reports its simulated time to (:meth:`carbonsim.core.simulation.Simulation.run`). ``instance``, if
+    given, is the routing policy object to run (``policy`` then only names it): a policy that carries
+    state from one run to the next, such as a learning one.
     """
     seed = cfg.seed if seed is None else seed
     jobs = jobs if jobs is not None else Jobs.empty()
@@ -117,7 +121,7 @@ def simulate_policy(
     sim = Simulation(
         world,
         requests,
-        make_policy(policy),
+        make_policy(policy) if instance is None else instance,
         seed=seed,
         horizon_s=cfg.sim_hours * 3600.0,
         drain=cfg.drain,
@@ -138,6 +142,7 @@ def simulate_policy(
         "seed": seed,
         "scenario": cfg.scenario.name,
         **metrics.summary(df, energy, result),
+        **{f"policy_{key}": value for key, value in result.policy_stats.items()},
     }
     if job_df is not None:
         summary["batch_policy"] = batch_cfg.name

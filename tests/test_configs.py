@@ -115,7 +115,14 @@ def shared_instances(monkeypatch):
 
 
 def policy_overrides(policy: str, scenario: str, folder: Path) -> list[str]:
-    """``policy=<name>``; ``ppo`` also gets an untrained checkpoint shaped for the scenario."""
+    """``policy=<name>``; ``ppo`` also gets an untrained checkpoint shaped for the scenario, ``transformer`` an
+    untrained network (one network fits every scenario)."""
+    if policy == "transformer":
+        from carbonsim.learn import transformer as tf
+        from carbonsim.learn.config import TransformerConfig
+
+        network = tf.build_model(TransformerConfig(hidden_size=16, layers=1, heads=2, ffn_size=32), seed=0)
+        return [f"policy={policy}", f"policy.checkpoint={tf.save(folder / 'net.safetensors', network)}"]
     if policy != "ppo":
         return [f"policy={policy}"]
     sc = load(f"scenario={scenario}").scenario

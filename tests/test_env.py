@@ -22,7 +22,7 @@ from carbonsim.core.simulation import Simulation  # noqa: E402
 from carbonsim.envs import ROUTING_ID  # noqa: E402
 from carbonsim.envs.routing import RoutingEnv, penalty  # noqa: E402
 from carbonsim.learn.config import FeatureConfig, RewardConfig, RoutingEnvConfig  # noqa: E402
-from carbonsim.learn.ppo import weighted_penalty  # noqa: E402
+from carbonsim.learn.evaluation import weighted_penalty  # noqa: E402
 from carbonsim.policies import make_policy, policy_config  # noqa: E402
 from carbonsim.runner import prepare  # noqa: E402
 

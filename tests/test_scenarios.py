@@ -12,7 +12,7 @@ import carbonsim
 from carbonsim.data import load_rtt_matrix, load_watttime_moer, traces_dir
 from carbonsim.inputs import hourly_mean
 
-MEASURED = ["default", "global", "us", "europe", "marginal"]
+MEASURED = ["default", "global", "global_us_south", "us", "europe", "marginal"]
 
 
 def _catalog(name: str, key: str) -> dict[str, dict[str, str]]:

@@ -35,3 +35,17 @@ class Policy(Protocol):
     def decide(self, view: DecisionView) -> int:
         """Returns the index of the region that serves the request described by ``view``."""
         ...
+
+
+@runtime_checkable
+class ReportsStats(Protocol):
+    """A policy that counts things worth reporting (fallbacks, updates): optional, beside :class:`Policy`.
+
+    The simulator reads :meth:`stats` once, when the run finishes; the runner adds each entry to the run's
+    summary as ``policy_<key>``. Values must be deterministic (counts, not wall-clock times), because the
+    summary is byte-identical for the same seed.
+    """
+
+    def stats(self) -> dict[str, float]:
+        """Counters of the run, by name."""
+        ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,11 +21,11 @@ from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
 from carbonsim.core.jobs import Jobs, speedups
-from carbonsim.core.policy import AwaitDecision, Policy
+from carbonsim.core.policy import AwaitDecision, Policy, ReportsStats
 from carbonsim.core.recorder import COMPLETED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
 from carbonsim.core.signals import SECONDS_PER_HOUR
-from carbonsim.core.view import DecisionView, PlanView, PolicyContext
+from carbonsim.core.view import DecisionView, PlanView, PolicyContext, RequestOutcomes
 from carbonsim.core.world import World
 
 #: Requests converted from numpy to Python scalars at a time (keeps per-request work in plain Python
@@ -50,6 +50,8 @@ class SimResult:
         jobs: The batch jobs (empty without).
         job_records: Per-job outcomes and running segments (None without jobs).
         batch_epochs: Number of batch policy calls.
+        policy_stats: The routing policy's own counters (:class:`~carbonsim.core.policy.ReportsStats`),
+            empty for policies without.
     """
 
     world: World
@@ -64,6 +66,7 @@ class SimResult:
     jobs: Jobs
     job_records: JobRecords | None
     batch_epochs: int
+    policy_stats: dict[str, float] = field(default_factory=dict)
 
 
 class Simulation:
@@ -132,6 +135,7 @@ class Simulation:
             busy_w=tuple(r.pools[0].busy_w for r in scenario.regions),
             idle_w=tuple(r.pools[0].idle_w for r in scenario.regions),
             start_utc=scenario.start_utc,
+            outcomes=RequestOutcomes(self.records, requests.arrival_s, requests.origin, world.rtt_ms),
         )
         self.view = DecisionView(
             self.context,
@@ -459,6 +463,7 @@ class Simulation:
             jobs=self.jobs,
             job_records=None if self.batch is None else self.batch.records(end_s),
             batch_epochs=0 if self.batch is None else self.batch.epochs,
+            policy_stats=dict(self.policy.stats()) if isinstance(self.policy, ReportsStats) else {},
         )
 
 

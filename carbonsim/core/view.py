@@ -19,6 +19,76 @@ from dataclasses import dataclass
 import numpy as np
 
 from carbonsim.core.forecast import Forecaster, ForecastReader
+from carbonsim.core.recorder import DROPPED, FAILED, RequestRecords
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """What is known now about some routed requests (arrays aligned with the ids asked for).
+
+    Attributes:
+        ids: The request ids.
+        region: Region each was routed to.
+        finished: Whether its service has ended.
+        unserved: Whether it was dropped or failed (it will never finish).
+        latency_ms: End-to-end latency of the finished ones (response back at the user), NaN otherwise.
+        service_s: Service time of the finished ones (the batch's, when served in a batch), NaN otherwise.
+        batch_size: Size of the batch each finished one was served in.
+    """
+
+    ids: np.ndarray
+    region: np.ndarray
+    finished: np.ndarray
+    unserved: np.ndarray
+    latency_ms: np.ndarray
+    service_s: np.ndarray
+    batch_size: np.ndarray
+
+
+class RequestOutcomes:
+    """Read-only telemetry of requests that have been routed: what a real scheduler learns after the fact.
+
+    Only the past is readable: records are written as events happen, and asking for a request that has not
+    been routed yet is refused (its arrival time lies in the future).
+
+    Args:
+        records: The run's per-request records.
+        arrival_s: Arrival time of every request in s.
+        origin: Origin index of every request.
+        rtt_ms: Round trip per origin and region in ms.
+    """
+
+    def __init__(self, records: RequestRecords, arrival_s: np.ndarray, origin: np.ndarray, rtt_ms: np.ndarray) -> None:
+        self._records = records
+        self._arrival_s = arrival_s
+        self._origin = origin
+        self._half_rtt_ms = np.asarray(rtt_ms, dtype=np.float64) * 0.5
+
+    def read(self, ids: np.ndarray) -> Outcomes:
+        """The outcomes of requests ``ids`` as known now.
+
+        Raises:
+            ValueError: if one of them has not been routed yet.
+        """
+        ids = np.asarray(ids, dtype=np.int64)
+        rec = self._records
+        region = rec.region[ids].astype(np.int64)
+        if (region < 0).any():
+            first = int(ids[np.flatnonzero(region < 0)[0]])
+            raise ValueError(f"outcomes: request {first} has not been routed yet")
+        end = rec.end_s[ids]
+        finished = ~np.isnan(end)
+        status = rec.status[ids]
+        half_rtt = self._half_rtt_ms[self._origin[ids].astype(np.int64), region]
+        return Outcomes(
+            ids=ids,
+            region=region,
+            finished=finished,
+            unserved=(status == DROPPED) | (status == FAILED),
+            latency_ms=(end - self._arrival_s[ids]) * 1e3 + half_rtt,
+            service_s=end - rec.start_s[ids],
+            batch_size=rec.batch_size[ids].astype(np.int64),
+        )
 
 
 @dataclass(frozen=True)
@@ -42,6 +112,8 @@ class PolicyContext:
         busy_w: Busy power of a server of the region's first pool in W (before PUE).
         idle_w: Idle power of a server of the region's first pool in W (before PUE).
         start_utc: Calendar time of simulated t = 0 (ISO 8601, UTC), empty for scenarios without one.
+        outcomes: Telemetry of routed requests (latency, service time, drops), for policies that learn from
+            their own results; None outside a simulation.
     """
 
     region_names: tuple[str, ...]
@@ -59,6 +131,7 @@ class PolicyContext:
     busy_w: tuple[float, ...]
     idle_w: tuple[float, ...]
     start_utc: str = ""
+    outcomes: RequestOutcomes | None = None
 
     @property
     def n_regions(self) -> int:

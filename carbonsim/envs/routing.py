@@ -32,6 +32,7 @@ from carbonsim.core.simulation import SimResult, Simulation
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.learn.config import RewardConfig, RoutingEnvConfig, parse_utc_hour
 from carbonsim.learn.features import FeatureBuilder, feature_size
+from carbonsim.learn.tokens import FIXED_TOKENS, TokenBuilder, token_width
 from carbonsim.runner import prepare
 
 #: Seeds of episodes are drawn below this bound from the environment's generator.
@@ -90,7 +91,9 @@ def penalty(credit: Credit, reward: RewardConfig) -> float:
 class RoutingEnv(gym.Env[np.ndarray, np.int64]):
     """Routes each arriving request to a region.
 
-    Observation: :mod:`carbonsim.learn.features`, a float32 vector in [-1, 1]. Action: a region index.
+    Observation: a float32 vector in [-1, 1] (:mod:`carbonsim.learn.features`), or with
+    ``features.layout: tokens`` a matrix with one row per token (:mod:`carbonsim.learn.tokens`, for the
+    transformer scheduler). Action: a region index.
     Episodes end (``terminated``) when the run has stopped: after the last arrival and its drain.
 
     Args:
@@ -116,8 +119,13 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
         self.reward_config = self.config.reward
         sc = base.scenario
         self.n_regions = len(sc.regions)
-        size = feature_size(self.n_regions, len(sc.workloads), self.config.features)
-        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=(size,), dtype=np.float32)
+        features = self.config.features
+        shape: tuple[int, ...]
+        if features.layout == "tokens":
+            shape = (FIXED_TOKENS + self.n_regions, token_width(features))
+        else:
+            shape = (feature_size(self.n_regions, len(sc.workloads), features),)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, shape=shape, dtype=np.float32)
         self.action_space = gym.spaces.Discrete(self.n_regions)
         self.render_mode = render_mode
         self._window_start: datetime.datetime | None = None
@@ -129,7 +137,7 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
         self.sim: Simulation | None = None
         self._policy = ExternalPolicy()
         self._ledger: Ledger | None = None
-        self._features: FeatureBuilder | None = None
+        self._features: FeatureBuilder | TokenBuilder | None = None
         self._result: SimResult | None = None
         self._totals = np.zeros(6)
         self.episode_start_utc = ""
@@ -191,7 +199,11 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
         sim.start()
         self.sim = sim
         self._ledger = make_ledger(sim)
-        self._features = FeatureBuilder(sim.context, self.config.features)
+        self._features = (
+            TokenBuilder(sim.context, self.config.features)
+            if self.config.features.layout == "tokens"
+            else FeatureBuilder(sim.context, self.config.features)
+        )
         self._features.set_reward(self.reward_config)
         self._result = None
         self._totals = np.zeros(6)

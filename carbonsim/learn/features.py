@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -62,6 +63,45 @@ def _start_epoch_s(start_utc: str) -> float:
     return (t - monday).total_seconds()
 
 
+def time_features(start_utc: str) -> Callable[[float], list[float]]:
+    """A function of simulated time in s giving sine and cosine of the UTC hour of day and day of week."""
+    epoch_s = _start_epoch_s(start_utc)
+
+    def features(now_s: float) -> list[float]:
+        t = epoch_s + now_s
+        day = 2.0 * math.pi * (t % 86_400.0) / 86_400.0
+        week = 2.0 * math.pi * (t % 604_800.0) / 604_800.0
+        return [math.sin(day), math.cos(day), math.sin(week), math.cos(week)]
+
+    return features
+
+
+def reward_weight_features(reward: RewardConfig) -> list[float]:
+    """The reward weights as observed values, ``w / (w + 1)`` each."""
+    w = (reward.carbon_per_kg, reward.sla_per_s, reward.cost_per_usd, reward.unserved_s)
+    return [x / (x + 1.0) for x in w]
+
+
+def hourly_region_features(view: DecisionView, forecast_hours: int) -> list[list[float]]:
+    """Per region: intensity, relative intensity, forecasts at leads 1..``forecast_hours``, price.
+
+    They are constant within an hour, so callers compute them once per hour.
+    """
+    intensity = view.intensity_gco2_per_kwh
+    mean = sum(intensity) / len(intensity)
+    out = []
+    for r, (i, p) in enumerate(zip(intensity, view.price_usd_per_kwh, strict=True)):
+        row = [i / (i + INTENSITY_REF_GCO2_PER_KWH), math.tanh((i - mean) / (mean + 1.0))]
+        if forecast_hours:
+            fc = view.forecast_gco2_per_kwh(r, forecast_hours + 1)[1:].tolist()
+            # Near the end of the signal the forecast is shorter: the last value stands for the rest.
+            fc += [fc[-1] if fc else i] * (forecast_hours - len(fc))
+            row += [f / (f + INTENSITY_REF_GCO2_PER_KWH) for f in fc]
+        row.append(p / (abs(p) + PRICE_REF_USD_PER_KWH))
+        out.append(row)
+    return out
+
+
 class FeatureBuilder:
     """Builds observation vectors for one run.
 
@@ -74,7 +114,7 @@ class FeatureBuilder:
         self.context = context
         self.features = features
         self.size = feature_size(context.n_regions, len(context.workload_names), features)
-        self._epoch_s = _start_epoch_s(context.start_utc)
+        self._time = time_features(context.start_utc)
         self._servers = [c if math.isfinite(c) else 0.0 for c in context.servers]
         self._rtt = [[r / (r + RTT_REF_MS) for r in row] for row in context.rtt_ms.tolist()]
         self._hour = -1
@@ -83,36 +123,18 @@ class FeatureBuilder:
 
     def set_reward(self, reward: RewardConfig) -> None:
         """The reward weights shown in the observation (with ``observe_weights``)."""
-        w = (reward.carbon_per_kg, reward.sla_per_s, reward.cost_per_usd, reward.unserved_s)
-        self._weights = [x / (x + 1.0) for x in w]
+        self._weights = reward_weight_features(reward)
 
     def _hourly_features(self, view: DecisionView) -> list[list[float]]:
-        """Per region: intensity, relative intensity, forecasts, price (constant within an hour)."""
         hour = int(view.now_s // 3600.0)
         if hour != self._hour:
             self._hour = hour
-            intensity = view.intensity_gco2_per_kwh
-            mean = sum(intensity) / len(intensity)
-            out = []
-            for r, (i, p) in enumerate(zip(intensity, view.price_usd_per_kwh, strict=True)):
-                row = [i / (i + INTENSITY_REF_GCO2_PER_KWH), math.tanh((i - mean) / (mean + 1.0))]
-                h = self.features.forecast_hours
-                if h:
-                    fc = view.forecast_gco2_per_kwh(r, h + 1)[1:].tolist()
-                    # Near the end of the signal the forecast is shorter: the last value stands for the rest.
-                    fc += [fc[-1] if fc else i] * (h - len(fc))
-                    row += [f / (f + INTENSITY_REF_GCO2_PER_KWH) for f in fc]
-                row.append(p / (abs(p) + PRICE_REF_USD_PER_KWH))
-                out.append(row)
-            self._hourly = out
+            self._hourly = hourly_region_features(view, self.features.forecast_hours)
         return self._hourly
 
     def build(self, view: DecisionView) -> np.ndarray:
         """The observation for the request ``view`` describes, float32 of length :attr:`size`."""
-        t = self._epoch_s + view.now_s
-        day = 2.0 * math.pi * (t % 86_400.0) / 86_400.0
-        week = 2.0 * math.pi * (t % 604_800.0) / 604_800.0
-        obs = [math.sin(day), math.cos(day), math.sin(week), math.cos(week)]
+        obs = self._time(view.now_s)
         onehot = [0.0] * len(self.context.workload_names)
         onehot[view.workload] = 1.0
         obs += onehot
@@ -131,4 +153,11 @@ class FeatureBuilder:
         return np.asarray(obs, dtype=np.float32)
 
 
-__all__ = ["FeatureBuilder", "feature_names", "feature_size"]
+__all__ = [
+    "FeatureBuilder",
+    "feature_names",
+    "feature_size",
+    "hourly_region_features",
+    "reward_weight_features",
+    "time_features",
+]

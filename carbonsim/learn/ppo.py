@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,21 +40,11 @@ from carbonsim.analysis import tables
 from carbonsim.config import RunConfig
 from carbonsim.envs.routing import RoutingEnv
 from carbonsim.learn import checkpoint as ckpt
-from carbonsim.learn.config import EvalWindow, RewardConfig, RoutingEnvConfig, TrainConfig
-from carbonsim.policies import policy_config
-from carbonsim.runner import policy_label, prepare, simulate_policy, write_json, write_text
+from carbonsim.learn.config import RoutingEnvConfig, TrainConfig
+from carbonsim.learn.evaluation import evaluate, summarise, weighted_penalty
+from carbonsim.runner import write_json, write_text
 
 ACTIVATION_FN: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
-#: Columns of the evaluation table (from each run's summary), plus the weighted penalty.
-EVAL_METRICS = (
-    "carbon_kg",
-    "slo_violation_pct",
-    "mean_latency_ms",
-    "p95_latency_ms",
-    "slo_excess_s",
-    "electricity_cost_usd",
-    "dropped",
-)
 
 
 def base_run(env: RoutingEnvConfig) -> RunConfig:
@@ -170,68 +160,6 @@ def load_train_state(model: PPO, path: Path) -> int:
     return model.num_timesteps
 
 
-def window_run(run: RunConfig, env: RoutingEnvConfig, window: EvalWindow, seed: int) -> RunConfig:
-    """The run configuration of one held-out window (no baseline run: every policy is evaluated)."""
-    scenario = dataclasses.replace(run.scenario, start_utc=window.start_utc)
-    return dataclasses.replace(
-        run,
-        scenario=scenario,
-        seed=seed,
-        sim_hours=window.hours,
-        drain=env.drain,
-        max_drain_hours=env.max_drain_hours,
-        baseline="",
-        experiment=None,
-    )
-
-
-def weighted_penalty(summary: dict[str, Any], reward: RewardConfig) -> float:
-    """The weighted penalty alpha C + beta S + gamma E of a run from its summary (minus an episode's return)."""
-    unserved = summary["dropped"] + summary["failed"]
-    return float(
-        reward.carbon_per_kg * summary["carbon_kg"]
-        + reward.sla_per_s * (summary["slo_excess_s"] + reward.unserved_s * unserved)
-        + reward.cost_per_usd * summary["electricity_cost_usd"]
-    )
-
-
-def evaluate(
-    run: RunConfig,
-    env: RoutingEnvConfig,
-    windows: Sequence[EvalWindow],
-    policies: Sequence[dict[str, Any]],
-    seed: int,
-) -> pd.DataFrame:
-    """Runs every policy on every window with the ordinary simulator; one row per (window, policy).
-
-    Every policy sees the same arrivals in a window (common random numbers); window k draws them with seed
-    ``seed + k``, so the windows differ in their arrivals as well as in their grid signals and prices.
-    """
-    rows = []
-    for k, window in enumerate(windows):
-        wcfg = window_run(run, env, window, seed + k)
-        world, requests, jobs = prepare(wcfg)
-        for spec in policies:
-            pcfg = policy_config(spec)
-            out = simulate_policy(wcfg, pcfg, world, requests, jobs=jobs)
-            s = out.summary
-            row = {"window_start_utc": window.start_utc, "hours": window.hours, "policy": policy_label(pcfg)}
-            if pcfg.name == "ppo":
-                row["policy"] = "ppo"
-            row.update({m: s[m] for m in EVAL_METRICS})
-            row["penalty"] = weighted_penalty(s, env.reward)
-            row["decision_us"] = out.timing["decision_overhead_us"]
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """Means over windows per policy, sorted by the weighted penalty."""
-    cols = [*EVAL_METRICS, "penalty", "decision_us"]
-    out = table.groupby("policy", sort=False)[cols].mean().reset_index()
-    return out.sort_values("penalty", kind="stable").reset_index(drop=True)
-
-
 class _Periodic(BaseCallback):
     """Checkpoints and evaluations every so many steps during training."""
 
@@ -310,7 +238,9 @@ def train(
     def on_eval(m: PPO) -> dict[str, float]:
         t = time.perf_counter()
         path = export_policy(m, cfg, run, out_dir / "checkpoints" / f"eval_{m.num_timesteps}.npz")
-        table = evaluate(run, cfg.env, cfg.eval_windows, [{"name": "ppo", "checkpoint": str(path)}], cfg.seed)
+        table = evaluate(
+            run, cfg.env, cfg.eval_windows, [{"name": "ppo", "checkpoint": str(path), "label": "ppo"}], cfg.seed
+        )
         means = summarise(table).iloc[0]
         row: dict[str, Any] = {"step": m.num_timesteps}
         row.update({k: float(means[k]) for k in ("carbon_kg", "slo_violation_pct", "penalty")})
@@ -344,7 +274,9 @@ def train(
     log(f"trained {steps} steps in {train_s:.1f} s ({facts['train_steps_per_s']:.0f} steps/s, evaluation excluded)")
     result: dict[str, Any] = {"policy": policy_path, "train_state": out_dir / "train_state.pt", **facts}
     if cfg.eval_windows:
-        mine = evaluate(run, cfg.env, cfg.eval_windows, [{"name": "ppo", "checkpoint": str(policy_path)}], cfg.seed)
+        mine = evaluate(
+            run, cfg.env, cfg.eval_windows, [{"name": "ppo", "checkpoint": str(policy_path), "label": "ppo"}], cfg.seed
+        )
         table = pd.concat([mine, heuristics()], ignore_index=True) if cfg.eval_policies else mine
         table.to_csv(out_dir / "evaluation_by_window.csv", index=False)
         means = summarise(table)

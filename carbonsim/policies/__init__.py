@@ -4,7 +4,18 @@ Importing this package registers every built-in policy. Add a policy by decorati
 :func:`register` (see README, "Adding a policy").
 """
 
-from carbonsim.policies import batch, cap, carbonclipper, carbonscaler, casper, heuristics, hybrid, learned  # noqa: F401  (registers the built-in policies)
+from carbonsim.policies import (  # noqa: F401  (registers the built-in policies)
+    batch,
+    cap,
+    carbonclipper,
+    carbonscaler,
+    casper,
+    heuristics,
+    hybrid,
+    learned,
+    llm_planner,
+    transformer,
+)
 from carbonsim.policies.base import BasePolicy, predicted_latency_ms
 from carbonsim.policies.hybrid import ConstrainedHybridConfig, HybridConfig
 from carbonsim.policies.registry import (
