@@ -32,7 +32,8 @@ register_configs()
 SUMMARY_ROWS = (
     ("requests", "requests", "{:,.0f}"),
     ("completed", "completed", "{:,.0f}"),
-    ("dropped", "dropped", "{:,.0f}"),
+    ("rejected", "rejected (admission control)", "{:,.0f}"),
+    ("failed", "failed (faults)", "{:,.0f}"),
     ("in_flight", "in flight at end", "{:,.0f}"),
     ("mean_latency_ms", "mean latency (ms)", "{:.1f}"),
     ("p95_latency_ms", "p95 latency (ms)", "{:.1f}"),

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carbonsim._schema import ConfigError
+from carbonsim.fault_config import FaultConfig
 
 SERVICE_DISTRIBUTIONS = (
     "deterministic",
@@ -250,7 +251,8 @@ class RegionConfig:
         pue: Power usage effectiveness (facility power / IT power), >= 1.
         price_usd_per_kwh: Flat electricity price in USD/kWh (used with ``prices.kind: flat``).
         pools: Server pools; a request is served by the first free server, fastest hardware first.
-        max_queue_length: Waiting requests beyond which new arrivals are dropped; null for unbounded.
+        max_queue_length: Waiting requests beyond which new arrivals are rejected (admission control); null
+            for unbounded.
         price_market: Price series of the region (a market in traces/electricity_prices) for
             ``prices.kind: market``.
         batch_cpus: CPUs of the region's batch-job cluster (0: the region runs no batch jobs).
@@ -581,6 +583,7 @@ class ScenarioConfig:
             trip after the routing decision, in ms; 0 disables it.
         carbon_price_usd_per_tonne: Price of emissions in USD per tonne CO2eq (e.g. an emissions-trading
             price); the carbon cost is reported beside the electricity cost and added to the total.
+        faults: Region outages, network cuts and server failures (none by default).
     """
 
     name: str
@@ -595,6 +598,7 @@ class ScenarioConfig:
     start_utc: str = ""
     jitter_std_ms: float = 0.0
     carbon_price_usd_per_tonne: float = 0.0
+    faults: FaultConfig = field(default_factory=FaultConfig)
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -616,6 +620,7 @@ class ScenarioConfig:
             self.jitter_std_ms,
             "a standard deviation >= 0 ms",
         )
+        self.faults.check_names(tuple(r.name for r in self.regions), tuple(o.name for o in self.origins))
         _shares_sum_to_one("workloads", {w.name: w.share for w in self.workloads})
         _shares_sum_to_one("origins", {o.name: o.share for o in self.origins})
         region_names = [r.name for r in self.regions]

@@ -19,8 +19,9 @@ from typing import Any
 
 import pandas as pd
 
+from carbonsim.analysis import invariants, metrics
 from carbonsim.analysis import jobs as job_metrics
-from carbonsim.analysis import metrics
+from carbonsim.analysis.stream import StreamedTables
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
 from carbonsim.core.jobs import Jobs
@@ -39,10 +40,14 @@ ProgressFactory = Callable[[str], Callable[[float, float], None]]
 class RunOutput:
     """Tables and numbers of one policy run.
 
+    The per-request table is built when first asked for (:attr:`requests`): the other tables are computed
+    from it chunk by chunk (:class:`carbonsim.analysis.stream.StreamedTables`), so a run of tens of millions
+    of requests never holds it whole unless a caller wants it.
+
     Attributes:
         label: Name of the run (policy and parameters).
         summary: Flat headline numbers (what ``summary.json`` holds).
-        requests: One row per request.
+        tables: Where the per-request table comes from (and how it is written to Parquet in chunks).
         per_workload: Breakdown per workload.
         per_region: Breakdown per region.
         hourly: Breakdown per simulated hour.
@@ -51,11 +56,12 @@ class RunOutput:
         jobs: One row per batch job (None without jobs).
         latency: Latency quantiles per workload (:func:`carbonsim.analysis.metrics.latency_quantiles`).
         signals: Hourly intensity and price per region (:func:`carbonsim.analysis.metrics.signals`).
+        timeline: Outcomes per 5 minutes of arrivals (:func:`carbonsim.analysis.metrics.timeline`).
     """
 
     label: str
     summary: dict[str, Any]
-    requests: pd.DataFrame
+    tables: StreamedTables
     per_workload: pd.DataFrame
     per_region: pd.DataFrame
     hourly: pd.DataFrame
@@ -63,6 +69,15 @@ class RunOutput:
     timing: dict[str, float]
     jobs: pd.DataFrame | None = None
     latency: pd.DataFrame | None = None
+    timeline: pd.DataFrame | None = None
+    _requests: pd.DataFrame | None = None
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """One row per request (:func:`carbonsim.analysis.metrics.request_table`), built on first use."""
+        if self._requests is None:
+            self._requests = metrics.request_table(self.tables.result, self.tables.energy)
+        return self._requests
     signals: pd.DataFrame | None = None
 
 
@@ -134,16 +149,17 @@ def simulate_policy(
     result = sim.run(progress(run_label_) if progress is not None else None)
     t_sim = time.perf_counter() - t0
     energy = metrics.energy_account(result)
-    df = metrics.request_table(result, energy)
+    streamed = StreamedTables(result, energy)
     job_df = job_metrics.job_table(result) if len(jobs) else None
     summary = {
         "policy": policy.name,
         "label": run_label_,
         "seed": seed,
         "scenario": cfg.scenario.name,
-        **metrics.summary(df, energy, result),
+        **streamed.summary(),
         **{f"policy_{key}": value for key, value in result.policy_stats.items()},
     }
+    invariants.check_run(result, energy, summary)
     if job_df is not None:
         summary["batch_policy"] = batch_cfg.name
         summary["batch_trace"] = cfg.scenario.batch.trace
@@ -159,14 +175,15 @@ def simulate_policy(
     return RunOutput(
         label=summary["label"],
         summary=summary,
-        requests=df,
-        per_workload=metrics.per_workload(df),
-        per_region=metrics.per_region(df, energy, result),
-        hourly=metrics.hourly(df, energy),
-        routing=metrics.routing(df),
+        tables=streamed,
+        per_workload=streamed.per_workload(),
+        per_region=streamed.per_region(),
+        hourly=streamed.hourly(),
+        routing=streamed.routing_table(),
         timing=timing,
         jobs=job_df,
-        latency=metrics.latency_quantiles(df),
+        latency=streamed.latency_quantiles(),
+        timeline=streamed.timeline(),
         signals=metrics.signals(result),
     )
 
@@ -258,8 +275,8 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
     Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
-    ``latency_quantiles.csv``, ``signals.csv``, ``jobs.csv`` (with batch jobs), (if ``write_requests``)
-    ``requests.parquet``, then ``summary.json``:
+    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), (if
+    ``write_requests``) ``requests.parquet``, then ``summary.json``:
     a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -271,11 +288,17 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("routing", out.routing),
     ):
         write_text(folder / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
-    for name, maybe in (("latency_quantiles", out.latency), ("signals", out.signals), ("jobs", out.jobs)):
+    optional = (
+        ("latency_quantiles", out.latency),
+        ("signals", out.signals),
+        ("timeline", out.timeline),
+        ("jobs", out.jobs),
+    )
+    for name, maybe in optional:
         if maybe is not None:
             write_text(folder / f"{name}.csv", maybe.to_csv(index=False, float_format="%.6g"))
     if write_requests:
         tmp = folder / ".requests.parquet.tmp"
-        out.requests.to_parquet(tmp, index=False)
+        out.tables.write_requests(tmp)
         os.replace(tmp, folder / "requests.parquet")
     write_json(folder / "summary.json", out.summary)

@@ -7,6 +7,7 @@ minimal one-region, one-origin, one-workload world.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -272,3 +273,23 @@ def probe(
 def choose(policy: PolicySpec, rtt_ms: Sequence[float], intensity: Sequence[float], **scene: Any) -> int:
     """The region ``policy`` chooses for a probe request (see :func:`probe`)."""
     return probe([policy], rtt_ms, intensity, **scene)[0][0]
+
+
+def policy_spec(name: str, folder: Path, regions: Sequence[str], workloads: Sequence[str]) -> dict[str, str]:
+    """A registered policy's config mapping, with what it needs to run untrained.
+
+    ``ppo`` gets an untrained network shaped for the scenario's regions and workloads, ``transformer`` a
+    small untrained network (one fits every scenario); the others need nothing.
+    """
+    if name == "ppo":
+        from carbonsim.learn import checkpoint as ckpt
+
+        path = ckpt.save(folder / "policy.npz", ckpt.random_policy(list(regions), list(workloads)))
+        return {"name": name, "checkpoint": str(path)}
+    if name == "transformer":
+        from carbonsim.learn import transformer as tf
+        from carbonsim.learn.config import TransformerConfig
+
+        network = tf.build_model(TransformerConfig(hidden_size=16, layers=1, heads=2, ffn_size=32), seed=0)
+        return {"name": name, "checkpoint": str(tf.save(folder / "net.safetensors", network))}
+    return {"name": name}

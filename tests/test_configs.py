@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
+from helpers import policy_spec
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from rich.console import Console
@@ -16,7 +17,6 @@ from carbonsim import RunConfig, policy_config, policy_names, runner
 from carbonsim._hydra import config_dir, register_configs
 from carbonsim.cli import config_from_hydra, execute
 from carbonsim.experiment import Prepared, instance_key
-from carbonsim.learn import checkpoint as ckpt
 from carbonsim.policies import batch_policy_config, batch_policy_names
 from carbonsim.runner import run
 
@@ -115,19 +115,10 @@ def shared_instances(monkeypatch):
 
 
 def policy_overrides(policy: str, scenario: str, folder: Path) -> list[str]:
-    """``policy=<name>``; ``ppo`` also gets an untrained checkpoint shaped for the scenario, ``transformer`` an
-    untrained network (one network fits every scenario)."""
-    if policy == "transformer":
-        from carbonsim.learn import transformer as tf
-        from carbonsim.learn.config import TransformerConfig
-
-        network = tf.build_model(TransformerConfig(hidden_size=16, layers=1, heads=2, ffn_size=32), seed=0)
-        return [f"policy={policy}", f"policy.checkpoint={tf.save(folder / 'net.safetensors', network)}"]
-    if policy != "ppo":
-        return [f"policy={policy}"]
+    """``policy=<name>`` and what the policy needs to run untrained (:func:`helpers.policy_spec`)."""
     sc = load(f"scenario={scenario}").scenario
-    network = ckpt.random_policy([r.name for r in sc.regions], [w.name for w in sc.workloads])
-    return [f"policy={policy}", f"policy.checkpoint={ckpt.save(folder / 'policy.npz', network)}"]
+    spec = policy_spec(policy, folder, sc.region_names, sc.workload_names)
+    return [f"policy={policy}", *(f"policy.{k}={v}" for k, v in spec.items() if k != "name")]
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -140,9 +131,9 @@ def test_every_policy_runs_on_every_scenario(policy, scenario, tmp_path, shared_
     s = out.summary
     # Batch-only scenarios have no inference traffic; every other scenario has some in 72 s.
     assert (s["requests"] > 0) == (cfg.scenario.arrivals.rate_per_s > 0)
-    assert s["requests"] == s["completed"] + s["dropped"] + s["failed"] + s["in_flight"]
+    assert s["requests"] == s["completed"] + s["rejected"] + s["failed"] + s["in_flight"]
     # Drained with a 24 h bound and unbounded queues: everything completes.
-    assert (s["completed"], s["dropped"], s["in_flight"]) == (s["requests"], 0, 0)
+    assert (s["completed"], s["rejected"], s["in_flight"]) == (s["requests"], 0, 0)
     assert len(out.requests) == s["requests"]
     assert out.per_region["requests"].sum() == s["requests"]
     assert s["energy_kwh"] > 0

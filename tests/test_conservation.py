@@ -1,4 +1,4 @@
-"""Every request ends the run completed, dropped, failed or in flight, and the counts add up."""
+"""Every request ends the run completed, rejected, failed or in flight, and the counts add up."""
 
 from __future__ import annotations
 
@@ -8,14 +8,19 @@ from helpers import make_scenario, origin, pool, region, run_trace, scenario_dat
 
 from carbonsim import RunConfig, build
 from carbonsim.analysis import metrics
-from carbonsim.core.recorder import COMPLETED, DROPPED, FAILED, IN_FLIGHT
+from carbonsim.core.recorder import COMPLETED, FAILED, IN_FLIGHT, REJECTED
 from carbonsim.runner import prepare, simulate_policy
 
 
 def status_counts(status: np.ndarray) -> dict[str, int]:
     return {
         name: int((status == code).sum())
-        for name, code in (("completed", COMPLETED), ("dropped", DROPPED), ("failed", FAILED), ("in_flight", IN_FLIGHT))
+        for name, code in (
+            ("completed", COMPLETED),
+            ("rejected", REJECTED),
+            ("failed", FAILED),
+            ("in_flight", IN_FLIGHT),
+        )
     }
 
 
@@ -25,12 +30,14 @@ def summary_of(result):
 
 
 def assert_accounted(summary: dict) -> None:
-    assert summary["requests"] == (summary["completed"] + summary["dropped"] + summary["failed"] + summary["in_flight"])
+    assert summary["requests"] == (
+        summary["completed"] + summary["rejected"] + summary["failed"] + summary["in_flight"]
+    )
 
 
 def test_drained_run_completes_everything():
     res = run_trace(make_scenario(), [0.0, 0.1, 0.2, 0.3])
-    assert status_counts(res.records.status) == {"completed": 4, "dropped": 0, "failed": 0, "in_flight": 0}
+    assert status_counts(res.records.status) == {"completed": 4, "rejected": 0, "failed": 0, "in_flight": 0}
     assert not np.isnan(res.records.end_s).any()
     s = summary_of(res)
     assert_accounted(s)
@@ -54,7 +61,7 @@ def test_overloaded_region_without_drain_leaves_requests_in_flight():
     assert np.isnan(res.records.start_s[4:]).all()
     assert np.isnan(res.records.end_s[3:]).all()
     s = summary_of(res)
-    assert (s["requests"], s["completed"], s["dropped"], s["failed"], s["in_flight"]) == (10, 3, 0, 0, 7)
+    assert (s["requests"], s["completed"], s["rejected"], s["failed"], s["in_flight"]) == (10, 3, 0, 0, 7)
     assert_accounted(s)
 
 
@@ -79,12 +86,12 @@ def test_drain_is_bounded_by_max_drain():
     )
     assert res.end_s == pytest.approx(4.5)
     counts = status_counts(res.records.status)
-    assert counts == {"completed": 4, "dropped": 0, "failed": 0, "in_flight": 6}
+    assert counts == {"completed": 4, "rejected": 0, "failed": 0, "in_flight": 6}
 
 
 @pytest.mark.parametrize("batching", [False, True], ids=["single-pool", "batching-pool"])
 def test_full_queue_drops_arrivals(batching):
-    # max_queue_length 2: of six simultaneous arrivals one is served, two wait and three are dropped.
+    # max_queue_length 2: of six simultaneous arrivals one is served, two wait and three are rejected.
     extra = {"max_batch_size": 2, "max_queue_delay_ms": 0.0} if batching else {}
     svc = service("deterministic", 1000.0, batch_time_factor=[1.0, 2.0])
     scenario = make_scenario(
@@ -92,19 +99,19 @@ def test_full_queue_drops_arrivals(batching):
         workloads=[workload(services={"gpu": svc})],
     )
     res = run_trace(scenario, [0.0] * 6)
-    assert res.records.status.tolist() == [COMPLETED] * 3 + [DROPPED] * 3
+    assert res.records.status.tolist() == [COMPLETED] * 3 + [REJECTED] * 3
     assert np.isnan(res.records.start_s[3:]).all()
     s = summary_of(res)
-    assert (s["completed"], s["dropped"], s["in_flight"]) == (3, 3, 0)
+    assert (s["completed"], s["rejected"], s["in_flight"]) == (3, 3, 0)
     assert_accounted(s)
-    # A dropped request counts as an SLO violation.
+    # A rejected request counts as an SLO violation.
     assert s["slo_violation_pct"] == pytest.approx(50.0)
 
 
 def test_zero_queue_length_single_pool_serves_when_a_server_is_free():
     scenario = make_scenario(regions=[region(pools=[pool(count=1)], max_queue_length=0)])
     res = run_trace(scenario, [0.0, 0.5, 3.0])
-    assert res.records.status.tolist() == [COMPLETED, DROPPED, COMPLETED]
+    assert res.records.status.tolist() == [COMPLETED, REJECTED, COMPLETED]
 
 
 def test_zero_queue_length_multi_pool_serves_when_a_server_is_free():
@@ -115,7 +122,7 @@ def test_zero_queue_length_multi_pool_serves_when_a_server_is_free():
     scenario = make_scenario(regions=[region(pools=pools, max_queue_length=0)], workloads=[wl])
     res = run_trace(scenario, [0.0, 0.5, 0.6, 10.0])
     # 0 -> gpu, 0.5 -> cpu, 0.6 finds both busy and no queue room, 10 -> gpu.
-    assert res.records.status.tolist() == [COMPLETED, COMPLETED, DROPPED, COMPLETED]
+    assert res.records.status.tolist() == [COMPLETED, COMPLETED, REJECTED, COMPLETED]
 
 
 def test_overloaded_poisson_run_counts_add_up():

@@ -87,7 +87,7 @@ def test_summary_totals(across_hour):
     s = metrics.summary(df, energy, res)
     busy, idle = kwh(BUSY_W, 6.0), kwh(IDLE_W, 3595.0)
     carbon_g = kwh(BUSY_W, 5.0) * 100 + kwh(BUSY_W, 1.0) * 300 + kwh(IDLE_W, 3595.0) * 100
-    assert (s["requests"], s["completed"], s["dropped"], s["failed"], s["in_flight"]) == (3, 3, 0, 0, 0)
+    assert (s["requests"], s["completed"], s["rejected"], s["failed"], s["in_flight"]) == (3, 3, 0, 0, 0)
     assert s["busy_energy_kwh"] == pytest.approx(busy, rel=REL)
     assert s["idle_energy_kwh"] == pytest.approx(idle, rel=REL)
     assert s["energy_kwh"] == pytest.approx(busy + idle, rel=REL)

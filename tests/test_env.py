@@ -107,11 +107,11 @@ def test_return_equals_minus_weighted_totals_of_the_episode(max_queue_length):
     env = toy_env(rate_per_s=150.0, max_queue_length=max_queue_length)
     _obs, rewards, _infos = rollout(env, seed=0, actions_seed=0)
     s = summary_of(env)
-    assert (s["dropped"] > 0) == (max_queue_length is not None)
+    assert (s["rejected"] > 0) == (max_queue_length is not None)
     assert s["requests"] == len(rewards)
     expected = -(
         REWARD.carbon_per_kg * s["carbon_kg"]
-        + REWARD.sla_per_s * (s["slo_excess_s"] + REWARD.unserved_s * (s["dropped"] + s["failed"]))
+        + REWARD.sla_per_s * (s["slo_excess_s"] + REWARD.unserved_s * (s["rejected"] + s["failed"]))
         + REWARD.cost_per_usd * s["electricity_cost_usd"]
     )
     assert s["slo_excess_s"] > 0
@@ -121,7 +121,7 @@ def test_return_equals_minus_weighted_totals_of_the_episode(max_queue_length):
     assert totals["carbon_g"] == pytest.approx(s["carbon_kg"] * 1e3, rel=1e-9)
     assert totals["energy_kwh"] == pytest.approx(s["energy_kwh"], rel=1e-9)
     assert totals["completed"] == s["completed"]
-    assert totals["unserved"] == s["dropped"]
+    assert totals["unserved"] == s["rejected"]
 
 
 def test_return_invariant_on_the_real_data_scenario():

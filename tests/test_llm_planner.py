@@ -402,7 +402,7 @@ def run_with(monkeypatch, model: FakeModel, *overrides: str) -> carbonsim.RunOut
 
 
 def assert_accounted(summary: dict[str, object]) -> None:
-    assert summary["requests"] == summary["completed"] + summary["dropped"] + summary["failed"] + summary["in_flight"]
+    assert summary["requests"] == summary["completed"] + summary["rejected"] + summary["failed"] + summary["in_flight"]
     assert summary["policy_plans"] == summary["policy_valid_plans"] + summary["policy_plan_fallbacks"]
     per_reason = sum(summary[f"policy_plan_fallbacks_{r}"] for r in llm_planner.FALLBACK_REASONS)
     assert per_reason == summary["policy_plan_fallbacks"]

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SUMMARY_KEYS = (
     "requests",
     "completed",
-    "dropped",
+    "rejected",
     "in_flight",
     "mean_latency_ms",
     "p95_latency_ms",
@@ -81,7 +81,7 @@ def test_summary_json_has_the_documented_keys(single_run):
     for key in SUMMARY_KEYS:
         assert key in summary, key
     assert summary["policy"] == "carbon_first"
-    assert summary["requests"] == summary["completed"] + summary["dropped"] + summary["failed"] + summary["in_flight"]
+    assert summary["requests"] == summary["completed"] + summary["rejected"] + summary["failed"] + summary["in_flight"]
     # The reference scenario's fixed load: 200 requests per hour.
     assert summary["requests"] == 400
 

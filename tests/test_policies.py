@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from helpers import choose, make_scenario, origin, probe, region, run_trace, service, workload
+from helpers import choose, make_scenario, origin, policy_spec, probe, region, run_trace, service, workload
 
 from carbonsim import BasePolicy, DecisionView, Policy, make_policy, policy_config, policy_names
 from carbonsim.core import rng as rngmod
-from carbonsim.learn import checkpoint as ckpt
 from carbonsim.policies import predicted_latency_ms, register
 from carbonsim.policies.registry import ROUTING
 
-
-def spec_for(name: str, folder: Path, regions: list[str], workloads: list[str]) -> dict[str, str]:
-    """The policy's config mapping; ``ppo`` gets an untrained checkpoint shaped for the scenario."""
-    if name != "ppo":
-        return {"name": name}
-    path = ckpt.save(folder / "policy.npz", ckpt.random_policy(regions, workloads))
-    return {"name": name, "checkpoint": str(path)}
+spec_for = policy_spec
 
 
 @pytest.mark.parametrize("name", policy_names())

@@ -210,7 +210,7 @@ def test_every_request_is_accounted_for_with_the_real_data_scenario(tmp_path):
     path = tf.save(tmp_path / "net.safetensors", tf.build_model(TransformerConfig(), seed=0))
     cfg = load_config(["policy=transformer", f"policy.checkpoint={path}", "sim_hours=0.01", "seed=2"])
     s = run(cfg).summary
-    assert s["requests"] > 0 and s["requests"] == s["completed"] + s["dropped"] + s["failed"] + s["in_flight"]
+    assert s["requests"] > 0 and s["requests"] == s["completed"] + s["rejected"] + s["failed"] + s["in_flight"]
 
 
 # -- imitation ---------------------------------------------------------------------------------------------
@@ -409,7 +409,7 @@ def test_a_learning_run_keeps_its_books_and_is_reproducible(dirty_network):
     a = run_with(toy_policy(dirty_network, online=True), seed=3)
     b = run_with(toy_policy(dirty_network, online=True), seed=3)
     assert a == b
-    assert a["requests"] == a["completed"] + a["dropped"] + a["failed"] + a["in_flight"]
+    assert a["requests"] == a["completed"] + a["rejected"] + a["failed"] + a["in_flight"]
     assert a["online_decisions"] == a["requests"]
 
 

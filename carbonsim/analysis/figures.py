@@ -62,12 +62,14 @@ class SweepData:
     Attributes:
         results: ``results.parquet`` (one row per job).
         job_tables: Per table name (``per_region``, ``per_workload``, ``hourly``, ``latency_quantiles``,
-            ``signals``, ``routing``), the rows of every done job with its ``label``, ``seed`` and
-            ``variant``.
+            ``signals``, ``routing``, ``timeline``), the rows of every done job with its ``label``, ``seed``
+            and ``variant``.
+        sweep_dir: The sweep's folder (for the jobs' ``job.json``), if it was read from one.
     """
 
     results: pd.DataFrame
     job_tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    sweep_dir: Path | None = None
 
     @staticmethod
     def load(sweep_dir: Path) -> SweepData:
@@ -82,7 +84,7 @@ class SweepData:
                 for col in ("scenario", "variant", "seed", "label"):
                     df.insert(0, col, row[col] if col in row and pd.notna(row[col]) else "")
                 tables.setdefault(path.stem, []).append(df)
-        return SweepData(results, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()})
+        return SweepData(results, {k: pd.concat(v, ignore_index=True) for k, v in tables.items()}, sweep_dir)
 
     @property
     def done(self) -> pd.DataFrame:
@@ -342,6 +344,55 @@ def fig_hourly(data: SweepData) -> Figure | None:
     return fig
 
 
+def fig_timeline(data: SweepData) -> Figure | None:
+    """Through faults: SLO violations, failed requests and retries per 5 minutes of arrivals, per policy.
+
+    Drawn for sweeps whose runs had faults (outages, cuts or server failures), with the scheduled outages
+    and cuts shaded.
+    """
+    tl = data.job_tables.get("timeline")
+    d = data.done
+    fault_cols = [c for c in ("outages", "cuts", "server_failures") if c in d.columns]
+    if tl is None or tl.empty or not fault_cols or not (d[fault_cols].fillna(0).to_numpy() > 0).any():
+        return None
+    t = data.one_seed(data.first_variant(tl))
+    fig, axes = _subplots(3, 1, figsize=(10, 7.5), sharex=True)
+    labels = data.labels()
+    for label, st in zip(labels, _styles(len(labels)), strict=True):
+        g = t[t["label"] == label]
+        minutes = g["start_s"] / 60.0
+        style = {"color": st["color"], "linestyle": st["linestyle"], "marker": st["marker"], "markersize": 3}
+        axes[0].plot(minutes, g["slo_violation_pct"], label=label, **style)
+        axes[1].plot(minutes, g["failed"] / g["arrivals"].clip(lower=1) * 100.0, label=label, **style)
+        axes[2].plot(minutes, g["retried"] / g["arrivals"].clip(lower=1) * 100.0, label=label, **style)
+    for start_h, end_h in _fault_windows(data):
+        for ax in axes:
+            ax.axvspan(start_h * 60.0, end_h * 60.0, color="0.85", zorder=0)
+    axes[0].set(ylabel="SLO violations (%)", title="Through the faults (shaded: outages and cuts)")
+    axes[1].set(ylabel="failed (%)")
+    axes[2].set(xlabel="arrival time (simulated minutes)", ylabel="routed again (%)")
+    axes[0].legend(fontsize=6, ncol=3)
+    return fig
+
+
+def _fault_windows(data: SweepData) -> list[tuple[float, float]]:
+    """Scheduled outages and cuts of the sweep's first job, in simulated hours (from its Hydra config)."""
+    d = data.done
+    if "job" not in d.columns or not len(d) or data.sweep_dir is None:
+        return []
+    path = data.sweep_dir / str(d["job"].iloc[0]) / ".hydra" / "config.yaml"
+    if not path.is_file():
+        return []
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.to_container(OmegaConf.load(path))
+    faults = config.get("scenario", {}).get("faults", {}) if isinstance(config, dict) else {}
+    return [
+        (float(f["start_h"]), float(f["start_h"]) + float(f["duration_h"]))
+        for f in [*faults.get("outages", []), *faults.get("cuts", [])]
+    ]
+
+
 def fig_carbon_vs_slack(data: SweepData) -> Figure | None:
     """Batch jobs: each batch policy's carbon reduction for each deadline rule (variant)."""
     d = data.done
@@ -368,6 +419,7 @@ FIGURES: tuple[tuple[str, Callable[[SweepData], Figure | None], str], ...] = (
     ("saved_vs_slo", fig_saved_vs_slo, "Carbon saved against the baseline beside the SLO violations."),
     ("hourly", fig_hourly, "Hourly emissions and mean latency of each policy."),
     ("carbon_vs_slack", fig_carbon_vs_slack, "Batch jobs: carbon reduction per policy and deadline rule."),
+    ("timeline", fig_timeline, "Through the faults: SLO violations, failures and retries per 5 minutes."),
 )
 
 

@@ -2,12 +2,13 @@
 
 Latency parts of a request routed to region r from origin o (all in ms):
 
+* retry = time from its arrival to its last routing (0 unless a fault made it go round again);
 * network = RTT(o, r) + jitter (the outbound trip is RTT / 2 + jitter, the response RTT / 2);
 * queue = service start - arrival at the region;
 * service = service end - service start (a batch's duration for every member);
-* total = network + queue + service.
+* total = retry + network + queue + service.
 
-A request's SLO is violated if it completed with total > SLO, or was dropped or failed. Requests still in
+A request's SLO is violated if it completed with total > SLO, or was rejected or failed. Requests still in
 flight when the run stopped count in neither the numerator nor the denominator of the violation rate and
 are reported separately.
 """
@@ -20,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 from carbonsim.core.energy import EnergyAccount, account
-from carbonsim.core.recorder import COMPLETED, DROPPED, FAILED, IN_FLIGHT, STATUS_NAMES
+from carbonsim.core.recorder import COMPLETED, FAILED, IN_FLIGHT, REJECTED, STATUS_NAMES
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.core.simulation import SimResult
 
 PERCENTILES = (50, 95, 99)
+#: Fault counters in every summary (0 in runs without faults).
+FAULT_KEYS = ("server_failures", "server_repairs", "outages", "cuts", "routed_to_unavailable")
 
 
 def energy_account(result: SimResult) -> EnergyAccount:
@@ -41,54 +44,78 @@ def energy_account(result: SimResult) -> EnergyAccount:
     )
 
 
-def request_table(result: SimResult, energy: EnergyAccount) -> pd.DataFrame:
-    """One row per request with its path, latency parts, SLO outcome, energy and carbon."""
+def request_table(result: SimResult, energy: EnergyAccount, lo: int = 0, hi: int | None = None) -> pd.DataFrame:
+    """One row per request with its path, latency parts, SLO outcome, energy and carbon.
+
+    Args:
+        result: The run.
+        energy: Its energy account.
+        lo: First request id of the rows (default: all requests).
+        hi: One past the last request id (default: the last request).
+    """
     sc = result.world.scenario
     req = result.requests
     rec = result.records
-    routed = rec.region >= 0
-    region = np.where(routed, rec.region, 0).astype(np.int64)
-    origin = req.origin.astype(np.int64)
+    hi = len(req) if hi is None else hi
+    part = slice(lo, hi)
+    region_all = rec.region[part]
+    routed = region_all >= 0
+    region = np.where(routed, region_all, 0).astype(np.int64)
+    origin = req.origin[part].astype(np.int64)
     rtt = np.where(routed, result.world.rtt_ms[origin, region], np.nan)
-    jitter_ms = req.jitter_ms.astype(np.float64)
+    jitter_ms = req.jitter_ms[part].astype(np.float64)
     network_ms = rtt + jitter_ms
+    arrival_s = req.arrival_s[part]
+    routed_s = arrival_s
+    retry_ms = np.zeros(hi - lo)
+    rerouted = {i: t for i, t in rec.rerouted_s.items() if lo <= i < hi}
+    if rerouted:
+        ids = np.fromiter(rerouted, dtype=np.int64, count=len(rerouted)) - lo
+        routed_s = routed_s.copy()
+        routed_s[ids] = np.fromiter(rerouted.values(), dtype=np.float64, count=ids.size)
+        retry_ms = (routed_s - arrival_s) * 1e3
+    start_s, end_s = rec.start_s[part], rec.end_s[part]
     # The same arithmetic as the simulator's outbound delay (half round trip + jitter, in seconds).
-    at_region_s = req.arrival_s + (rtt * 0.5e-3 + jitter_ms * 1e-3)
-    queue_ms = (rec.start_s - at_region_s) * 1e3
-    service_ms = (rec.end_s - rec.start_s) * 1e3
-    total_ms = network_ms + queue_ms + service_ms
-    slo = np.array([w.slo_ms for w in sc.workloads])[req.workload]
-    status = rec.status
+    at_region_s = routed_s + (rtt * 0.5e-3 + jitter_ms * 1e-3)
+    queue_ms = (start_s - at_region_s) * 1e3
+    service_ms = (end_s - start_s) * 1e3
+    total_ms = retry_ms + network_ms + queue_ms + service_ms
+    workload = req.workload[part].astype(np.int64)
+    slo = np.array([w.slo_ms for w in sc.workloads])[workload]
+    status = rec.status[part]
     slo_met = (status == COMPLETED) & (total_ms <= slo)
     hardware = np.array(sorted({p.hardware for r in sc.regions for p in r.pools}) or [""])
-    pool_hw = np.full(len(req), "", dtype=object)
+    pool_hw = np.full(hi - lo, "", dtype=object)
+    pool = rec.pool[part]
     for ri, r in enumerate(sc.regions):
         for pi, p in enumerate(r.pools):
-            pool_hw[(rec.region == ri) & (rec.pool == pi)] = p.hardware
+            pool_hw[(region_all == ri) & (pool == pi)] = p.hardware
     return pd.DataFrame(
         {
-            "request_id": np.arange(len(req), dtype=np.int64),
-            "workload": pd.Categorical.from_codes(req.workload.astype(np.int64), pd.Index(sc.workload_names)),
+            "request_id": np.arange(lo, hi, dtype=np.int64),
+            "workload": pd.Categorical.from_codes(workload, pd.Index(sc.workload_names)),
             "origin": pd.Categorical.from_codes(origin, pd.Index(sc.origin_names)),
             "region": pd.Categorical.from_codes(
-                np.where(routed, rec.region, -1).astype(np.int64), pd.Index(sc.region_names)
+                np.where(routed, region_all, -1).astype(np.int64), pd.Index(sc.region_names)
             ),
             "hardware": pd.Categorical(pool_hw, categories=[*hardware.tolist(), ""]),
             "status": pd.Categorical.from_codes(status.astype(np.int64), pd.Index(STATUS_NAMES)),
-            "batch_size": rec.batch_size,
-            "arrival_s": req.arrival_s,
-            "start_s": rec.start_s,
-            "end_s": rec.end_s,
+            "batch_size": rec.batch_size[part],
+            "retries": rec.retries[part],
+            "arrival_s": arrival_s,
+            "start_s": start_s,
+            "end_s": end_s,
+            "retry_ms": retry_ms,
             "network_ms": network_ms,
             "queue_ms": queue_ms,
             "service_ms": service_ms,
             "total_ms": total_ms,
             "slo_ms": slo,
             "slo_met": slo_met,
-            "energy_j": energy.request_energy_j,
-            "carbon_g": energy.request_carbon_g,
+            "energy_j": energy.request_energy_j[part],
+            "carbon_g": energy.request_carbon_g[part],
             # float64 here so that means over requests accumulate in double precision.
-            "intensity_gco2_per_kwh": energy.request_intensity.astype(np.float64),
+            "intensity_gco2_per_kwh": energy.request_intensity[part].astype(np.float64),
         }
     )
 
@@ -123,7 +150,7 @@ def summary(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> dict[
     out: dict[str, Any] = {
         "requests": len(df),
         "completed": completed,
-        "dropped": int((status == STATUS_NAMES[DROPPED]).sum()),
+        "rejected": int((status == STATUS_NAMES[REJECTED]).sum()),
         "failed": int((status == STATUS_NAMES[FAILED]).sum()),
         "in_flight": int((status == STATUS_NAMES[IN_FLIGHT]).sum()),
         **_latency_stats(done["total_ms"]),
@@ -145,6 +172,9 @@ def summary(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> dict[
         "cost_usd": float(energy.cost_usd.sum()) + carbon_cost_usd(carbon_g, result),
         "sim_hours": result.horizon_s / SECONDS_PER_HOUR,
         "sim_end_s": result.end_s,
+        "retries": int(result.records.retries.sum()),
+        "interrupted_services": len(result.records.lost_service),
+        **{key: result.fault_stats.get(key, 0.0) for key in FAULT_KEYS},
     }
     return out
 
@@ -153,7 +183,7 @@ def slo_excess_s(df: pd.DataFrame, result: SimResult) -> float:
     """The SLA penalty of the seed research's reward: total time by which responses came after their deadline.
 
     A request's deadline is its arrival + SLO. Completed: max(0, latency - SLO). Still in flight when the run
-    stopped: the time from its deadline to the stop, if past. Dropped or failed: the time past its deadline
+    stopped: the time from its deadline to the stop, if past. Rejected or failed: the time past its deadline
     when it reached the region (almost always none). In s; the learning environment credits the same total
     as it accrues (:mod:`carbonsim.core.ledger`).
     """
@@ -162,11 +192,12 @@ def slo_excess_s(df: pd.DataFrame, result: SimResult) -> float:
     excess_ms = float((done["total_ms"] - done["slo_ms"]).clip(lower=0.0).sum())
     waiting = df[status == STATUS_NAMES[IN_FLIGHT]]
     excess_ms += float(((result.end_s - waiting["arrival_s"]) * 1e3 - waiting["slo_ms"]).clip(lower=0.0).sum())
-    unserved = np.flatnonzero(status.isin([STATUS_NAMES[DROPPED], STATUS_NAMES[FAILED]]).to_numpy())
+    unserved = np.flatnonzero(status.isin([STATUS_NAMES[REJECTED], STATUS_NAMES[FAILED]]).to_numpy())
     if unserved.size:
         req = result.requests
-        rtt = result.world.rtt_ms[req.origin[unserved].astype(np.intp), result.records.region[unserved].astype(np.intp)]
-        at_region_ms = rtt * 0.5 + req.jitter_ms[unserved].astype(np.float64)
+        ids = df["request_id"].to_numpy()[unserved]
+        rtt = result.world.rtt_ms[req.origin[ids].astype(np.intp), result.records.region[ids].astype(np.intp)]
+        at_region_ms = rtt * 0.5 + req.jitter_ms[ids].astype(np.float64)
         excess_ms += float(np.maximum(at_region_ms - df["slo_ms"].to_numpy()[unserved], 0.0).sum())
     return excess_ms / 1e3
 
@@ -247,7 +278,7 @@ def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd
                 "requests": len(g),
                 "routing_share_pct": len(g) / n * 100.0 if n else np.nan,
                 "completed": len(done),
-                "dropped": int((g["status"] == STATUS_NAMES[DROPPED]).sum()),
+                "rejected": int((g["status"] == STATUS_NAMES[REJECTED]).sum()),
                 "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
                 "mean_queue_ms": float(done["queue_ms"].mean()) if len(done) else np.nan,
                 "utilization_pct": (
@@ -341,6 +372,56 @@ def hourly(df: pd.DataFrame, energy: EnergyAccount) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+#: Width of the bins of :func:`timeline`, in s.
+TIMELINE_BIN_S = 300.0
+
+
+def timeline(df: pd.DataFrame, bin_s: float = TIMELINE_BIN_S) -> pd.DataFrame:
+    """Per bin of arrival time (5 minutes): what happened to the requests that arrived in it.
+
+    Columns: ``start_s`` (of the bin), ``arrivals``, ``completed``, ``rejected``, ``failed``, ``retried``
+    (requests routed again after a fault), ``slo_violation_pct`` and ``mean_latency_ms`` (completed ones):
+    how an outage or a burst of failures shows up over a run.
+    """
+    columns = [
+        "start_s",
+        "arrivals",
+        "completed",
+        "rejected",
+        "failed",
+        "retried",
+        "slo_violation_pct",
+        "mean_latency_ms",
+    ]
+    if df.empty:
+        return pd.DataFrame(columns=columns)
+    b = (df["arrival_s"].to_numpy() // bin_s).astype(np.int64)
+    status = df["status"].cat.codes.to_numpy()
+    finished = status != IN_FLIGHT
+    violated = finished & ~df["slo_met"].to_numpy()
+    done = status == COMPLETED
+    n_bins = int(b.max()) + 1
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(b[mask], minlength=n_bins)
+
+    latency_sum = np.bincount(b[done], weights=df["total_ms"].to_numpy()[done], minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = pd.DataFrame(
+            {
+                "start_s": np.arange(n_bins) * bin_s,
+                "arrivals": count(np.ones(len(b), dtype=bool)),
+                "completed": count(done),
+                "rejected": count(status == REJECTED),
+                "failed": count(status == FAILED),
+                "retried": count(df["retries"].to_numpy() > 0),
+                "slo_violation_pct": count(violated) / count(finished) * 100.0,
+                "mean_latency_ms": latency_sum / count(done),
+            }
+        )
+    return out
 
 
 def routing(df: pd.DataFrame) -> pd.DataFrame:

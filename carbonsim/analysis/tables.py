@@ -38,7 +38,7 @@ AGGREGATE_COLUMNS = (
     "seed",
     "requests",
     "completed",
-    "dropped",
+    "rejected",
     "in_flight",
     "mean_latency_ms",
     "p50_latency_ms",

@@ -9,7 +9,10 @@ Model (every quantity per region, ``PUE`` the region's power usage effectiveness
 * Emissions = integral of power x intensity(t) dt. Intensity is constant within each hour, so the
   integral is exact when intervals are split at hour boundaries (done through the signal's cumulative
   integral).
-* Idle energy per hour = idle_w x PUE x (servers x hour length - busy server-seconds in that hour).
+* Idle energy per hour = idle_w x PUE x (servers x hour length - busy server-seconds - offline
+  server-seconds in that hour). A server offline (failed, or in a region that is down) draws nothing.
+* Service that a fault interrupted drew busy power up to the interruption: it counts as busy energy of the
+  request it served (which was then served again, or failed).
 * Cost = energy x the hour's price of the region.
 
 Units: J and kWh (1 kWh = 3.6e6 J), g CO2eq, USD.
@@ -44,6 +47,7 @@ class EnergyAccount:
         idle_g: Idle emissions per region and hour in g.
         cost_usd: Electricity cost per region and hour in USD.
         busy_server_s: Busy server-seconds per region and hour.
+        offline_server_s: Server-seconds without power (failed servers, regions down) per region and hour.
     """
 
     request_energy_j: np.ndarray
@@ -55,6 +59,7 @@ class EnergyAccount:
     idle_g: np.ndarray
     cost_usd: np.ndarray
     busy_server_s: np.ndarray
+    offline_server_s: np.ndarray
 
 
 def account(
@@ -114,7 +119,17 @@ def account(
         hour = np.minimum((start // SECONDS_PER_HOUR).astype(np.intp), carbon.hours - 1)
         intensity[lo:hi][idx] = carbon.values[region, hour]
         _add_busy_seconds(busy_s, region, pool, start, end, share)
+    if records.lost_service:
+        lost = np.array(records.lost_service, dtype=np.float64)
+        req = lost[:, 0].astype(np.intp)
+        region, pool = lost[:, 1].astype(np.intp), lost[:, 2].astype(np.intp)
+        start, end, share = lost[:, 3], lost[:, 4], lost[:, 5]
+        facility_w = facility_w_table[region, pool] * share
+        np.add.at(energy_j, req, facility_w * (end - start))
+        np.add.at(carbon_g, req, facility_w * carbon.integral(region, start, end) / J_PER_KWH)
+        _add_busy_seconds(busy_s, region, pool, start, end, share)
     busy_s = busy_s[:, :, :hours]
+    offline_s = _offline_seconds(records.offline, n_regions, max_pools, hours, end_s)
 
     hour_len = np.clip(end_s - np.arange(hours) * SECONDS_PER_HOUR, 0.0, SECONDS_PER_HOUR)
     intens = carbon.values[:, :hours]
@@ -126,14 +141,48 @@ def account(
             idle_w, busy_w = pool_power_w[r][p]
             busy_kwh[r] += busy_w * pue[r] * busy_s[r, p] / J_PER_KWH
             if np.isfinite(count):
-                idle_s = count * hour_len - busy_s[r, p]
+                idle_s = count * hour_len - busy_s[r, p] - offline_s[r, p]
                 idle_kwh[r] += idle_w * pue[r] * idle_s / J_PER_KWH
     # Busy emissions per hour from the hourly busy energy (equal to the sum over requests, since intensity
     # is constant within an hour).
     busy_g = busy_kwh * intens
     idle_g = idle_kwh * intens
     cost = (busy_kwh + idle_kwh) * prices
-    return EnergyAccount(energy_j, carbon_g, intensity, busy_kwh, idle_kwh, busy_g, idle_g, cost, busy_s.sum(axis=1))
+    return EnergyAccount(
+        energy_j,
+        carbon_g,
+        intensity,
+        busy_kwh,
+        idle_kwh,
+        busy_g,
+        idle_g,
+        cost,
+        busy_s.sum(axis=1),
+        offline_s.sum(axis=1),
+    )
+
+
+def _offline_seconds(
+    changes: list[tuple[int, int, float, float]], n_regions: int, n_pools: int, hours: int, end_s: float
+) -> np.ndarray:
+    """Offline server-seconds per region, pool and hour from the (time-ordered) changes of the offline count."""
+    out = np.zeros((n_regions, n_pools, hours))
+    level: dict[tuple[int, int], tuple[float, float]] = {}  # (region, pool) -> (since s, servers offline)
+    for region, pool, t, offline in [*changes, *((r, p, end_s, 0.0) for r in range(n_regions) for p in range(n_pools))]:
+        since, current = level.get((region, pool), (0.0, 0.0))
+        if current > 0 and t > since:
+            _spread(out[region, pool], since, min(t, end_s), current)
+        level[(region, pool)] = (t, offline)
+    return out
+
+
+def _spread(row: np.ndarray, start: float, end: float, weight: float) -> None:
+    """Adds ``weight`` x the overlap of [start, end) with every hour to ``row`` (one value per hour)."""
+    for h in range(int(start // SECONDS_PER_HOUR), min(int(np.ceil(end / SECONDS_PER_HOUR)), row.size)):
+        lo = max(start, h * SECONDS_PER_HOUR)
+        hi = min(end, (h + 1) * SECONDS_PER_HOUR)
+        if hi > lo:
+            row[h] += (hi - lo) * weight
 
 
 def _add_busy_seconds(

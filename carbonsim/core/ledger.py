@@ -11,7 +11,7 @@ decomposes the account so that every part is credited when it is known:
 * a request's SLO excess, the time by which its response comes after its deadline (arrival + SLO), is
   credited **as it accrues**: once the deadline has passed, every credit adds the time since, and when the
   service ends the rest up to the response's known arrival at the user (``max(0, latency - SLO)`` in all);
-* a dropped request is credited when it is dropped, with no energy and with ``unserved`` counted; its
+* a rejected request is credited when it is rejected, with no energy and with ``unserved`` counted; its
   excess is the time past the deadline when it reached the region (almost always none);
 * when the run stops, services still running are credited up to the stop, as the energy model does, and a
   request still in flight has accrued the time from its deadline to the stop.
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from carbonsim.core.energy import J_PER_KWH
-from carbonsim.core.recorder import DROPPED, RequestRecords
+from carbonsim.core.recorder import REJECTED, RequestRecords
 from carbonsim.core.signals import HourlySignal
 
 
@@ -42,7 +42,7 @@ class Credit:
         cost_usd: Electricity cost in USD.
         slo_excess_s: SLO excess accrued in the interval, in s (see the module docstring).
         completed: Requests completed in the interval.
-        unserved: Requests dropped or failed in the interval.
+        unserved: Requests rejected or failed in the interval.
     """
 
     carbon_g: float
@@ -149,8 +149,8 @@ class Ledger:
         rec = self.records
         credited = self.credited[lo:routed]
         # Requests finish out of order: find the newly finished ones among those not yet credited (during the
-        # run a finished request has an end time or the status dropped / failed; completed is set at the end).
-        finished = ~np.isnan(rec.end_s[lo:routed]) | (rec.status[lo:routed] >= DROPPED)
+        # run a finished request has an end time or the status rejected / failed; completed is set at the end).
+        finished = ~np.isnan(rec.end_s[lo:routed]) | (rec.status[lo:routed] >= REJECTED)
         if final:
             finished |= ~np.isnan(rec.start_s[lo:routed])
         open_ = ~credited
@@ -171,7 +171,7 @@ class Ledger:
         price = self.price
         for k in new.tolist():
             i = lo + k
-            if rec.status[i] >= DROPPED:
+            if rec.status[i] >= REJECTED:
                 unserved += 1
                 rtt = self._rtt[int(self.origin[i])][int(rec.region[i])]
                 at_region_ms = rtt * 0.5 + float(self.jitter_ms[i])

@@ -13,9 +13,9 @@ import numpy as np
 
 IN_FLIGHT = 0
 COMPLETED = 1
-DROPPED = 2
+REJECTED = 2
 FAILED = 3
-STATUS_NAMES = ("in_flight", "completed", "dropped", "failed")
+STATUS_NAMES = ("in_flight", "completed", "rejected", "failed")
 
 
 class RequestRecords:
@@ -24,10 +24,17 @@ class RequestRecords:
     Attributes:
         region: Region index the policy chose (-1 until routed).
         pool: Server pool index within the region that served it (-1 if never started).
-        status: One of ``IN_FLIGHT``, ``COMPLETED``, ``DROPPED``, ``FAILED``.
+        status: One of ``IN_FLIGHT``, ``COMPLETED``, ``REJECTED``, ``FAILED``.
         batch_size: Size of the batch the request was served in (1 without batching).
         start_s: Service start time in seconds (NaN if never started).
         end_s: Service end time in seconds (NaN if not finished).
+        retries: Times the request was routed again after a fault (region down, server failed, cut off).
+        rerouted_s: For each request routed again, the time of its last routing (sparse: few requests).
+        lost_service: Service that a fault interrupted: (request, region, pool, start s, end s, share of the
+            server), one entry per request and interruption. The energy it drew counts (busy power), the
+            request is served again elsewhere or fails.
+        offline: Changes of the number of servers without power (failed, or in a region that is down):
+            (region, pool, time s, servers offline from then on).
     """
 
     def __init__(self, n: int) -> None:
@@ -37,12 +44,19 @@ class RequestRecords:
         self.batch_size = np.ones(n, dtype=np.uint16)
         self.start_s = np.full(n, np.nan)
         self.end_s = np.full(n, np.nan)
+        self.retries = np.zeros(n, dtype=np.uint8)
+        self.rerouted_s: dict[int, float] = {}
+        self.lost_service: list[tuple[int, int, int, float, float, float]] = []
+        self.offline: list[tuple[int, int, float, float]] = []
 
     @property
     def nbytes(self) -> int:
         """Memory held by the columns in bytes."""
         return int(
-            sum(a.nbytes for a in (self.region, self.pool, self.status, self.batch_size, self.start_s, self.end_s))
+            sum(
+                a.nbytes
+                for a in (self.region, self.pool, self.status, self.batch_size, self.start_s, self.end_s, self.retries)
+            )
         )
 
 

@@ -6,20 +6,28 @@ low while the ordering of everything still comes from SimPy's event heap.
 
 Two implementations share one interface: :class:`SinglePoolRegion` (one pool, no batching, the hot path)
 and :class:`MultiPoolRegion` (several pools and/or dynamic batching).
+
+Faults (:mod:`carbonsim.core.faults`) act on a region through :meth:`fail_server`, :meth:`repair_server`,
+:meth:`go_down` and :meth:`come_up`. A request they hit (its service interrupted, its queue emptied, or
+arriving while the region is down) is handed to the ``on_lost`` callback, which routes it again or counts
+it as failed. Services in progress are kept by request (single pool) or by batch (several pools), so that a
+failing server interrupts one of them and a completion event of an interrupted service is ignored.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import simpy
 from simpy.events import Event, Timeout
 
-from carbonsim.core.recorder import DROPPED, RequestRecords, float_items
+from carbonsim.core.recorder import REJECTED, RequestRecords, float_items
 
 
 @dataclass(frozen=True)
@@ -49,13 +57,28 @@ class RegionState:
     Attributes:
         qlen: Waiting requests per region.
         busy: Busy servers per region.
+        working: Servers that can serve per region (``inf`` for unlimited pools; fewer while servers are
+            failed; 0 while the region is down).
+        up: Whether each region is up (not in an outage).
         outstanding: Requests routed but not finished (on the network, queued or in service).
+        version: Incremented whenever ``working`` or ``up`` changes (views refresh what they derive from them).
     """
 
     def __init__(self, n_regions: int) -> None:
         self.qlen = [0] * n_regions
         self.busy = [0] * n_regions
+        self.working = [0.0] * n_regions
+        self.up = [True] * n_regions
         self.outstanding = 0
+        self.version = 0
+
+
+K = TypeVar("K")
+
+
+def _nth(items: dict[K, Any], k: int) -> K:
+    """The ``k``-th key of a dict (insertion order)."""
+    return next(itertools.islice(iter(items), k, None))
 
 
 class SinglePoolRegion:
@@ -76,20 +99,28 @@ class SinglePoolRegion:
         records: RequestRecords,
         state: RegionState,
         on_idle: Callable[[], None],
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         self.env = env
         self.index = index
+        self.count = pool.count
         self.free: float = pool.count
+        self.failed = 0
         self.max_queue_length = max_queue_length
         self.queue: deque[int] = deque()
         self.records = records
         self.state = state
         self.on_idle = on_idle
+        self.on_lost = on_lost or _unexpected_loss
         self._service_ms = float_items(pool.service_ms)
         self._start_s = float_items(records.start_s)
         self._end_s = float_items(records.end_s)
         self._busy = state.busy
         self._qlen = state.qlen
+        # Request -> its completion event, while in service.
+        self._serving: dict[int, Event] = {}
+        state.working[index] = pool.count
+        state.up[index] = True
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""
@@ -97,24 +128,35 @@ class SinglePoolRegion:
         if self.free > 0:
             self.free -= 1
             self._busy[self.index] += 1
-            self._start_s[i] = self.env.now
-            Timeout(self.env, self._service_ms[i] * 1e-3, i).callbacks.append(self._complete)
+            self._start(i, self.env.now)
+        elif not self.state.up[self.index]:
+            self.on_lost(i)
         elif len(self.queue) >= self.max_queue_length:
-            self.records.status[i] = DROPPED
+            self.records.status[i] = REJECTED
             self._done()
         else:
             self.queue.append(i)
             self._qlen[self.index] += 1
 
+    def _start(self, i: int, now: float) -> None:
+        self._start_s[i] = now
+        ev = Timeout(self.env, self._service_ms[i] * 1e-3, i)
+        ev.callbacks.append(self._complete)
+        self._serving[i] = ev
+
     def _complete(self, event: Event) -> None:
         i: int = event.value  # type: ignore[assignment]
+        current = self._serving.pop(i, None)
+        if current is not event:
+            # The service was interrupted by a fault; the request was handed on.
+            if current is not None:  # a later service of the same request (routed here again)
+                self._serving[i] = current
+            return
         now = self.env.now
         self._end_s[i] = now
         if self.queue:
             self._qlen[self.index] -= 1
-            j = self.queue.popleft()
-            self._start_s[j] = now
-            Timeout(self.env, self._service_ms[j] * 1e-3, j).callbacks.append(self._complete)
+            self._start(self.queue.popleft(), now)
         else:
             self.free += 1
             self._busy[self.index] -= 1
@@ -128,6 +170,85 @@ class SinglePoolRegion:
         state.outstanding -= 1
         if not state.outstanding:
             self.on_idle()
+
+    # -- faults ---------------------------------------------------------------------------------------------
+
+    def working(self, pool: int = 0) -> float:
+        """Servers of the pool that can serve now."""
+        return 0.0 if not self.state.up[self.index] else self.count - self.failed
+
+    def _interrupt(self, i: int) -> None:
+        """Stops request ``i``'s service now (its server failed) and hands the request on."""
+        now = self.env.now
+        self._serving.pop(i)
+        self.records.lost_service.append((i, self.index, 0, self._start_s[i], now, 1.0))
+        self._start_s[i] = math.nan
+        self._busy[self.index] -= 1
+        self.on_lost(i)
+
+    def _log_offline(self) -> None:
+        offline = self.count if not self.state.up[self.index] else self.failed
+        self.records.offline.append((self.index, 0, self.env.now, float(offline)))
+
+    def fail_server(self, pool: int, rng: np.random.Generator) -> bool:
+        """One working server fails; returns whether it was serving (its request is handed on)."""
+        working = self.count - self.failed
+        self.failed += 1
+        self.state.working[self.index] = self.working()
+        self.state.version += 1
+        self._log_offline()
+        if not self.state.up[self.index]:
+            return False
+        # The failing server is one of the working ones, idle or busy alike.
+        if rng.random() * working < self.free:
+            self.free -= 1
+            return False
+        self._interrupt(_nth(self._serving, int(rng.integers(len(self._serving)))))
+        return True
+
+    def repair_server(self, pool: int) -> None:
+        """A failed server works again."""
+        self.failed -= 1
+        self.state.working[self.index] = self.working()
+        self.state.version += 1
+        self._log_offline()
+        if self.state.up[self.index]:
+            self.free += 1
+            self._serve_queue()
+
+    def _serve_queue(self) -> None:
+        now = self.env.now
+        while self.free > 0 and self.queue:
+            self.free -= 1
+            self._busy[self.index] += 1
+            self._qlen[self.index] -= 1
+            self._start(self.queue.popleft(), now)
+
+    def go_down(self) -> None:
+        """Region outage: every service stops and every queued request is handed on."""
+        self.state.up[self.index] = False
+        self.state.working[self.index] = 0.0
+        self.state.version += 1
+        self._log_offline()
+        self.free = 0.0
+        for i in list(self._serving):
+            self._interrupt(i)
+        while self.queue:
+            self._qlen[self.index] -= 1
+            self.on_lost(self.queue.popleft())
+
+    def come_up(self) -> None:
+        """The outage ends: the servers not failed work again."""
+        self.state.up[self.index] = True
+        self.state.working[self.index] = self.working()
+        self.state.version += 1
+        self._log_offline()
+        self.free = self.count - self.failed
+        self._serve_queue()
+
+
+def _unexpected_loss(i: int) -> None:
+    raise RuntimeError(f"request {i} was hit by a fault, but the region has no on_lost handler")
 
 
 class MultiPoolRegion:
@@ -154,11 +275,13 @@ class MultiPoolRegion:
         records: RequestRecords,
         state: RegionState,
         on_idle: Callable[[], None],
+        on_lost: Callable[[int], None] | None = None,
     ) -> None:
         self.env = env
         self.index = index
         self.pools = pools
         self.free = [p.count for p in pools]
+        self.failed = [0] * len(pools)
         self.pool_order = pool_order
         self.workload_of = workload_of
         self.max_queue_length = max_queue_length
@@ -167,21 +290,29 @@ class MultiPoolRegion:
         self.records = records
         self.state = state
         self.on_idle = on_idle
+        self.on_lost = on_lost or _unexpected_loss
         self.timer_at = math.inf
+        # Per pool: completion event -> the batch's members, while in service.
+        self._serving: list[dict[Event, list[int]]] = [{} for _ in pools]
+        state.working[index] = self._working_total()
+        state.up[index] = True
 
     def arrive(self, event: Event) -> None:
         """Callback: request ``event.value`` reaches the region."""
         i: int = event.value  # type: ignore[assignment]
+        if not self.state.up[self.index]:
+            self.on_lost(i)
+            return
         q = self.queues[int(self.workload_of[i])]
         q.append((i, self.env.now))
         self.waiting += 1
         self._dispatch()
-        # A request no server could take now, arriving with the queue already at its limit, is dropped. It is
+        # A request no server could take now, arriving with the queue already at its limit, is rejected. It is
         # still at the tail of its workload's queue (dispatching only takes from the heads).
         if self.waiting > self.max_queue_length and q and q[-1][0] == i:
             q.pop()
             self.waiting -= 1
-            self.records.status[i] = DROPPED
+            self.records.status[i] = REJECTED
             self._done(1)
         self.state.qlen[self.index] = self.waiting
 
@@ -235,10 +366,14 @@ class MultiPoolRegion:
             total_ms += float(spec.service_ms[i])
         factor = spec.batch_factor[workload][len(members) - 1] if spec.max_batch_size > 1 else 1.0
         duration_s = factor * total_ms / len(members) * 1e-3
-        Timeout(self.env, duration_s, (pool, members)).callbacks.append(self._complete)
+        ev = Timeout(self.env, duration_s, (pool, members))
+        ev.callbacks.append(self._complete)
+        self._serving[pool][ev] = members
 
     def _complete(self, event: Event) -> None:
         pool, members = event.value  # type: ignore[misc]
+        if self._serving[pool].pop(event, None) is None:
+            return  # interrupted by a fault; its requests were handed on
         rec = self.records
         now = self.env.now
         for i in members:
@@ -253,3 +388,85 @@ class MultiPoolRegion:
         state.outstanding -= count
         if not state.outstanding:
             self.on_idle()
+
+    # -- faults ---------------------------------------------------------------------------------------------
+
+    def working(self, pool: int) -> float:
+        """Servers of the pool that can serve now."""
+        return 0.0 if not self.state.up[self.index] else self.pools[pool].count - self.failed[pool]
+
+    def _working_total(self) -> float:
+        return float(sum(self.working(p) for p in range(len(self.pools))))
+
+    def _log_offline(self, pool: int) -> None:
+        offline = self.pools[pool].count if not self.state.up[self.index] else self.failed[pool]
+        self.records.offline.append((self.index, pool, self.env.now, float(offline)))
+
+    def _interrupt(self, pool: int, event: Event) -> None:
+        """Stops a batch's service now (its server failed) and hands its requests on."""
+        members = self._serving[pool].pop(event)
+        rec = self.records
+        now = self.env.now
+        share = 1.0 / len(members)
+        for i in members:
+            rec.lost_service.append((i, self.index, pool, float(rec.start_s[i]), now, share))
+            rec.start_s[i] = math.nan
+            rec.pool[i] = -1
+            rec.batch_size[i] = 1
+        self.state.busy[self.index] -= 1
+        for i in members:
+            self.on_lost(i)
+
+    def fail_server(self, pool: int, rng: np.random.Generator) -> bool:
+        """One working server of ``pool`` fails; returns whether it was serving (its batch is handed on)."""
+        working = self.pools[pool].count - self.failed[pool]
+        self.failed[pool] += 1
+        self.state.working[self.index] = self._working_total()
+        self.state.version += 1
+        self._log_offline(pool)
+        if not self.state.up[self.index]:
+            return False
+        if rng.random() * working < self.free[pool]:
+            self.free[pool] -= 1
+            return False
+        serving = self._serving[pool]
+        self._interrupt(pool, _nth(serving, int(rng.integers(len(serving)))))
+        return True
+
+    def repair_server(self, pool: int) -> None:
+        """A failed server of ``pool`` works again."""
+        self.failed[pool] -= 1
+        self.state.working[self.index] = self._working_total()
+        self.state.version += 1
+        self._log_offline(pool)
+        if self.state.up[self.index]:
+            self.free[pool] += 1
+            self._dispatch()
+
+    def go_down(self) -> None:
+        """Region outage: every service stops and every queued request is handed on."""
+        self.state.up[self.index] = False
+        self.state.working[self.index] = 0.0
+        self.state.version += 1
+        for pool in range(len(self.pools)):
+            self._log_offline(pool)
+            self.free[pool] = 0.0
+            for event in list(self._serving[pool]):
+                self._interrupt(pool, event)
+        lost = sorted((t, i) for q in self.queues for i, t in q)
+        for q in self.queues:
+            q.clear()
+        self.waiting = 0
+        self.state.qlen[self.index] = 0
+        for _t, i in lost:
+            self.on_lost(i)
+
+    def come_up(self) -> None:
+        """The outage ends: the servers not failed work again."""
+        self.state.up[self.index] = True
+        for pool, spec in enumerate(self.pools):
+            self.free[pool] = spec.count - self.failed[pool]
+            self._log_offline(pool)
+        self.state.working[self.index] = self._working_total()
+        self.state.version += 1
+        self._dispatch()

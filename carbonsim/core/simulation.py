@@ -20,9 +20,10 @@ from simpy.events import Event, Timeout
 from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
+from carbonsim.core.faults import FaultProcess
 from carbonsim.core.jobs import Jobs, speedups
 from carbonsim.core.policy import AwaitDecision, Policy, ReportsStats
-from carbonsim.core.recorder import COMPLETED, RequestRecords, int_items
+from carbonsim.core.recorder import COMPLETED, FAILED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext, RequestOutcomes
@@ -52,6 +53,8 @@ class SimResult:
         batch_epochs: Number of batch policy calls.
         policy_stats: The routing policy's own counters (:class:`~carbonsim.core.policy.ReportsStats`),
             empty for policies without.
+        fault_stats: Counts of the run's faults and of what they did (server failures and repairs, outages,
+            cuts, requests routed to a region that could not take them).
     """
 
     world: World
@@ -67,6 +70,7 @@ class SimResult:
     job_records: JobRecords | None
     batch_epochs: int
     policy_stats: dict[str, float] = field(default_factory=dict)
+    fault_stats: dict[str, float] = field(default_factory=dict)
 
 
 class Simulation:
@@ -114,6 +118,7 @@ class Simulation:
         self.drain = drain
         self.planning_interval_s = planning_interval_s
         self.env = simpy.Environment()
+        self._seed = seed
         self.records = RequestRecords(n)
         self.state = RegionState(len(world.scenario.regions))
         self.pools = self._pool_specs()
@@ -146,7 +151,13 @@ class Simulation:
             world.estimates,
             world.mix_service_ms,
             self._oracle_service_ms,
+            working=self.state.working,
         )
+        self.fault_config = scenario.faults
+        self._faults: FaultProcess | None = None
+        self._routed_to_unavailable = 0
+        self._retry_decision_ns = 0
+        self._availability_version = self.state.version
         self.jobs = jobs if jobs is not None else Jobs.empty()
         if len(self.jobs) and self.jobs.arrival_s[-1] >= horizon_s:
             raise ValueError(
@@ -216,7 +227,11 @@ class Simulation:
         for ri, (cfg, specs) in enumerate(zip(self.world.scenario.regions, self.pools, strict=True)):
             max_q = math.inf if cfg.max_queue_length is None else float(cfg.max_queue_length)
             if len(specs) == 1 and specs[0].max_batch_size == 1:
-                regions.append(SinglePoolRegion(self.env, ri, specs[0], max_q, self.records, self.state, self._on_idle))
+                regions.append(
+                    SinglePoolRegion(
+                        self.env, ri, specs[0], max_q, self.records, self.state, self._on_idle, self._on_lost
+                    )
+                )
             else:
                 regions.append(
                     MultiPoolRegion(
@@ -229,6 +244,7 @@ class Simulation:
                         self.records,
                         self.state,
                         self._on_idle,
+                        self._on_lost,
                     )
                 )
         return regions
@@ -275,6 +291,11 @@ class Simulation:
         perf = time.perf_counter_ns
         n = len(req)
         policy_name = type(self.policy).__name__
+        # Rows of the view's availability (mutated in place when faults change it); checked only in runs
+        # that have faults.
+        faulty = self.fault_config.active
+        available = view.available_rows
+        lost = self._on_lost
         # Chunk state: the Python lists of the current chunk and the index within it.
         lo = 0
         k = 0
@@ -328,7 +349,12 @@ class Simulation:
                 region_col[i] = r
                 counts[o][w] += 1
                 state.outstanding += 1
-                Timeout(env, half_rtt_s[o][r] + jitter_s[k], i).callbacks.append(arrive[r])
+                if faulty and not available[o][r]:
+                    # A region the request cannot reach or be served in now: a failed attempt.
+                    self._routed_to_unavailable += 1
+                    lost(i)
+                else:
+                    Timeout(env, half_rtt_s[o][r] + jitter_s[k], i).callbacks.append(arrive[r])
                 k += 1
                 if k == size:
                     if lo + size >= n:
@@ -353,6 +379,72 @@ class Simulation:
             load(0)
             Timeout(env, times[0]).callbacks.append(on_arrival)
 
+    def _on_lost(self, i: int) -> None:
+        """A fault hit request ``i`` before it was served: route it again, or count it as failed.
+
+        With ``faults.on_failure: retry`` and retries left, the policy routes the request again now, from its
+        origin (a client retrying), seeing the fault; otherwise the request has failed.
+        """
+        rec = self.records
+        if self.fault_config.on_failure == "retry" and rec.retries[i] < self.fault_config.max_retries:
+            rec.retries[i] += 1
+            if self.state.version != self._availability_version:
+                # The fault that lost the request has just changed the regions: the policy must see it.
+                self._refresh_availability()
+            self._route_again(i)
+            return
+        rec.status[i] = FAILED
+        self.state.outstanding -= 1
+        if not self.state.outstanding:
+            self._on_idle()
+
+    def _route_again(self, i: int) -> None:
+        now = self.env.now
+        req = self.requests
+        o, w = int(req.origin[i]), int(req.workload[i])
+        self.records.rerouted_s[i] = now
+        view = self.view
+        view._now = now
+        view._request = i
+        view._workload = w
+        view._origin = o
+        view._intensity = self.world.carbon.all_at(now)
+        view._price = self.world.price.all_at(now)
+        t0 = time.perf_counter_ns()
+        try:
+            r = self.policy.decide(view)
+        except AwaitDecision:
+            raise RuntimeError(
+                "a request hit by a fault must be routed again at once; policies that await their decisions "
+                "(the Gymnasium environment) cannot: set scenario.faults.on_failure to fail"
+            ) from None
+        self._retry_decision_ns += time.perf_counter_ns() - t0
+        if not 0 <= r < len(self.regions):
+            raise ValueError(
+                f"policy {type(self.policy).__name__} returned region {r!r} for request {i}; expected an index "
+                f"in 0..{len(self.regions) - 1}"
+            )
+        self.records.region[i] = r
+        if not view.available_rows[o][r]:
+            self._routed_to_unavailable += 1
+            self._on_lost(i)
+            return
+        delay_s = float(self.world.rtt_ms[o, r]) * 0.5e-3 + float(req.jitter_ms[i]) * 1e-3
+        Timeout(self.env, delay_s, i).callbacks.append(self.regions[r].arrive)
+
+    def _refresh_availability(self) -> None:
+        """Recomputes which regions each origin may use now (after every fault event)."""
+        state = self.state
+        self._availability_version = state.version
+        n_regions = len(self.regions)
+        serving = [state.up[r] and state.working[r] > 0 for r in range(n_regions)]
+        cut = self._faults.cut if self._faults is not None else None
+        rows = [
+            tuple(serving[r] and not (cut is not None and cut[o][r]) for r in range(n_regions))
+            for o in range(len(self.world.scenario.origins))
+        ]
+        self.view.set_availability(rows)
+
     def resume(self) -> None:
         """Continues the arrivals after :class:`AwaitDecision` (the policy now has the decision)."""
         if not self.awaiting or self._resume is None:
@@ -372,6 +464,8 @@ class Simulation:
                 arrivals_last_interval=np.array(self._arrivals_in_interval, dtype=np.int64),
                 carbon_forecast=self.world.carbon_forecast,
                 price_forecast=self.world.price_forecast,
+                available=tuple(self.view.available_rows) if self._faults is not None else (),
+                working_servers=tuple(self.state.working),
             )
             for row in self._arrivals_in_interval:
                 row[:] = [0] * len(row)
@@ -439,6 +533,19 @@ class Simulation:
         if self.batch is not None:
             self.batch_policy.reset(self.job_context)
             env.process(self.batch.process())
+        if self.fault_config.active:
+            scenario = self.world.scenario
+            self._faults = FaultProcess(
+                env,
+                self.fault_config,
+                self.regions,
+                scenario.region_names,
+                scenario.origin_names,
+                [[p.count for p in specs] for specs in self.pools],
+                rngmod.stream(self._seed, "faults"),
+                self._refresh_availability,
+            )
+            self._faults.start()
         # Planning first: a plan for time 0 exists before the first decision.
         env.process(self._planning_process())
         self._start_arrivals()
@@ -457,13 +564,17 @@ class Simulation:
             pools=self.pools,
             horizon_s=self.horizon_s,
             end_s=end_s,
-            decision_ns=self._decision_ns,
+            decision_ns=self._decision_ns + self._retry_decision_ns,
             plan_ns=self._plan_ns,
             plans=self._plans,
             jobs=self.jobs,
             job_records=None if self.batch is None else self.batch.records(end_s),
             batch_epochs=0 if self.batch is None else self.batch.epochs,
             policy_stats=dict(self.policy.stats()) if isinstance(self.policy, ReportsStats) else {},
+            fault_stats={
+                **(self._faults.stats() if self._faults is not None else {}),
+                "routed_to_unavailable": float(self._routed_to_unavailable),
+            },
         )
 
 

@@ -13,13 +13,14 @@ not keep a reference to it (or to its tuples, which are snapshots) beyond one ca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from carbonsim.core.forecast import Forecaster, ForecastReader
-from carbonsim.core.recorder import DROPPED, FAILED, RequestRecords
+from carbonsim.core.recorder import FAILED, REJECTED, RequestRecords
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Outcomes:
         ids: The request ids.
         region: Region each was routed to.
         finished: Whether its service has ended.
-        unserved: Whether it was dropped or failed (it will never finish).
+        unserved: Whether it was rejected or failed (it will never finish).
         latency_ms: End-to-end latency of the finished ones (response back at the user), NaN otherwise.
         service_s: Service time of the finished ones (the batch's, when served in a batch), NaN otherwise.
         batch_size: Size of the batch each finished one was served in.
@@ -84,7 +85,7 @@ class RequestOutcomes:
             ids=ids,
             region=region,
             finished=finished,
-            unserved=(status == DROPPED) | (status == FAILED),
+            unserved=(status == REJECTED) | (status == FAILED),
             latency_ms=(end - self._arrival_s[ids]) * 1e3 + half_rtt,
             service_s=end - rec.start_s[ids],
             batch_size=rec.batch_size[ids].astype(np.int64),
@@ -140,9 +141,16 @@ class PolicyContext:
 
 
 class DecisionView:
-    """What a policy may read when routing one request (read-only properties)."""
+    """What a policy may read when routing one request (read-only properties).
+
+    With faults (:mod:`carbonsim.core.faults`), :attr:`available` says which regions can take the request
+    now (up, with a working server, not cut off from its origin), :attr:`servers` counts working servers,
+    and the predicted latencies of unavailable regions are infinite, so that latency-based choices avoid
+    them by themselves. A request routed to an unavailable region fails or is routed again.
+    """
 
     __slots__ = (
+        "_available",
         "_busy",
         "_carbon_forecast",
         "_estimates",
@@ -173,6 +181,7 @@ class DecisionView:
         estimates: dict[str, list[tuple[float, ...]]],
         mix_service_ms: tuple[float, ...],
         oracle: Callable[[int, int], float],
+        working: list[float] | None = None,
     ) -> None:
         self.context = context
         self._carbon_forecast = carbon_forecast
@@ -182,8 +191,10 @@ class DecisionView:
         self._estimates = estimates
         self._mix_service = mix_service_ms
         self._oracle = oracle
-        self._servers = context.servers
+        # Working servers per region: the simulator's list, updated in place by faults.
+        self._servers: Sequence[float] = working if working is not None else context.servers
         self._rtt_rows = [tuple(float(x) for x in row) for row in context.rtt_ms]
+        self._available: list[tuple[bool, ...]] = [(True,) * len(self._servers) for _ in self._rtt_rows]
         self._slo = context.slo_ms
         self._now = 0.0
         self._request = 0
@@ -191,15 +202,38 @@ class DecisionView:
         self._origin = 0
         self._intensity: tuple[float, ...] = ()
         self._price: tuple[float, ...] = ()
-        # Round trip + profiled service statistic, per statistic, origin and workload (static, so computed
-        # once rather than per decision).
+        # Round trip + profiled service statistic, per statistic, origin and workload (computed once rather
+        # than per decision, and again when faults change which regions are available).
+        self._static: dict[str, list[list[tuple[float, ...]]]] = {}
+        self._build_static()
+
+    def _build_static(self) -> None:
+        inf = math.inf
         self._static = {
             stat: [
-                [tuple(r + s for r, s in zip(rtt, per_wl, strict=True)) for per_wl in per_stat]
-                for rtt in self._rtt_rows
+                [
+                    tuple(r + s if ok else inf for r, s, ok in zip(rtt, per_wl, available, strict=True))
+                    for per_wl in per_stat
+                ]
+                for rtt, available in zip(self._rtt_rows, self._available, strict=True)
             ]
-            for stat, per_stat in estimates.items()
+            for stat, per_stat in self._estimates.items()
         }
+
+    def set_availability(self, rows: Sequence[tuple[bool, ...]]) -> None:
+        """The simulator's update after a fault: which regions each origin may use now (in place)."""
+        self._available[:] = rows
+        self._build_static()
+
+    @property
+    def available(self) -> tuple[bool, ...]:
+        """Whether each region can take this request now: up, with a working server, reachable from its origin."""
+        return self._available[self._origin]
+
+    @property
+    def available_rows(self) -> list[tuple[bool, ...]]:
+        """:attr:`available` for every origin (rows), the simulator's own list."""
+        return self._available
 
     @property
     def now_s(self) -> float:
@@ -258,8 +292,8 @@ class DecisionView:
 
     @property
     def servers(self) -> tuple[float, ...]:
-        """Servers in each region (``inf`` for unlimited)."""
-        return self._servers
+        """Working servers in each region (``inf`` for unlimited; fewer while servers have failed)."""
+        return tuple(self._servers)
 
     @property
     def expected_service_ms(self) -> tuple[float, ...]:
@@ -276,7 +310,10 @@ class DecisionView:
         return self._mix_service
 
     def static_latency_ms(self, stat: str = "mean") -> tuple[float, ...]:
-        """Round trip + profiled service statistic (``mean``, ``p50``, ...) per region, in ms (no queueing)."""
+        """Round trip + profiled service statistic (``mean``, ``p50``, ...) per region, in ms (no queueing).
+
+        Infinite for regions that are not :attr:`available`.
+        """
         return self._static[stat][self._origin][self._workload]
 
     def predicted_wait_ms(self) -> list[float]:
@@ -286,10 +323,12 @@ class DecisionView:
         over the workload mix, the newcomer waits for ``max(0, q + b - c + 1)`` departures, which occur at
         rate ``c / s`` while all servers are busy: wait = max(0, q + b - c + 1) x s / c (exact in
         expectation for exponential service, an approximation otherwise). Only observable state and
-        profiled means are used; changes of the queue while the request is on the network are ignored.
+        profiled means are used; changes of the queue while the request is on the network are ignored. A
+        region without a working server waits forever.
         """
+        inf = math.inf
         return [
-            (q + b - c + 1) * s / c if q + b >= c else 0.0
+            (q + b - c + 1) * s / c if q + b >= c > 0 else (0.0 if c else inf)
             for q, b, c, s in zip(self._qlen, self._busy, self._servers, self._mix_service, strict=True)
         ]
 
@@ -302,8 +341,9 @@ class DecisionView:
         static = self._static[stat][self._origin][self._workload]
         if not queue_aware:
             return list(static)
+        inf = math.inf
         return [
-            x + ((q + b - c + 1) * s / c if q + b >= c else 0.0)
+            x + ((q + b - c + 1) * s / c if q + b >= c > 0 else (0.0 if c else inf))
             for x, q, b, c, s in zip(static, self._qlen, self._busy, self._servers, self._mix_service, strict=True)
         ]
 
@@ -342,6 +382,9 @@ class PlanView(ForecastReader):
         arrivals_last_interval: Requests that arrived in the previous interval, shape (origins, workloads).
         carbon_forecast: The scenario's intensity forecaster (use :meth:`forecast_gco2_per_kwh`).
         price_forecast: The scenario's price forecaster (use :meth:`forecast_price_usd_per_kwh`).
+        available: Per origin (rows) and region, whether requests from the origin can go there now (region
+            up, with a working server, not cut off); empty without faults (everything available).
+        working_servers: Working servers per region now (``inf`` for unlimited).
     """
 
     now_s: float
@@ -353,6 +396,12 @@ class PlanView(ForecastReader):
     arrivals_last_interval: np.ndarray
     carbon_forecast: Forecaster
     price_forecast: Forecaster
+    available: tuple[tuple[bool, ...], ...] = ()
+    working_servers: tuple[float, ...] = ()
+
+    def region_available(self, region: int) -> bool:
+        """Whether a region can take requests from at least one origin now."""
+        return not self.available or any(row[region] for row in self.available)
 
 
 def argmin(values: Sequence[float]) -> int:

@@ -115,6 +115,11 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
                 "scenario.batch.trace: the routing environment simulates requests only; expected no batch jobs "
                 f"(set scenario.batch.trace to '' ), got {base.scenario.batch.trace!r}"
             )
+        if base.scenario.faults.active:
+            raise ConfigError(
+                "scenario.faults: the routing environment does not simulate faults (a request hit by one would "
+                "need a second decision outside the step sequence); expected no outages, cuts or server failures"
+            )
         self.base = base
         self.reward_config = self.config.reward
         sc = base.scenario

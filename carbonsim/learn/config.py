@@ -50,7 +50,7 @@ class RewardConfig:
         carbon_per_kg: alpha, per kg CO2eq emitted (idle floor and service, facility energy).
         sla_per_s: beta, per second by which a completed request exceeded its SLO.
         cost_per_usd: gamma, per USD of electricity.
-        unserved_s: SLA penalty in seconds charged (times beta) per request dropped or failed, which has
+        unserved_s: SLA penalty in seconds charged (times beta) per request rejected or failed, which has
             no latency to compare with its SLO.
     """
 
@@ -137,7 +137,7 @@ class OnlineConfig:
         clip_range: PPO's clip range for the ratio of new to old action probabilities.
         value_coef: Weight of the value head's squared error in the loss.
         reward: Weights of each request's penalty: carbon of its service (above idle, facility energy, at the
-            intensity when it was routed), SLO excess, electricity cost, and ``unserved_s`` per dropped request.
+            intensity when it was routed), SLO excess, electricity cost, and ``unserved_s`` per rejected request.
     """
 
     enabled: bool = False

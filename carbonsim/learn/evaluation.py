@@ -27,7 +27,7 @@ EVAL_METRICS = (
     "p95_latency_ms",
     "slo_excess_s",
     "electricity_cost_usd",
-    "dropped",
+    "rejected",
 )
 
 
@@ -48,7 +48,7 @@ def window_run(run: RunConfig, env: RoutingEnvConfig, window: EvalWindow, seed: 
 
 def weighted_penalty(summary: dict[str, Any], reward: RewardConfig) -> float:
     """The weighted penalty alpha C + beta S + gamma E of a run from its summary (minus an episode's return)."""
-    unserved = summary["dropped"] + summary["failed"]
+    unserved = summary["rejected"] + summary["failed"]
     return float(
         reward.carbon_per_kg * summary["carbon_kg"]
         + reward.sla_per_s * (summary["slo_excess_s"] + reward.unserved_s * unserved)

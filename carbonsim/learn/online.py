@@ -3,11 +3,11 @@
 While it routes, the policy samples each action from its softmax mixed with a uniform choice (weight
 ``epsilon``, so that it keeps exploring however sharp it gets) and records the state's tokens, the action
 and the probability it had of being chosen (the behaviour policy's). The outcome of a request becomes
-known when it finishes (or is dropped); the policy reads it from the simulator's telemetry
+known when it finishes (or is rejected); the policy reads it from the simulator's telemetry
 (:class:`~carbonsim.core.view.RequestOutcomes`) and turns it into that decision's penalty (the seed research's
 reward terms, carbon and SLA, per request):
 
-    penalty = alpha x carbon_kg + beta x (SLO excess in s, or ``unserved_s`` if dropped) + gamma x cost_usd,
+    penalty = alpha x carbon_kg + beta x (SLO excess in s, or ``unserved_s`` if rejected) + gamma x cost_usd,
 
 where the carbon and cost are those of the request's own service: (busy - idle power) x service time / batch
 size x PUE, at the intensity and price of the chosen region when it was routed. Every K simulated hours

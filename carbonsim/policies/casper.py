@@ -23,6 +23,10 @@ carbonsim's version, at every ``plan`` call (``planning_interval_min``):
 * **Decisions** follow the split exactly with a smooth weighted round robin per (origin, workload): each
   region earns its share on every request and the region with the most credit serves it.
 
+Faults: the program uses only routes to regions that can take the origin's requests at planning time, and
+the capacity of the servers working then; a request whose planned region has failed since goes to the
+available region with the most credit.
+
 Deviations: carbonsim's servers are always on, so CASPER's provisioning (turning servers off) does not
 change energy here; only its routing is reproduced. Until the first interval with arrivals, requests go
 to the lowest-latency region.
@@ -39,7 +43,7 @@ from scipy.optimize import linprog
 from carbonsim._schema import ConfigError
 from carbonsim.config import PolicyConfig
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
-from carbonsim.policies.base import BasePolicy
+from carbonsim.policies.base import BasePolicy, argmin
 from carbonsim.policies.registry import register
 
 
@@ -104,7 +108,17 @@ class Casper(BasePolicy):
             return
         demand = counts / view.interval_s
         n_o, n_w, n_r = self.allowed.shape
-        o_idx, w_idx, r_idx = np.nonzero(self.allowed)
+        allowed = self.allowed
+        if view.available:
+            # Faults: only routes to regions that can take the origin's requests now; a pair left without
+            # one keeps its nearest available region.
+            usable = np.array(view.available, dtype=bool)[:, None, :]
+            allowed = allowed & usable
+            latency = ctx.rtt_ms[:, None, :] + ctx.service_estimate_ms["p95"][None, :, :]
+            for o, w in zip(*np.nonzero(~allowed.any(axis=2)), strict=True):
+                if usable[o, 0].any():
+                    allowed[o, w, int(np.argmin(np.where(usable[o, 0], latency[o, w], np.inf)))] = True
+        o_idx, w_idx, r_idx = np.nonzero(allowed)
         service_s = ctx.mean_service_ms[w_idx, r_idx] * 1e-3
         intensity = np.array([view.forecast_gco2_per_kwh(r, 1)[0] for r in range(n_r)])
         marginal_w = (np.array(ctx.busy_w) - np.array(ctx.idle_w)) * np.array(ctx.pue)
@@ -114,7 +128,8 @@ class Casper(BasePolicy):
         a_eq = sp.csr_matrix((np.ones(n), (demand_row, np.arange(n))), shape=(n_o * n_w, n))
         b_eq = demand.reshape(-1)
         a_ub = sp.csr_matrix((service_s, (r_idx, np.arange(n))), shape=(n_r, n))
-        b_ub = self.cfg.max_utilisation * np.array(ctx.servers, dtype=np.float64)
+        servers = view.working_servers or ctx.servers
+        b_ub = self.cfg.max_utilisation * np.array(servers, dtype=np.float64)
         finite = np.isfinite(b_ub)
         res = linprog(cost, A_ub=a_ub[finite], b_ub=b_ub[finite], A_eq=a_eq, b_eq=b_eq, method="highs")
         if res.status == 2:
@@ -136,7 +151,8 @@ class Casper(BasePolicy):
         """Smooth weighted round robin over the planned split of the request's origin and workload."""
         o, w = view.origin, view.workload
         if self.split is None:
-            return int(self.nearest[o, w])
+            nearest = int(self.nearest[o, w])
+            return nearest if view.available[nearest] else argmin(view.static_latency_ms("p95"))
         credit = self.credit[o][w]
         share = self.split[o][w]
         best = 0
@@ -144,5 +160,12 @@ class Casper(BasePolicy):
             credit[r] += share[r]
             if credit[r] > credit[best]:
                 best = r
+        available = view.available
+        if not available[best]:
+            # The planned region cannot take the request now (a fault since the plan): the available
+            # region with the most credit, or the nearest available one.
+            usable = [r for r in range(len(credit)) if available[r]]
+            if usable:
+                best = max(usable, key=lambda r: credit[r])
         credit[best] -= 1.0
         return best

@@ -12,7 +12,8 @@ from carbonsim.policies.registry import register
 class LatencyFirst(BasePolicy):
     """Routes to the region with the lowest round trip plus profiled mean service time.
 
-    Ignores carbon and queues: the nearest (fastest) region, as in the published reference setup.
+    Ignores carbon and queues: the nearest (fastest) region, as in the published reference setup. (Regions
+    that cannot take the request have an infinite static latency, so the nearest available one wins.)
     """
 
     def decide(self, view: DecisionView) -> int:
@@ -22,17 +23,20 @@ class LatencyFirst(BasePolicy):
 
 @register("carbon_first")
 class CarbonFirst(BasePolicy):
-    """Routes to the region with the lowest grid intensity now; ties go to the lower round trip."""
+    """Routes to the available region with the lowest grid intensity now; ties go to the lower round trip."""
 
     def decide(self, view: DecisionView) -> int:
-        """Chooses the cleanest region."""
+        """Chooses the cleanest available region."""
         intensity = view.intensity_gco2_per_kwh
         rtt = view.rtt_ms
-        best = 0
-        for r in range(1, len(intensity)):
-            if intensity[r] < intensity[best] or (intensity[r] == intensity[best] and rtt[r] < rtt[best]):
+        available = view.available
+        best = -1
+        for r in range(len(intensity)):
+            if available[r] and (
+                best < 0 or intensity[r] < intensity[best] or (intensity[r] == intensity[best] and rtt[r] < rtt[best])
+            ):
                 best = r
-        return best
+        return max(best, 0)
 
 
 @register("least_latency")
@@ -50,7 +54,10 @@ class LeastLatency(BasePolicy):
 
 @register("round_robin")
 class RoundRobin(BasePolicy):
-    """Cycles through the regions in order, one request each, ignoring everything else."""
+    """Cycles through the regions in order, one request each, ignoring everything but availability.
+
+    A region that cannot take the request now is skipped (the next available one in the cycle serves it).
+    """
 
     def __init__(self, config: PolicyConfig) -> None:
         super().__init__(config)
@@ -62,17 +69,27 @@ class RoundRobin(BasePolicy):
         self._next = 0
 
     def decide(self, view: DecisionView) -> int:
-        """Returns the next region in the cycle."""
+        """Returns the next available region in the cycle."""
+        n = view.n_regions
+        available = view.available
         r = self._next
-        self._next = (r + 1) % view.n_regions
+        for step in range(n):
+            if available[(r + step) % n]:
+                r = (r + step) % n
+                break
+        self._next = (r + 1) % n
         return r
 
 
 @register("random")
 class UniformRandom(BasePolicy):
-    """Picks a region uniformly at random from the policy's own random stream."""
+    """Picks a region uniformly at random (among the available ones) from the policy's own random stream."""
 
     def decide(self, view: DecisionView) -> int:
-        """Returns a uniformly random region."""
+        """Returns a uniformly random available region."""
         assert self.context is not None, "reset() must be called before decide()"
-        return int(self.context.rng.integers(view.n_regions))
+        available = view.available
+        if all(available):
+            return int(self.context.rng.integers(view.n_regions))
+        choices = [r for r, ok in enumerate(available) if ok] or list(range(view.n_regions))
+        return choices[int(self.context.rng.integers(len(choices)))]

@@ -78,6 +78,9 @@ class Hybrid(BasePolicy):
         """Chooses the region with the smallest weighted score."""
         latency = view.predicted_latency_ms("mean", self._queue_aware)
         intensity = view.intensity_gco2_per_kwh
+        available = view.available
+        if not all(available):
+            return self._decide_among(latency, intensity, available)
         if intensity is not self._intensity:
             # The intensity tuple changes once per hour: its weighted, normalised term is computed then
             # rather than for every request.
@@ -95,6 +98,24 @@ class Hybrid(BasePolicy):
             wl = a / l_span if l_span > 0 else 0.0
             scores = [wl * (lat - l_lo) + c for lat, c in zip(latency, self._carbon_term, strict=True)]
         return argmin(scores)
+
+    def _decide_among(self, latency: list[float], intensity: tuple[float, ...], available: tuple[bool, ...]) -> int:
+        """The same score over the available regions only (normalised over them); the rest never win."""
+        idx = [r for r, ok in enumerate(available) if ok]
+        if not idx:
+            return argmin(latency)
+        lat = [latency[r] for r in idx]
+        carbon = self._carbon_terms(tuple(intensity[r] for r in idx))
+        a = self._alpha
+        if self._global:
+            l0, ls = self._lat
+            scores = [a / ls * (x - l0) + c for x, c in zip(lat, carbon, strict=True)]
+        else:
+            l_lo = min(lat)
+            l_span = max(lat) - l_lo
+            wl = a / l_span if l_span > 0 else 0.0
+            scores = [wl * (x - l_lo) + c for x, c in zip(lat, carbon, strict=True)]
+        return idx[argmin(scores)]
 
     def _carbon_terms(self, intensity: tuple[float, ...]) -> list[float]:
         """(1 - alpha) x normalised intensity per region."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from carbonsim._schema import ConfigError
 from carbonsim.config import PolicyConfig
 from carbonsim.core.view import DecisionView, PolicyContext
@@ -77,6 +79,11 @@ class LearnedPolicy(BasePolicy):
         self._builder.set_reward(self.reward)
 
     def decide(self, view: DecisionView) -> int:
-        """The region with the largest logit."""
+        """The available region with the largest logit."""
         assert self._builder is not None, "reset() first"
-        return self.network.act(self._builder.build(view))
+        obs = self._builder.build(view)
+        available = view.available
+        if all(available):
+            return self.network.act(obs)
+        logits = np.where(np.asarray(available), self.network.logits(obs), -np.inf)
+        return int(np.argmax(logits))

@@ -147,6 +147,10 @@ class TransformerPolicy(BasePolicy):
         assert builder is not None, "reset() first"
         tokens = builder.build(view)
         logits = self.model.region_logits(tokens)
+        available = view.available
+        if not all(available) and any(available):
+            # Regions that cannot take the request are masked out of the pointer's choice.
+            logits = np.where(np.asarray(available), logits, -np.inf)
         learner = self._learner
         if learner is None:
             return int(np.argmax(logits))
@@ -157,11 +161,11 @@ class TransformerPolicy(BasePolicy):
         p *= (1.0 - online.epsilon) / p.sum()
         if online.explore == "feasible":
             slo = view.slo_ms
-            feasible = np.array([lat <= slo for lat in view.predicted_latency_ms("mean", True)])
-            n_feasible = int(feasible.sum())
-            p += online.epsilon / n_feasible * feasible if n_feasible else online.epsilon / len(p)
+            explore = np.array([lat <= slo for lat in view.predicted_latency_ms("mean", True)])
         else:
-            p += online.epsilon / len(p)
+            explore = np.asarray(available)
+        n_explore = int(explore.sum())
+        p += online.epsilon / n_explore * explore if n_explore else online.epsilon / len(p)
         action = min(int(np.searchsorted(np.cumsum(p), learner.rng.random(), side="right")), len(p) - 1)
         intensity = view.intensity_gco2_per_kwh[action]
         learner.record(
