@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from carbonsim._schema import build, thaw
+from carbonsim._schema import ConfigError, build, thaw
 from carbonsim.config import RunConfig, ScenarioConfig
 from carbonsim.policies.registry import BATCH, ROUTING
 
@@ -33,6 +36,38 @@ def register_configs() -> None:
     for registry in (ROUTING, BATCH):
         for name, (_cls, config_cls) in registry.entries.items():
             cs.store(group=f"schema/{registry.field}", name=name, node=thaw(config_cls)(name=name))
+
+
+class _WithOutDir(Protocol):
+    out_dir: str
+
+
+S = TypeVar("S", bound=_WithOutDir)
+
+
+def script_main(prog: str, config_name: str, schema: type[S], work: Callable[[S, Path], None]) -> None:
+    """Runs an experiment script: compose ``conf/<config_name>.yaml``, validate it, run ``work``.
+
+    Hydra composes the configuration (with the command line's overrides), :func:`build` validates it into
+    ``schema`` and ``work(config, output folder)`` runs. An invalid configuration prints ``<prog>: invalid
+    configuration: ...`` (the field and what was expected) and exits with status 2. The output folder is
+    the configuration's ``out_dir``, or Hydra's run folder.
+    """
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+
+    register_configs()
+
+    def task(cfg: DictConfig) -> None:
+        try:
+            built = build(schema, OmegaConf.to_container(cfg, resolve=True), "")
+        except ConfigError as exc:
+            print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        out = Path(built.out_dir) if built.out_dir else Path(HydraConfig.get().runtime.output_dir)
+        work(built, out)
+
+    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)()
 
 
 def config_dir() -> Path:

@@ -26,16 +26,14 @@ def _window(start_h: float, duration_h: float) -> None:
 
 
 @dataclass(frozen=True)
-class OutageConfig:
-    """A whole region down for a while: every server stops, its queue and services are lost.
+class _Window:
+    """A scheduled stretch of simulated time.
 
     Attributes:
-        region: Region name.
         start_h: Start, in simulated hours from t = 0.
         duration_h: Length in hours.
     """
 
-    region: str
     start_h: float
     duration_h: float
 
@@ -44,7 +42,18 @@ class OutageConfig:
 
 
 @dataclass(frozen=True)
-class CutConfig:
+class OutageConfig(_Window):
+    """A whole region down for a while: every server stops, its queue and services are lost.
+
+    Attributes:
+        region: Region name.
+    """
+
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class CutConfig(_Window):
     """An origin cut off from a region for a while (a network partition): no new request may go there.
 
     Requests already on their way or in the region are not affected.
@@ -52,17 +61,10 @@ class CutConfig:
     Attributes:
         origin: Origin name.
         region: Region name.
-        start_h: Start, in simulated hours from t = 0.
-        duration_h: Length in hours.
     """
 
-    origin: str
-    region: str
-    start_h: float
-    duration_h: float
-
-    def __post_init__(self) -> None:
-        _window(self.start_h, self.duration_h)
+    origin: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis.stream import StreamedTables
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
+from carbonsim.core.batch import BatchPolicy
 from carbonsim.core.jobs import Jobs
 from carbonsim.core.policy import Policy
 from carbonsim.core.simulation import Simulation
@@ -78,6 +79,7 @@ class RunOutput:
         if self._requests is None:
             self._requests = metrics.request_table(self.tables.result, self.tables.energy)
         return self._requests
+
     signals: pd.DataFrame | None = None
 
 
@@ -110,6 +112,30 @@ def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests, J
     return world, requests, batch_jobs(scenario, seed, cfg.sim_hours)
 
 
+def make_simulation(
+    cfg: RunConfig,
+    world: World,
+    requests: Requests,
+    policy: Policy,
+    seed: int,
+    jobs: Jobs | None = None,
+    batch_policy: BatchPolicy | None = None,
+) -> Simulation:
+    """The simulation of a run configuration's horizon, drain and planning interval, not started."""
+    return Simulation(
+        world,
+        requests,
+        policy,
+        seed=seed,
+        horizon_s=cfg.sim_hours * 3600.0,
+        drain=cfg.drain,
+        max_drain_s=cfg.max_drain_hours * 3600.0,
+        planning_interval_s=cfg.planning_interval_min * 60.0,
+        jobs=jobs,
+        batch_policy=batch_policy,
+    )
+
+
 def simulate_policy(
     cfg: RunConfig,
     policy: PolicyConfig,
@@ -133,15 +159,12 @@ def simulate_policy(
     jobs = jobs if jobs is not None else Jobs.empty()
     batch_cfg = batch_policy if batch_policy is not None else cfg.batch_policy
     t0 = time.perf_counter()
-    sim = Simulation(
+    sim = make_simulation(
+        cfg,
         world,
         requests,
         make_policy(policy) if instance is None else instance,
-        seed=seed,
-        horizon_s=cfg.sim_hours * 3600.0,
-        drain=cfg.drain,
-        max_drain_s=cfg.max_drain_hours * 3600.0,
-        planning_interval_s=cfg.planning_interval_min * 60.0,
+        seed,
         jobs=jobs,
         batch_policy=make_batch_policy(batch_cfg) if len(jobs) else None,
     )

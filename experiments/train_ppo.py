@@ -14,30 +14,18 @@ Everything is written to the Hydra run folder (or ``out_dir``): ``policy.npz``, 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from carbonsim._hydra import config_dir, register_configs
-from carbonsim._schema import ConfigError, build
+from carbonsim._hydra import script_main
 from carbonsim.learn.config import TrainConfig
 
 
-def task(cfg: DictConfig) -> None:
-    """Validates the configuration and trains."""
-    try:
-        train_cfg = build(TrainConfig, OmegaConf.to_container(cfg, resolve=True), "")
-    except ConfigError as exc:
-        print(f"train_ppo: invalid configuration: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+def work(cfg: TrainConfig, out: Path) -> None:
+    """Trains and evaluates."""
     # Imported after validation: torch and stable-baselines3 take a few seconds to load.
     from carbonsim.learn.ppo import train
 
-    out = Path(train_cfg.out_dir) if train_cfg.out_dir else Path(HydraConfig.get().runtime.output_dir)
-    result = train(train_cfg, out)
+    result = train(cfg, out)
     print(
         f"train_ppo: policy {result['policy']}\n"
         f"use it: python -m carbonsim policy=ppo policy.checkpoint={result['policy']}"
@@ -45,9 +33,8 @@ def task(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    """Hydra entry point."""
-    register_configs()
-    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="train_ppo")(task)()
+    """Hydra entry point (``conf/train_ppo.yaml``)."""
+    script_main("train_ppo", "train_ppo", TrainConfig, work)
 
 
 if __name__ == "__main__":

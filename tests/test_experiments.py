@@ -240,7 +240,8 @@ def test_the_report_is_one_html_file_with_every_figure_the_sweep_has_data_for(tm
     run_experiment(_tiny("pareto_sweep"), tmp_path)
     assert main([str(tmp_path)]) == 0
     report = _parse_report(tmp_path / "report.html")
-    inference = [name for name, _, _ in FIGURES if name != "carbon_vs_slack"]
+    # Every figure but the batch jobs' and the faults' (the sweep has neither).
+    inference = [name for name, _, _ in FIGURES if name not in ("carbon_vs_slack", "timeline")]
     assert sorted(report.figures) == sorted(f"fig-{n}" for n in inference)
     for name, src in report.figures.items():
         assert src.startswith("data:image/png;base64,"), name
@@ -251,6 +252,31 @@ def test_the_report_is_one_html_file_with_every_figure_the_sweep_has_data_for(tm
     text = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "pareto_sweep" in text and "hybrid(alpha=0.4)" in text and "± " in text
     assert main([str(tmp_path / "nowhere")]) == 2
+
+
+def test_the_outage_experiment_shows_every_policy_through_the_faults(tmp_path):
+    # The outage experiment on the default scenario, its faults moved into a 5-minute run.
+    cfg = carbonsim.load_config(
+        [
+            "+experiment=outage",
+            "sim_hours=0.08",
+            "experiment.seeds=[0]",
+            "scenario.faults.outages=[{region: ca-central, start_h: 0.02, duration_h: 0.04}]",
+            "scenario.faults.cuts=[{origin: eu-west, region: uk-south, start_h: 0.03, duration_h: 0.03}]",
+            "scenario.faults.servers.mtbf_h=0.2",
+            "scenario.faults.servers.mttr_h=0.01",
+        ]
+    )
+    run_experiment(cfg, tmp_path)
+    results = pd.read_csv(tmp_path / "results.csv")
+    faulty = results[results["variant"] != "no faults"]
+    assert (faulty["server_failures"] > 0).all() and (
+        results.loc[results["variant"] == "no faults", "outages"] == 0
+    ).all()
+    assert (results["routed_to_unavailable"] == 0).all()
+    assert (faulty.loc[faulty["variant"] == "fail", "retries"] == 0).all()
+    report = _parse_report(carbonsim.report.write_report(tmp_path))
+    assert "fig-timeline" in report.figures
 
 
 def test_the_batch_report_shows_carbon_against_slack(tmp_path):

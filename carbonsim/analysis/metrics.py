@@ -311,13 +311,17 @@ def latency_quantiles(df: pd.DataFrame) -> pd.DataFrame:
     rows: list[dict[str, Any]] = []
     done = df[df["status"] == STATUS_NAMES[COMPLETED]]
     for name, g in done.groupby("workload", observed=True):
-        values = np.percentile(g["total_ms"].to_numpy(), LATENCY_QUANTILES_PCT)
-        slo = float(g["slo_ms"].iloc[0])
-        rows.extend(
-            {"workload": name, "quantile_pct": q, "latency_ms": float(v), "slo_ms": slo}
-            for q, v in zip(LATENCY_QUANTILES_PCT, values, strict=True)
-        )
+        rows += quantile_rows(str(name), g["total_ms"].to_numpy(), float(g["slo_ms"].iloc[0]))
     return pd.DataFrame(rows, columns=["workload", "quantile_pct", "latency_ms", "slo_ms"])
+
+
+def quantile_rows(workload: str, latency_ms: np.ndarray, slo_ms: float) -> list[dict[str, Any]]:
+    """The rows of :func:`latency_quantiles` for one workload's latencies."""
+    values = np.percentile(latency_ms, LATENCY_QUANTILES_PCT)
+    return [
+        {"workload": workload, "quantile_pct": q, "latency_ms": float(v), "slo_ms": slo_ms}
+        for q, v in zip(LATENCY_QUANTILES_PCT, values, strict=True)
+    ]
 
 
 def signals(result: SimResult) -> pd.DataFrame:

@@ -286,13 +286,8 @@ class StreamedTables:
         sc = self.result.world.scenario
         for w, name in enumerate(sc.workload_names):
             values = self.latency_ms[self.latency_workload == w]
-            if not values.size:
-                continue
-            quantiles = np.percentile(values, metrics.LATENCY_QUANTILES_PCT)
-            rows.extend(
-                {"workload": name, "quantile_pct": q, "latency_ms": float(v), "slo_ms": float(self._slo_ms[w])}
-                for q, v in zip(metrics.LATENCY_QUANTILES_PCT, quantiles, strict=True)
-            )
+            if values.size:
+                rows += metrics.quantile_rows(name, values, float(self._slo_ms[w]))
         return pd.DataFrame(rows, columns=["workload", "quantile_pct", "latency_ms", "slo_ms"])
 
     def timeline(self) -> pd.DataFrame:

@@ -33,7 +33,7 @@ from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.learn.config import RewardConfig, RoutingEnvConfig, parse_utc_hour
 from carbonsim.learn.features import FeatureBuilder, feature_size
 from carbonsim.learn.tokens import FIXED_TOKENS, TokenBuilder, token_width
-from carbonsim.runner import prepare
+from carbonsim.runner import make_simulation, prepare
 
 #: Seeds of episodes are drawn below this bound from the environment's generator.
 SEED_BOUND = 2**31 - 1
@@ -191,16 +191,7 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
                 "scenario.arrivals.rate_per_s or episode_hours"
             )
         self._policy = ExternalPolicy()
-        sim = Simulation(
-            world,
-            requests,
-            self._policy,
-            seed=sim_seed,
-            horizon_s=cfg.sim_hours * 3600.0,
-            drain=cfg.drain,
-            max_drain_s=cfg.max_drain_hours * 3600.0,
-            planning_interval_s=cfg.planning_interval_min * 60.0,
-        )
+        sim = make_simulation(cfg, world, requests, self._policy, sim_seed)
         sim.start()
         self.sim = sim
         self._ledger = make_ledger(sim)

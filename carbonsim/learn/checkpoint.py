@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,20 +102,28 @@ def random_policy(
     return MLPPolicy(tuple(weights), tuple(biases), "tanh", meta)
 
 
-def save(path: str | Path, policy: MLPPolicy) -> Path:
-    """Writes a checkpoint atomically; returns its path."""
+def write_atomically(path: str | Path, suffix: str, write: Callable[[str], None]) -> Path:
+    """Calls ``write`` with a temporary file beside ``path``, then renames it to ``path``; returns the path.
+
+    A reader never sees a half-written file, and an interrupted write leaves the previous file in place.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    os.close(fd)
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def save(path: str | Path, policy: MLPPolicy) -> Path:
+    """Writes a checkpoint atomically; returns its path."""
     header = {"format": FORMAT, "version": VERSION, "activation": policy.activation, **policy.meta}
     arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header, sort_keys=True))}
     for k, (w, b) in enumerate(zip(policy.weights, policy.biases, strict=True)):
         arrays[f"layer{k}.weight"] = np.asarray(w, dtype=np.float32)
         arrays[f"layer{k}.bias"] = np.asarray(b, dtype=np.float32)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    os.close(fd)
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, path)
-    return path
+    return write_atomically(path, ".npz", lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
 
 
 def load(path: str | Path) -> MLPPolicy:
@@ -174,4 +183,4 @@ def load(path: str | Path) -> MLPPolicy:
     return MLPPolicy(tuple(weights), tuple(biases), str(activation), header)
 
 
-__all__ = ["CheckpointError", "MLPPolicy", "load", "random_policy", "save"]
+__all__ = ["CheckpointError", "MLPPolicy", "load", "random_policy", "save", "write_atomically"]

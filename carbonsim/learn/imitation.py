@@ -18,14 +18,13 @@ import torch
 
 from carbonsim.config import RunConfig
 from carbonsim.core.policy import Policy
-from carbonsim.core.simulation import Simulation
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.learn.config import EvalWindow, FeatureConfig, ImitationConfig, RoutingEnvConfig
 from carbonsim.learn.evaluation import window_run
 from carbonsim.learn.tokens import TokenBuilder
 from carbonsim.learn.transformer import PointerTransformer
 from carbonsim.policies import make_policy, policy_config
-from carbonsim.runner import prepare
+from carbonsim.runner import make_simulation, prepare
 
 
 @dataclass
@@ -117,17 +116,7 @@ def collect(
         cfg = window_run(run, env, window, seed)
         world, requests, _ = prepare(cfg)
         recorder = Recorder(make_policy(policy_config(dict(teacher))), features, keep, rng)
-        sim = Simulation(
-            world,
-            requests,
-            recorder,
-            seed=seed,
-            horizon_s=cfg.sim_hours * 3600.0,
-            drain=cfg.drain,
-            max_drain_s=cfg.max_drain_hours * 3600.0,
-            planning_interval_s=cfg.planning_interval_min * 60.0,
-        )
-        sim.run()
+        make_simulation(cfg, world, requests, recorder, seed).run()
         tokens += recorder.tokens
         actions += recorder.actions
         log(f"window {k + 1}/{len(windows)} from {window.start_utc}: {len(recorder.actions)} decisions kept")

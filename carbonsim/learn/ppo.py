@@ -40,7 +40,7 @@ from carbonsim.analysis import tables
 from carbonsim.config import RunConfig
 from carbonsim.envs.routing import RoutingEnv
 from carbonsim.learn import checkpoint as ckpt
-from carbonsim.learn.config import RoutingEnvConfig, TrainConfig
+from carbonsim.learn.config import PPOConfig, RoutingEnvConfig, TrainConfig
 from carbonsim.learn.evaluation import evaluate, summarise, weighted_penalty
 from carbonsim.runner import write_json, write_text
 
@@ -61,34 +61,45 @@ def _env_factory(config: RoutingEnvConfig, run: RunConfig, seed: int) -> Callabl
     return make
 
 
-def make_vec_env(cfg: TrainConfig, run: RunConfig) -> VecEnv:
-    """``n_envs`` training environments, environment k seeded with ``seed + k``."""
-    factories = [_env_factory(cfg.env, run, cfg.seed + k) for k in range(cfg.ppo.n_envs)]
-    if cfg.ppo.vec_env == "subproc":
+def vec_envs(env: RoutingEnvConfig, run: RunConfig, ppo: PPOConfig, seed: int) -> VecEnv:
+    """``ppo.n_envs`` environments of configuration ``env``, environment k seeded with ``seed + k``."""
+    factories = [_env_factory(env, run, seed + k) for k in range(ppo.n_envs)]
+    if ppo.vec_env == "subproc":
         return SubprocVecEnv(factories, start_method="spawn")
     return DummyVecEnv(factories)
 
 
+def make_vec_env(cfg: TrainConfig, run: RunConfig) -> VecEnv:
+    """``n_envs`` training environments, environment k seeded with ``seed + k``."""
+    return vec_envs(cfg.env, run, cfg.ppo, cfg.seed)
+
+
+def ppo_arguments(p: PPOConfig, seed: int, tensorboard: Path | None) -> dict[str, Any]:
+    """stable-baselines3 ``PPO`` keyword arguments from the configuration (CPU, quiet)."""
+    return {
+        "learning_rate": p.learning_rate,
+        "n_steps": p.n_steps,
+        "batch_size": p.batch_size,
+        "n_epochs": p.n_epochs,
+        "gamma": p.gamma,
+        "gae_lambda": p.gae_lambda,
+        "clip_range": p.clip_range,
+        "ent_coef": p.ent_coef,
+        "tensorboard_log": str(tensorboard) if tensorboard is not None else None,
+        "seed": seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+
+
 def make_model(cfg: TrainConfig, env: VecEnv, tensorboard: Path | None) -> PPO:
     """A fresh PPO model with the configured hyperparameters (tanh MLP, separate policy and value nets)."""
-    p = cfg.ppo
-    arch = list(p.net_arch)
+    arch = list(cfg.ppo.net_arch)
     return PPO(
         "MlpPolicy",
         env,
-        learning_rate=p.learning_rate,
-        n_steps=p.n_steps,
-        batch_size=p.batch_size,
-        n_epochs=p.n_epochs,
-        gamma=p.gamma,
-        gae_lambda=p.gae_lambda,
-        clip_range=p.clip_range,
-        ent_coef=p.ent_coef,
         policy_kwargs={"net_arch": {"pi": arch, "vf": arch}, "activation_fn": nn.Tanh},
-        tensorboard_log=str(tensorboard) if tensorboard is not None else None,
-        seed=cfg.seed,
-        device="cpu",
-        verbose=0,
+        **ppo_arguments(cfg.ppo, cfg.seed, tensorboard),
     )
 
 
@@ -295,8 +306,10 @@ __all__ = [
     "load_train_state",
     "make_model",
     "make_vec_env",
+    "ppo_arguments",
     "save_train_state",
     "summarise",
     "train",
+    "vec_envs",
     "weighted_penalty",
 ]

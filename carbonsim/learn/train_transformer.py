@@ -20,22 +20,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
 from stable_baselines3 import PPO
-from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import VecEnv
 
 from carbonsim._hydra import load_config
 from carbonsim.analysis import tables
 from carbonsim.config import RunConfig
-from carbonsim.envs.routing import RoutingEnv
 from carbonsim.learn import imitation
 from carbonsim.learn import transformer as tf
 from carbonsim.learn.config import TrainTransformerConfig
 from carbonsim.learn.evaluation import evaluate, summarise
+from carbonsim.learn.ppo import ppo_arguments, vec_envs
 from carbonsim.learn.sb3_transformer import TransformerActorCritic
 from carbonsim.runner import write_json, write_text
 
@@ -47,47 +45,22 @@ def env_config(cfg: TrainTransformerConfig) -> Any:
 
 def make_vec_env(cfg: TrainTransformerConfig, run: RunConfig) -> VecEnv:
     """``ppo.n_envs`` environments with token observations, environment k seeded with ``seed + k``."""
-    env_cfg = env_config(cfg)
-
-    def factory(seed: int) -> Callable[[], gym.Env[Any, Any]]:
-        def make() -> gym.Env[Any, Any]:
-            env = Monitor(RoutingEnv(env_cfg, run=run))
-            env.reset(seed=seed)
-            return env
-
-        return make
-
-    factories = [factory(cfg.seed + k) for k in range(cfg.ppo.n_envs)]
-    if cfg.ppo.vec_env == "subproc":
-        return SubprocVecEnv(factories, start_method="spawn")
-    return DummyVecEnv(factories)
+    return vec_envs(env_config(cfg), run, cfg.ppo, cfg.seed)
 
 
 def fine_tune(
     model: tf.PointerTransformer, cfg: TrainTransformerConfig, run: RunConfig, tensorboard: Path | None
 ) -> tuple[int, float]:
     """PPO in the routing environment, updating ``model`` in place; returns (steps, wall seconds)."""
-    p = cfg.ppo
     vec = make_vec_env(cfg, run)
     agent = PPO(
         TransformerActorCritic,
         vec,
-        learning_rate=p.learning_rate,
-        n_steps=p.n_steps,
-        batch_size=p.batch_size,
-        n_epochs=p.n_epochs,
-        gamma=p.gamma,
-        gae_lambda=p.gae_lambda,
-        clip_range=p.clip_range,
-        ent_coef=p.ent_coef,
         policy_kwargs={"transformer": model},
-        tensorboard_log=str(tensorboard) if tensorboard is not None else None,
-        seed=cfg.seed,
-        device="cpu",
-        verbose=0,
+        **ppo_arguments(cfg.ppo, cfg.seed, tensorboard),
     )
     t0 = time.perf_counter()
-    agent.learn(p.total_timesteps, tb_log_name="ppo")
+    agent.learn(cfg.ppo.total_timesteps, tb_log_name="ppo")
     wall_s = time.perf_counter() - t0
     vec.close()
     model.eval()

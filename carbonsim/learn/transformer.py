@@ -27,8 +27,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from carbonsim._schema import ConfigError, build
+from carbonsim.learn.checkpoint import write_atomically
 from carbonsim.learn.config import FeatureConfig, TransformerConfig
 from carbonsim.learn.tokens import FIXED_TOKENS, N_KINDS, token_kinds, token_width
 
@@ -292,8 +291,6 @@ def parameter_count(model: nn.Module) -> int:
 
 def save(path: str | Path, model: PointerTransformer, meta: dict[str, Any] | None = None) -> Path:
     """Writes a checkpoint atomically: the tensors and a JSON header in the safetensors metadata."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     header = {
         "format": FORMAT,
         "version": VERSION,
@@ -303,11 +300,8 @@ def save(path: str | Path, model: PointerTransformer, meta: dict[str, Any] | Non
     }
     tensors = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     tensors.pop("encoder.embeddings.position_ids", None)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".safetensors")
-    os.close(fd)
-    save_file(tensors, tmp, metadata={"carbonsim": json.dumps(header, sort_keys=True)})
-    os.replace(tmp, path)
-    return path
+    metadata = {"carbonsim": json.dumps(header, sort_keys=True)}
+    return write_atomically(path, ".safetensors", lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
 def load(path: str | Path) -> tuple[PointerTransformer, dict[str, Any]]:
