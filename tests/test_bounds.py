@@ -92,7 +92,12 @@ def instances(draw, ample: bool):
 
 def _check_policies(js, carbon, capacity, scaling, require_all_met: bool):
     sc_bound = {rule: bound(js, carbon, capacity, rule, scaling) for rule in ("home", "any")}
-    assert sc_bound["any"].carbon_g <= sc_bound["home"].carbon_g * (1 + 1e-9) + 1e-9
+    # More regions never make the bound worse: first lateness, then (at equal lateness) carbon. When jobs
+    # must run late at home but not anywhere, the home bound may emit less: it runs them later, cleaner.
+    home, anywhere = sc_bound["home"], sc_bound["any"]
+    assert anywhere.late_s <= home.late_s * (1 + 1e-9) + 1e-6
+    if anywhere.late_s >= home.late_s - 1e-6:
+        assert anywhere.carbon_g <= home.carbon_g * (1 + 1e-9) + 1e-9
     for name in batch_policy_names():
         result, df = run(js, carbon, policy=name, cpus=capacity, horizon_h=4.0, forecast="noisy_oracle", batch=scaling)
         s = job_summary(df, result)

@@ -12,7 +12,7 @@ import carbonsim
 from carbonsim.data import load_rtt_matrix, load_watttime_moer, traces_dir
 from carbonsim.inputs import hourly_mean
 
-MEASURED = ["default", "global", "global_us_south", "us", "europe", "marginal"]
+MEASURED = ["default", "global", "global_us_south", "us", "europe", "marginal", "fleet"]
 
 
 def _catalog(name: str, key: str) -> dict[str, dict[str, str]]:
@@ -69,7 +69,7 @@ def test_measured_scenario_runs_on_real_data(tmp_path: Path) -> None:
     cfg = carbonsim.load_config(["sim_hours=0.25", "policy=carbon_first"])
     out = carbonsim.run(cfg)
     s = out.summary
-    assert s["requests"] == s["completed"] + s["dropped"] + s["failed"] + s["in_flight"]
+    assert s["requests"] == s["completed"] + s["rejected"] + s["failed"] + s["in_flight"]
     # Carbon-first serves from the cleanest grid of the hour; Ontario is by far the cleanest here.
     assert out.per_region.set_index("region").loc["ca-central", "routing_share_pct"] > 50.0
     assert s["electricity_cost_usd"] > 0

@@ -30,9 +30,11 @@ BOUND = "hindsight bound"
 OUTCOME_COLUMNS = (*EVAL_METRICS, "penalty", "decision_us", "plan_ms")
 
 
-def window_config(scenario: str, window: EvalWindow, seed: int, max_drain_hours: float) -> RunConfig:
+def window_config(
+    scenario: str, window: EvalWindow, seed: int, max_drain_hours: float, overrides: Sequence[str] = ()
+) -> RunConfig:
     """The run configuration of one held-out window of a scenario."""
-    base = load_config([f"scenario={scenario}"])
+    base = load_config([f"scenario={scenario}", *overrides])
     return dataclasses.replace(
         base,
         scenario=dataclasses.replace(base.scenario, start_utc=window.start_utc),
@@ -46,10 +48,10 @@ def window_config(scenario: str, window: EvalWindow, seed: int, max_drain_hours:
 
 
 def _run_policy(
-    task: tuple[str, tuple[EvalWindow, ...], dict[str, Any], int, float, RewardConfig],
+    task: tuple[str, tuple[EvalWindow, ...], dict[str, Any], int, float, RewardConfig, tuple[str, ...]],
 ) -> tuple[list[dict[str, Any]], float]:
     """Worker: one policy on every window of one scenario; returns its rows and the process's peak RSS in MB."""
-    scenario, windows, spec, seed, drain_h, reward = task
+    scenario, windows, spec, seed, drain_h, reward, overrides = task
     spec = dict(spec)
     label = spec.pop("label", None)
     rows: list[dict[str, Any]] = []
@@ -57,7 +59,7 @@ def _run_policy(
         pcfg = policy_config(spec)
         label = label or policy_label(pcfg)
         for k, window in enumerate(windows):
-            cfg = window_config(scenario, window, seed + k, drain_h)
+            cfg = window_config(scenario, window, seed + k, drain_h, overrides)
             world, requests, jobs = prepare(cfg)
             out = simulate_policy(cfg, pcfg, world, requests, jobs=jobs)
             s = out.summary
@@ -78,7 +80,7 @@ def bound_rows(cfg: CompareConfig, scenario: str) -> list[dict[str, Any]]:
     """The clairvoyant inference bound of every window (carbon only)."""
     rows = []
     for k, window in enumerate(cfg.windows):
-        wcfg = window_config(scenario, window, cfg.seed + k, cfg.max_drain_hours)
+        wcfg = window_config(scenario, window, cfg.seed + k, cfg.max_drain_hours, cfg.overrides)
         world, requests, _ = prepare(wcfg)
         bound = inference_bound(world, requests, wcfg.sim_hours * 3600.0)
         rows.append(
@@ -101,7 +103,7 @@ def compare(cfg: CompareConfig, log: Callable[[str], None] = print) -> pd.DataFr
     reason.
     """
     tasks = [
-        (scenario, tuple(cfg.windows), dict(spec), cfg.seed, cfg.max_drain_hours, cfg.reward)
+        (scenario, tuple(cfg.windows), dict(spec), cfg.seed, cfg.max_drain_hours, cfg.reward, cfg.overrides)
         for scenario in cfg.scenarios
         for spec in cfg.policies
     ]

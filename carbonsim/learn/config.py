@@ -485,6 +485,7 @@ class CompareConfig:
     Attributes:
         seed: Root seed.
         scenarios: Scenario names (``conf/scenario``), e.g. the training scenario and an unseen region set.
+        overrides: Further Hydra overrides of every run (e.g. ``planning_interval_min=5``).
         windows: Held-out windows (start and length).
         max_drain_hours: Bound on each run's drain.
         policies: Routing policies, mappings with a ``name``, parameters and an optional ``label``.
@@ -496,6 +497,7 @@ class CompareConfig:
 
     seed: int = 0
     scenarios: tuple[str, ...] = ("default",)
+    overrides: tuple[str, ...] = ()
     windows: tuple[EvalWindow, ...] = ()
     max_drain_hours: float = 1.0
     policies: tuple[dict[str, Any], ...] = ()
