@@ -210,7 +210,7 @@ def test_admission_control_rejects_beyond_the_queue_limit_and_counts_it():
 def test_no_policy_routes_to_a_region_it_can_see_is_down(name, tmp_path):
     # The default scenario with its cleanest region down, a cut and failing servers, for a few minutes.
     overrides = [
-        "sim_hours=0.03",
+        "sim_hours=0.02",
         "seed=3",
         "planning_interval_min=0.9",
         "scenario.faults.outages=[{region: ca-central, start_h: 0.0, duration_h: 1.0}, "

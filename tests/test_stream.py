@@ -16,10 +16,10 @@ from carbonsim.runner import prepare
 
 
 def default_run(faults: bool):
-    overrides = ["sim_hours=0.15", "seed=5", "policy=carbon_first", "max_drain_hours=0.05", "drain=false"]
+    overrides = ["sim_hours=0.1", "seed=5", "policy=carbon_first", "max_drain_hours=0.05", "drain=false"]
     if faults:
         overrides += [
-            "scenario.faults.outages=[{region: ca-central, start_h: 0.05, duration_h: 0.05}]",
+            "scenario.faults.outages=[{region: ca-central, start_h: 0.03, duration_h: 0.04}]",
             "scenario.faults.servers.mtbf_h=0.2",
             "scenario.faults.servers.mttr_h=0.02",
             "scenario.faults.on_failure=fail",

@@ -83,8 +83,13 @@ class OnlineLearner:
         self.decisions = 0
 
     def start_run(self, outcomes: RequestOutcomes) -> None:
-        """A new run begins: decisions from now on refer to its request ids."""
-        self._pending.append(_Pending(outcomes, [], [], [], [], [], [], [], []))
+        """A new run begins: decisions from now on refer to its request ids.
+
+        What the previous runs' outcomes say is harvested first; decisions whose requests never finished
+        (a run that stopped without draining) are dropped, as they will never have an outcome.
+        """
+        self.harvest()
+        self._pending = [_Pending(outcomes, [], [], [], [], [], [], [], [])]
 
     def record(
         self,

@@ -124,7 +124,6 @@ class TransformerPolicy(BasePolicy):
             if self._learner is None:
                 self._learner = OnlineLearner(self.model, online, context.rng)
             else:
-                self._learner.harvest()  # the previous run has drained: its outcomes are all known
                 self._learner.rng = context.rng
             self._learner.start_run(context.outcomes)
         self._last_plan_s = 0.0
