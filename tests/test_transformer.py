@@ -411,6 +411,26 @@ def test_a_learning_run_keeps_its_books_and_is_reproducible(dirty_network):
     assert a == b
     assert a["requests"] == a["completed"] + a["rejected"] + a["failed"] + a["in_flight"]
     assert a["online_decisions"] == a["requests"]
+    used = a["online_samples"] + a["online_discarded"] + a["online_unresolved"] + a["online_waiting"]
+    assert used == a["online_decisions"]
+
+
+def test_the_learner_accounts_for_every_decision_across_runs(dirty_network):
+    # Overloaded runs that stop without draining leave decisions without outcomes (given up when the next run
+    # starts); a small sample budget discards some of those with outcomes.
+    cfg = TransformerPolicyConfig(
+        checkpoint=str(dirty_network),
+        online=OnlineConfig(enabled=True, update_every_h=0.01, max_samples=50, epochs=1, batch_size=32),
+    )
+    policy = TransformerPolicy(cfg)
+    for seed in (1, 2):
+        run = dataclasses.replace(toy_run(rate_per_s=200.0, count=1), sim_hours=0.02, seed=seed, baseline="")
+        world, requests, _ = prepare(run)
+        Simulation(world, requests, policy, seed=seed, horizon_s=72.0, drain=False, planning_interval_s=18.0).run()
+    stats = policy.stats()
+    assert stats["online_discarded"] > 0 and stats["online_unresolved"] > 0
+    used = stats["online_samples"] + stats["online_discarded"] + stats["online_unresolved"] + stats["online_waiting"]
+    assert used == stats["online_decisions"]
 
 
 def test_the_policy_reads_only_outcomes_of_requests_already_routed(dirty_network):

@@ -81,6 +81,8 @@ class OnlineLearner:
         self.updates = 0
         self.samples_used = 0
         self.decisions = 0
+        self.discarded = 0  # outcomes known but beyond max_samples when an update came
+        self.unresolved = 0  # requests of an earlier run that never finished: no outcome will come
 
     def start_run(self, outcomes: RequestOutcomes) -> None:
         """A new run begins: decisions from now on refer to its request ids.
@@ -89,6 +91,7 @@ class OnlineLearner:
         (a run that stopped without draining) are dropped, as they will never have an outcome.
         """
         self.harvest()
+        self.unresolved += sum(len(p.ids) for p in self._pending)
         self._pending = [_Pending(outcomes, [], [], [], [], [], [], [], [])]
 
     def record(
@@ -168,8 +171,10 @@ class OnlineLearner:
         kept: list[_Ready] = []
         for r in reversed(self._ready):
             if budget <= 0:
-                break
+                self.discarded += len(r.actions)
+                continue
             if len(r.actions) > budget:
+                self.discarded += len(r.actions) - budget
                 r = _Ready(r.tokens[-budget:], r.actions[-budget:], r.logp[-budget:], r.reward[-budget:])
             kept.append(r)
             budget -= len(r.actions)
@@ -179,6 +184,14 @@ class OnlineLearner:
     def ready(self) -> int:
         """Decisions with known outcomes waiting for the next update."""
         return sum(len(r.actions) for r in self._ready)
+
+    @property
+    def waiting(self) -> int:
+        """Decisions recorded and not yet used, discarded or given up: ready ones and those without an outcome yet.
+
+        Every decision is counted once: ``decisions == samples_used + discarded + unresolved + waiting``.
+        """
+        return self.ready + sum(len(p.ids) for p in self._pending)
 
     def update(self) -> bool:
         """One update from the ready decisions (PPO-clip, one-step episodes); False if there were none."""

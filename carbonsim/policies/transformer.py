@@ -187,6 +187,9 @@ class TransformerPolicy(BasePolicy):
             "online_updates": float(self._learner.updates),
             "online_samples": float(self._learner.samples_used),
             "online_decisions": float(self._learner.decisions),
+            "online_discarded": float(self._learner.discarded),
+            "online_unresolved": float(self._learner.unresolved),
+            "online_waiting": float(self._learner.waiting),
         }
 
 
