@@ -372,7 +372,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also profile carbonsim's timed part (cProfile, top 25 by tottime) in an extra run",
     )
-    args = p.parse_args(argv)
+    return checked_arguments(p, p.parse_args(argv))
+
+
+def checked_arguments(p: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """Checks the options this script shares with ``scale.py``, exiting through ``p.error``.
+
+    Also fills in the default of ``--memory-requests`` (the value of ``--requests``).
+    """
     if args.requests < 1:
         p.error("--requests must be at least 1")
     if args.repeat < 1:

@@ -289,16 +289,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="requests in the memory runs (default: --requests; 0 skips them)",
     )
     p.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.requests < 1:
-        p.error("--requests must be at least 1")
-    if args.repeat < 1:
-        p.error("--repeat must be at least 1")
-    if not 0.0 < args.utilisation < 1.0:
-        p.error("--utilisation must be in (0, 1)")
-    if args.memory_requests is None:
-        args.memory_requests = args.requests
-    return args
+    return ct.checked_arguments(p, p.parse_args(argv))
 
 
 def _size_lines(t: SizeTiming) -> list[str]:

@@ -258,18 +258,49 @@ def per_workload(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def region_energy_fields(result: SimResult, energy: EnergyAccount, ri: int) -> dict[str, float]:
+    """The columns of :func:`per_region` that come from the energy account and the world, not the requests.
+
+    Utilisation (busy server-seconds over capacity), time-weighted mean intensity over the run, busy and idle
+    energy, carbon and cost of region ``ri``.
+    """
+    hours = energy.busy_kwh.shape[1]
+    hour_len = np.clip(result.end_s - np.arange(hours) * SECONDS_PER_HOUR, 0.0, SECONDS_PER_HOUR)
+    capacity_s = result.world.servers[ri] * result.end_s
+    return {
+        "utilization_pct": (
+            float(energy.busy_server_s[ri].sum()) / capacity_s * 100.0
+            if np.isfinite(capacity_s) and capacity_s > 0
+            else np.nan
+        ),
+        "mean_intensity_gco2_per_kwh": float(
+            (result.world.carbon.values[ri, :hours] * hour_len).sum() / max(hour_len.sum(), 1e-12)
+        ),
+        "busy_energy_kwh": float(energy.busy_kwh[ri].sum()),
+        "idle_energy_kwh": float(energy.idle_kwh[ri].sum()),
+        "energy_kwh": float(energy.busy_kwh[ri].sum() + energy.idle_kwh[ri].sum()),
+        "carbon_kg": float(energy.busy_g[ri].sum() + energy.idle_g[ri].sum()) / 1e3,
+        "cost_usd": float(energy.cost_usd[ri].sum()),
+    }
+
+
+def hour_energy_fields(energy: EnergyAccount, h: int) -> dict[str, float]:
+    """The columns of :func:`hourly` that come from the energy account: energy, carbon and cost of hour ``h``."""
+    return {
+        "energy_kwh": float(energy.busy_kwh[:, h].sum() + energy.idle_kwh[:, h].sum()),
+        "carbon_kg": float(energy.busy_g[:, h].sum() + energy.idle_g[:, h].sum()) / 1e3,
+        "cost_usd": float(energy.cost_usd[:, h].sum()),
+    }
+
+
 def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd.DataFrame:
     """Routing share, latency, utilisation, energy (busy and idle), carbon and cost per region."""
     sc = result.world.scenario
-    servers = result.world.servers
-    hours = energy.busy_kwh.shape[1]
-    hour_len = np.clip(result.end_s - np.arange(hours) * SECONDS_PER_HOUR, 0.0, SECONDS_PER_HOUR)
     rows = []
     n = len(df)
     for ri, name in enumerate(sc.region_names):
         g = df[df["region"] == name]
         done = g[g["status"] == STATUS_NAMES[COMPLETED]]
-        capacity_s = servers[ri] * result.end_s
         rows.append(
             {
                 "region": name,
@@ -281,19 +312,7 @@ def per_region(df: pd.DataFrame, energy: EnergyAccount, result: SimResult) -> pd
                 "rejected": int((g["status"] == STATUS_NAMES[REJECTED]).sum()),
                 "mean_latency_ms": float(done["total_ms"].mean()) if len(done) else np.nan,
                 "mean_queue_ms": float(done["queue_ms"].mean()) if len(done) else np.nan,
-                "utilization_pct": (
-                    float(energy.busy_server_s[ri].sum()) / capacity_s * 100.0
-                    if np.isfinite(capacity_s) and capacity_s > 0
-                    else np.nan
-                ),
-                "mean_intensity_gco2_per_kwh": float(
-                    (result.world.carbon.values[ri, :hours] * hour_len).sum() / max(hour_len.sum(), 1e-12)
-                ),
-                "busy_energy_kwh": float(energy.busy_kwh[ri].sum()),
-                "idle_energy_kwh": float(energy.idle_kwh[ri].sum()),
-                "energy_kwh": float(energy.busy_kwh[ri].sum() + energy.idle_kwh[ri].sum()),
-                "carbon_kg": float(energy.busy_g[ri].sum() + energy.idle_g[ri].sum()) / 1e3,
-                "cost_usd": float(energy.cost_usd[ri].sum()),
+                **region_energy_fields(result, energy, ri),
             }
         )
     return pd.DataFrame(rows)
@@ -370,9 +389,7 @@ def hourly(df: pd.DataFrame, energy: EnergyAccount) -> pd.DataFrame:
                 "p95_latency_ms": float(np.percentile(done["total_ms"], 95)) if len(done) else np.nan,
                 "slo_violation_pct": _violation_pct(g) if len(g) else np.nan,
                 "mean_intensity_gco2_per_kwh": float(done["intensity_gco2_per_kwh"].mean()) if len(done) else np.nan,
-                "energy_kwh": float(energy.busy_kwh[:, h].sum() + energy.idle_kwh[:, h].sum()),
-                "carbon_kg": float(energy.busy_g[:, h].sum() + energy.idle_g[:, h].sum()) / 1e3,
-                "cost_usd": float(energy.cost_usd[:, h].sum()),
+                **hour_energy_fields(energy, h),
             }
         )
     return pd.DataFrame(rows)

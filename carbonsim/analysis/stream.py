@@ -207,14 +207,11 @@ class StreamedTables:
 
     def per_region(self) -> pd.DataFrame:
         """What :func:`carbonsim.analysis.metrics.per_region` gives."""
-        result, energy, rg = self.result, self.energy, self.rg
+        result, rg = self.result, self.rg
         sc = result.world.scenario
-        servers = result.world.servers
-        hour_len = np.clip(result.end_s - np.arange(self.hours) * SECONDS_PER_HOUR, 0.0, SECONDS_PER_HOUR)
         rows = []
         for ri, name in enumerate(sc.region_names):
             completed = int(rg["completed"][ri])
-            capacity_s = servers[ri] * result.end_s
             rows.append(
                 {
                     "region": name,
@@ -226,26 +223,14 @@ class StreamedTables:
                     "rejected": int(rg["rejected"][ri]),
                     "mean_latency_ms": rg["total_ms"][ri] / completed if completed else np.nan,
                     "mean_queue_ms": rg["queue_ms"][ri] / completed if completed else np.nan,
-                    "utilization_pct": (
-                        float(energy.busy_server_s[ri].sum()) / capacity_s * 100.0
-                        if np.isfinite(capacity_s) and capacity_s > 0
-                        else np.nan
-                    ),
-                    "mean_intensity_gco2_per_kwh": float(
-                        (result.world.carbon.values[ri, : self.hours] * hour_len).sum() / max(hour_len.sum(), 1e-12)
-                    ),
-                    "busy_energy_kwh": float(energy.busy_kwh[ri].sum()),
-                    "idle_energy_kwh": float(energy.idle_kwh[ri].sum()),
-                    "energy_kwh": float(energy.busy_kwh[ri].sum() + energy.idle_kwh[ri].sum()),
-                    "carbon_kg": float(energy.busy_g[ri].sum() + energy.idle_g[ri].sum()) / 1e3,
-                    "cost_usd": float(energy.cost_usd[ri].sum()),
+                    **metrics.region_energy_fields(result, self.energy, ri),
                 }
             )
         return pd.DataFrame(rows)
 
     def hourly(self) -> pd.DataFrame:
         """What :func:`carbonsim.analysis.metrics.hourly` gives."""
-        energy, hr = self.energy, self.hr
+        hr = self.hr
         order = np.argsort(self.latency_hour, kind="stable")
         hours_sorted = self.latency_hour[order]
         rows = []
@@ -263,9 +248,7 @@ class StreamedTables:
                     "p95_latency_ms": float(np.percentile(latency, 95)) if completed else np.nan,
                     "slo_violation_pct": hr["violated"][h] / finished * 100.0 if finished else np.nan,
                     "mean_intensity_gco2_per_kwh": hr["intensity"][h] / completed if completed else np.nan,
-                    "energy_kwh": float(energy.busy_kwh[:, h].sum() + energy.idle_kwh[:, h].sum()),
-                    "carbon_kg": float(energy.busy_g[:, h].sum() + energy.idle_g[:, h].sum()) / 1e3,
-                    "cost_usd": float(energy.cost_usd[:, h].sum()),
+                    **metrics.hour_energy_fields(self.energy, h),
                 }
             )
         return pd.DataFrame(rows)
