@@ -1,0 +1,223 @@
+"""The stage table: the one form in which every job trace reaches the simulator.
+
+Every importer of a job trace (GAIA, TPC-H DAGs, Google, Alibaba, PAI, SWF, Slurm, plain CSV) returns a
+:class:`JobTrace`, whose ``stages`` frame has one row per *stage* of a job. A stage is a set of identical,
+parallel tasks; it may start once every one of its parents (stages of the same job) has finished. An
+independent job is a job with one stage of one task. :func:`validate_stages` checks a frame against this
+contract, naming the source, the job and the stage of the first problem.
+
+Columns of ``stages`` (exactly these, in this order):
+
+========================  ==========  ====================================================================
+column                    dtype       meaning
+========================  ==========  ====================================================================
+``job``                   object/str  job id, as in the trace
+``stage``                 object/str  stage id, unique within its job
+``submit_s``              float64     job submission, s after the trace's origin (the same on every row of
+                                      a job)
+``tasks``                 int64       parallel tasks of the stage (>= 1)
+``task_duration_s``       float64     run time of one task on its resources, s (> 0)
+``cpus_per_task``         float64     CPU cores one task holds (>= 0)
+``gpus_per_task``         float64     GPUs one task holds (>= 0)
+``gpu_type``              object/str  GPU model from ``traces/catalog/gpus.csv`` ("" = none or any)
+``parents``               object/str  space-separated stage ids of the same job ("" for a root stage)
+``home``                  object/str  region the trace places the job in ("" = drawn by the scenario)
+``deadline_s``            float64     deadline from the trace, s after the origin (NaN = by the scenario's
+                                      deadline rule)
+``interruptible``         float64     1.0 / 0.0 from the trace, NaN = drawn by the scenario
+========================  ==========  ====================================================================
+
+Rows are ordered by ``submit_s`` (stable), then by job, with every stage after its parents.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from carbonsim.data.errors import DataError
+
+STAGE_COLUMNS: tuple[str, ...] = (
+    "job",
+    "stage",
+    "submit_s",
+    "tasks",
+    "task_duration_s",
+    "cpus_per_task",
+    "gpus_per_task",
+    "gpu_type",
+    "parents",
+    "home",
+    "deadline_s",
+    "interruptible",
+)
+_STRING_COLUMNS = ("job", "stage", "gpu_type", "parents", "home")
+_FLOAT_COLUMNS = ("submit_s", "task_duration_s", "cpus_per_task", "gpus_per_task", "deadline_s", "interruptible")
+
+#: Physical bounds that no real job exceeds; a value beyond them is a unit error in the input, not a job.
+MAX_TASKS = 1_000_000
+MAX_TASK_DURATION_S = 366 * 24 * 3600.0
+MAX_CPUS_PER_TASK = 4096.0
+MAX_GPUS_PER_TASK = 64.0
+
+
+@dataclass(frozen=True)
+class JobTrace:
+    """A job trace in the stage-table form.
+
+    Attributes:
+        stages: One row per stage (see the module docstring for the columns).
+        source: What was read (file names and format), for messages and provenance.
+        origin_utc: Calendar time of ``submit_s = 0`` if the trace says it (UTC), else None.
+        skipped: Reasons and counts of trace records an importer left out on purpose (for example the
+            failed or killed jobs of a trace that only replays finished ones); reported in the run summary,
+            never silent.
+    """
+
+    stages: pd.DataFrame
+    source: str
+    origin_utc: pd.Timestamp | None = None
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_jobs(self) -> int:
+        """Number of distinct jobs."""
+        return int(self.stages["job"].nunique())
+
+
+def empty_stages() -> pd.DataFrame:
+    """A stage table with no rows and the contract's columns and dtypes."""
+    data: dict[str, pd.Series] = {}
+    for col in STAGE_COLUMNS:
+        if col in _STRING_COLUMNS:
+            data[col] = pd.Series([], dtype=object)
+        elif col == "tasks":
+            data[col] = pd.Series([], dtype=np.int64)
+        else:
+            data[col] = pd.Series([], dtype=np.float64)
+    return pd.DataFrame(data)
+
+
+def parent_ids(parents: str) -> list[str]:
+    """The stage ids of a ``parents`` cell."""
+    return parents.split()
+
+
+def _where(source: str, job: object, stage: object | None = None) -> str:
+    return f"{source}: job {job!s}" + (f" stage {stage!s}" if stage is not None else "")
+
+
+def validate_stages(stages: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Checks a stage table against the contract and returns it in canonical order.
+
+    Canonical order: jobs by ``submit_s`` (stable, so ties keep the input's order), each job's stages in a
+    topological order that keeps the input's order where precedence allows.
+
+    Args:
+        stages: The frame an importer built.
+        source: The file(s) it came from, for messages.
+
+    Returns:
+        The validated frame (a new frame, index reset).
+
+    Raises:
+        DataError: naming the source, job and stage: missing or extra columns, an empty id, a duplicate
+            stage id, a value out of its bounds, a job whose rows disagree on submission, deadline, home or
+            interruptibility, a parent that is not a stage of the job, a cycle, or a stage with no
+            resources.
+    """
+    if list(stages.columns) != list(STAGE_COLUMNS):
+        missing = [c for c in STAGE_COLUMNS if c not in stages.columns]
+        extra = [c for c in stages.columns if c not in STAGE_COLUMNS]
+        raise DataError(f"{source}: stage table columns {list(stages.columns)}: missing {missing}, unexpected {extra}")
+    df = stages.reset_index(drop=True).copy()
+    for col in _STRING_COLUMNS:
+        df[col] = df[col].astype(str)
+    for col in _FLOAT_COLUMNS:
+        df[col] = pd.to_numeric(df[col], errors="raise").astype(np.float64)
+    df["tasks"] = pd.to_numeric(df["tasks"], errors="raise").astype(np.int64)
+    job = df["job"].to_numpy(dtype=object)
+    stage = df["stage"].to_numpy(dtype=object)
+
+    empty = (df["job"] == "").to_numpy() | (df["stage"] == "").to_numpy()
+    if empty.any():
+        raise DataError(f"{source}: stage row {int(np.flatnonzero(empty)[0]) + 1}: empty job or stage id")
+    bounds = (
+        ("submit_s", 0.0, math.inf, "s", False),
+        ("task_duration_s", 0.0, MAX_TASK_DURATION_S, "s", True),
+        ("cpus_per_task", 0.0, MAX_CPUS_PER_TASK, "cores", False),
+        ("gpus_per_task", 0.0, MAX_GPUS_PER_TASK, "GPUs", False),
+    )
+    for col, lo, hi, unit, positive in bounds:
+        v = df[col].to_numpy(dtype=np.float64)
+        low_ok = (v > lo) if positive else (v >= lo)
+        if (i := _first(~low_ok | ~(v <= hi))) is not None:
+            rel = f"> {lo:g}" if positive else f">= {lo:g}"
+            raise DataError(f"{_where(source, job[i], stage[i])}: {col} {v[i]:g}; expected {rel} and <= {hi:g} {unit}")
+    tasks = df["tasks"].to_numpy(dtype=np.int64)
+    if (i := _first((tasks < 1) | (tasks > MAX_TASKS))) is not None:
+        raise DataError(f"{_where(source, job[i], stage[i])}: tasks {tasks[i]}; expected 1..{MAX_TASKS}")
+    cpus = df["cpus_per_task"].to_numpy(dtype=np.float64)
+    gpus = df["gpus_per_task"].to_numpy(dtype=np.float64)
+    if (i := _first((cpus <= 0) & (gpus <= 0))) is not None:
+        raise DataError(f"{_where(source, job[i], stage[i])}: no CPUs or GPUs; expected a resource demand")
+    inter = df["interruptible"].to_numpy(dtype=np.float64)
+    if (i := _first(~(np.isnan(inter) | (inter == 0.0) | (inter == 1.0)))) is not None:
+        raise DataError(f"{_where(source, job[i], stage[i])}: interruptible {inter[i]:g}; expected 0, 1 or empty")
+    submit = df["submit_s"].to_numpy(dtype=np.float64)
+    deadline = df["deadline_s"].to_numpy(dtype=np.float64)
+    if (i := _first(deadline < submit)) is not None:
+        raise DataError(f"{_where(source, job[i], stage[i])}: deadline_s {deadline[i]:g} before submit_s {submit[i]:g}")
+    order: list[int] = []
+    for job_id, group in df.groupby("job", sort=False):
+        for col in ("submit_s", "home", "deadline_s", "interruptible"):
+            values = group[col].unique()
+            if len(values) > 1 and not (col in ("deadline_s", "interruptible") and pd.isna(values).all()):
+                raise DataError(f"{_where(source, job_id)}: its stages disagree on {col} ({list(values)[:3]})")
+        order.extend(_topological(group, source, str(job_id)))
+    df = df.loc[order].reset_index(drop=True)
+    # Jobs by submission (stable); a job's rows stay together in their topological order.
+    first = df.groupby("job", sort=False)["submit_s"].transform("first")
+    rank = pd.Series(pd.factorize(df["job"])[0], index=df.index)
+    df = df.assign(_t=first, _r=rank, _i=np.arange(len(df)))
+    df = df.sort_values(["_t", "_r", "_i"], kind="stable").drop(columns=["_t", "_r", "_i"])
+    return df.reset_index(drop=True)
+
+
+def _first(bad: np.ndarray) -> int | None:
+    """Index of the first true element, or None."""
+    rows = np.flatnonzero(bad)
+    return int(rows[0]) if rows.size else None
+
+
+def _topological(group: pd.DataFrame, source: str, job: str) -> list[int]:
+    """Row labels of one job's stages in a topological order (input order where precedence allows)."""
+    ids = list(group["stage"])
+    seen: set[str] = set()
+    for sid in ids:
+        if sid in seen:
+            raise DataError(f"{_where(source, job, sid)}: duplicate stage id")
+        seen.add(sid)
+    parents = {sid: parent_ids(p) for sid, p in zip(ids, group["parents"], strict=True)}
+    for sid, ps in parents.items():
+        for p in ps:
+            if p not in seen:
+                raise DataError(f"{_where(source, job, sid)}: parent {p!r} is not a stage of the job")
+            if p == sid:
+                raise DataError(f"{_where(source, job, sid)}: depends on itself")
+    label = dict(zip(ids, group.index, strict=True))
+    done: set[str] = set()
+    out: list[int] = []
+    pending = list(ids)
+    while pending:
+        ready = [sid for sid in pending if all(p in done for p in parents[sid])]
+        if not ready:
+            raise DataError(f"{_where(source, job)}: the dependencies of stages {pending[:5]} form a cycle")
+        for sid in ready:
+            done.add(sid)
+            out.append(int(label[sid]))
+        pending = [sid for sid in pending if sid not in done]
+    return out
