@@ -72,7 +72,8 @@ class TaskName:
         task: The task's id within its job (the number of a DAG name, else the whole name).
         parents: Ids of the tasks it waits for.
         dag: True if the name follows the DAG convention.
-        truncated: True if the name was cut at ``NAME_LIMIT`` characters, so ``parents`` may be incomplete.
+        truncated: True if the name was cut at ``NAME_LIMIT`` characters, so ``parents`` may be incomplete
+            (and its last number cut short).
     """
 
     task: str
@@ -89,7 +90,8 @@ def parse_task_name(name: str) -> TaskName:
         cut = len(name) >= NAME_LIMIT and bool(parents) and "_Stg" not in name
         return TaskName(str(int(m.group(1))), parents, True, cut)
     if len(name) >= NAME_LIMIT and _CUT_NAME.match(name):
-        return TaskName(str(int(re.match(r"^[A-Za-z]+(\d+)", name).group(1))), (), True, True)  # type: ignore[union-attr]
+        numbers = name.rstrip("_").lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz").split("_")
+        return TaskName(str(int(numbers[0])), tuple(str(int(x)) for x in numbers[1:]), True, True)
     return TaskName(name, (), False, False)
 
 

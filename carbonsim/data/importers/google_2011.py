@@ -199,13 +199,13 @@ def _add_jobs(
             if reason is not None:
                 rows.skip(reason)
                 continue
-        ok = g if opts.replay_failed else g[g["finished"]]
-        if len(ok) < len(g):
-            rows.skip("tasks of replayed jobs that did not finish (instances, not replayed)", len(g) - len(ok))
-        no_cpu = ~(ok["ncu"] > 0)
-        if no_cpu.any():
-            rows.skip("tasks with no CPU request (instances, not replayed)", int(no_cpu.sum()))
-            ok = ok[~no_cpu]
+        done = g if opts.replay_failed else g[g["finished"]]
+        ok = done[done["ncu"] > 0]
+        if not ok.empty:
+            if len(done) < len(g):
+                rows.skip("tasks of replayed jobs that did not finish (instances, not replayed)", len(g) - len(done))
+            if len(ok) < len(done):
+                rows.skip("tasks with no CPU request (instances, not replayed)", len(done) - len(ok))
         if ok.empty:
             rows.skip("no task finished with a CPU request")
             continue

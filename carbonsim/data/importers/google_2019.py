@@ -258,13 +258,13 @@ def load_google_2019(
     specs: dict[int, list[tuple[str, StageSpec]]] = {}
     for job, g in runs.runs.groupby("job", sort=False):
         cid = int(job)  # type: ignore[arg-type]
-        ok = g if opts.replay_failed else g[g["finished"]]
-        if len(ok) < len(g):
-            rows.skip("tasks of replayed jobs that did not finish (instances, not replayed)", len(g) - len(ok))
-        no_cpu = ~(ok["ncu"] > 0)
-        if no_cpu.any():
-            rows.skip("tasks with no CPU request (instances, not replayed)", int(no_cpu.sum()))
-            ok = ok[~no_cpu]
+        done = g if opts.replay_failed else g[g["finished"]]
+        ok = done[done["ncu"] > 0]
+        if not ok.empty:
+            if len(done) < len(g):
+                rows.skip("tasks of replayed jobs that did not finish (instances, not replayed)", len(g) - len(done))
+            if len(ok) < len(done):
+                rows.skip("tasks with no CPU request (instances, not replayed)", len(done) - len(ok))
         if not ok.empty:
             specs[cid] = [(f"{cid}{s.suffix}", s) for s in stages_of(ok, opts.google_cpus_per_unit, opts.duration_stat)]
     for lost in keep_set - set(specs):

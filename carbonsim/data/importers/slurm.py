@@ -177,7 +177,7 @@ NOT_ENDED = ("PENDING", "RUNNING", "REQUEUED", "RESIZING", "SUSPENDED", "REVOKED
 ZERO_RUN_S = 0.5
 _MISSING = ("", "Unknown", "None", "NONE")
 _ELAPSED = re.compile(r"^(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
-_JOB = re.compile(r"^(\d+(?:_\d+)?)(?:\+(\d+))?$")
+_JOB = re.compile(r"^(\d+(?:_(?:\d+|\[[\d,\-%]+\]))?)(?:\+(\d+))?$")
 _STEP = re.compile(r"^\d+(?:_[\d\[\]\-,%]+)?(?:\+\d+)?\.")
 
 
