@@ -697,3 +697,19 @@ def test_google_2019_malformed_records_load_or_raise_data_error(recs):
         i = _jsonl(Path(tmp) / "i.json", [{k: v for k, v in r.items() if k in inst_keys} for r in recs])
         with contextlib.suppress(DataError):
             load_google_2019(i, c)
+
+
+def test_batch_source_composes_from_the_command_line(tmp_path):
+    from carbonsim import load_config
+
+    write(tmp_path / "jobs.csv", CSV)
+    cfg = load_config(
+        overrides=[
+            "scenario.batch.source.format=csv",
+            "scenario.batch.source.paths=[jobs.csv]",
+            "scenario.batch.source.options.end_s=8",
+            "+scenario.batch.source.options.homes={us-west: eu-central}",
+        ]
+    )
+    trace = load_job_trace(cfg.scenario.batch.source, base_dir=tmp_path)
+    assert set(trace.stages["job"]) == {"b"} and trace.skipped == {"submitted after the time window": 1}
