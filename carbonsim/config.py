@@ -18,6 +18,7 @@ from typing import Any
 
 from carbonsim._schema import ConfigError
 from carbonsim.fault_config import FaultConfig
+from carbonsim.job_source_config import JobSourceConfig
 
 SERVICE_DISTRIBUTIONS = (
     "deterministic",
@@ -501,6 +502,8 @@ class BatchConfig:
             0.06 / 2^4 = 0.00375 kWh/GB.
         migration_gbps: Transfer rate of a migration in Gbit/s. The transfer time is added to the job's
             remaining work in the destination (the restore holds its CPUs and draws their power).
+        source: A job trace from the user's files in a published schema (Google, Alibaba, PAI, SWF,
+            Slurm, plain CSV; :mod:`carbonsim.job_source_config`), instead of ``trace``.
     """
 
     trace: str = ""
@@ -517,8 +520,10 @@ class BatchConfig:
     migration_gb_per_cpu: float = 4.0
     network_kwh_per_gb: float = 0.00375
     migration_gbps: float = 1.0
+    source: JobSourceConfig = field(default_factory=JobSourceConfig)
 
     def __post_init__(self) -> None:
+        _check(not (self.trace and self.source.format), "source", self.source.format, "no format when trace is set")
         for name in ("migration_gb_per_cpu", "network_kwh_per_gb"):
             value = getattr(self, name)
             _check(_finite(value) and value >= 0, name, value, "a number >= 0")
