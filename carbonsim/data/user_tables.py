@@ -39,6 +39,7 @@ JSON_SUFFIXES = (".json",)
 # ISO 8601 date and time with optional seconds, fraction (up to 9 digits) and UTC offset.
 _TIMESTAMP = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?"
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
+_NS_PER = {"s": 1e9, "ms": 1e6, "us": 1e3}
 _ROW = re.compile(r"row (\d+) \(line \d+\)")
 _ROWS = re.compile(r"rows ([\d, ]+) \(lines [\d, ]+\)")
 
@@ -283,7 +284,8 @@ def parse_times(table: Table, column: str, *, timezone: str = "UTC", time_unit: 
                 valid=ValueRange(-np.inf, np.inf, f"time in {time_unit}"),
                 rows=table.rows,
             )
-        return pd.DatetimeIndex(pd.to_datetime(numbers, unit=time_unit, utc=True)).as_unit("ns")
+        ns = np.rint(numbers * _NS_PER[time_unit]).astype(np.int64)
+        return pd.DatetimeIndex(pd.to_datetime(ns, utc=True)).as_unit("ns")
     if isinstance(raw.dtype, pd.DatetimeTZDtype):
         return pd.DatetimeIndex(raw).tz_convert("UTC").as_unit("ns")
     if pd.api.types.is_datetime64_dtype(raw.dtype):
