@@ -8,6 +8,7 @@ the window a run needs, starting at the scenario's ``start_utc``, and hands the 
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
 from carbonsim.data.carbon_cache import cache_root, fetch_command, load_cached, signal_name
 from carbonsim.data.errors import DataError
 from carbonsim.data.prices import load_price
+from carbonsim.data.user_arrivals import load_arrival_trace
 from carbonsim.data.user_signals import Quantity, load_signal_file
 from carbonsim.data.workloads import load_gaia_jobs, load_llm_arrivals, load_load_shape
 from carbonsim.signal_config import SignalSourceConfig
@@ -262,12 +264,48 @@ def signals(scenario: ScenarioConfig, seed: int, hours: int) -> tuple[HourlySign
     return carbon_signal(scenario, seed, hours), price_signal(scenario, hours)
 
 
-def arrival_inputs(scenario: ScenarioConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """The measured inputs of the arrival process: (hourly load shape, replayed arrival times in s)."""
+class RequestInputs(NamedTuple):
+    """The measured inputs of the arrival process.
+
+    Attributes:
+        load_shape: Hourly load shape (``arrivals.load_shape``), or None.
+        replay_s: Recorded arrival times in s for ``replay``, or None.
+        replay_workload: Workload index of each recorded arrival when the trace names models, or None.
+    """
+
+    load_shape: np.ndarray | None
+    replay_s: np.ndarray | None
+    replay_workload: np.ndarray | None
+
+
+def request_inputs(scenario: ScenarioConfig) -> RequestInputs:
+    """The arrival process's measured inputs: load shape, and the shipped or user's replayed trace."""
     cfg = scenario.arrivals
     shape = load_load_shape(cfg.load_shape) if cfg.load_shape else None
-    replay = load_llm_arrivals(cfg.trace.removeprefix("azure_llm_")) if cfg.kind == "replay" else None
-    return shape, replay
+    if cfg.kind != "replay":
+        return RequestInputs(shape, None, None)
+    trace = cfg.trace_file
+    if trace is None:
+        return RequestInputs(shape, load_llm_arrivals(cfg.trace.removeprefix("azure_llm_")), None)
+    frame = load_arrival_trace(
+        trace.path,
+        timestamp_column=trace.timestamp_column,
+        time_unit=trace.time_unit,
+        timezone=trace.timezone,
+        model_column=trace.model_column,
+        models=trace.models,
+        workloads=scenario.workload_names,
+        context_tokens_column=trace.context_tokens_column,
+        generated_tokens_column=trace.generated_tokens_column,
+    )
+    workload = frame["workload"].to_numpy(dtype=np.int64) if "workload" in frame else None
+    return RequestInputs(shape, frame["arrival_s"].to_numpy(dtype=np.float64), workload)
+
+
+def arrival_inputs(scenario: ScenarioConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The measured inputs of the arrival process: (hourly load shape, replayed arrival times in s)."""
+    inputs = request_inputs(scenario)
+    return inputs.load_shape, inputs.replay_s
 
 
 def batch_jobs(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Jobs:
