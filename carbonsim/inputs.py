@@ -155,7 +155,7 @@ def source_series(
     try:
         return load_cached(root, provider, source.zone, signal, first, end, hint)
     except DataError as exc:
-        raise DataError(f"{what}: {exc}") from None
+        raise type(exc)(f"{what}: {exc}") from None
 
 
 def _source_rows(
