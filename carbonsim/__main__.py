@@ -1,6 +1,8 @@
-"""Entry point: ``python -m carbonsim [overrides]`` (Hydra command line)."""
+"""Entry point: ``python -m carbonsim [overrides]`` (Hydra command line), or ``carbonsim fetch-carbon ...``."""
 
 from __future__ import annotations
+
+import sys
 
 import hydra
 
@@ -9,7 +11,11 @@ from carbonsim.cli import hydra_task
 
 
 def main() -> None:
-    """Composes the configuration with Hydra and runs it."""
+    """Composes the configuration with Hydra and runs it; ``fetch-carbon`` fills the carbon-API cache instead."""
+    if len(sys.argv) > 1 and sys.argv[1] == "fetch-carbon":
+        from carbonsim.fetch_carbon import main as fetch_main
+
+        raise SystemExit(fetch_main(sys.argv[2:]))
     register_configs()
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(hydra_task)
     app()

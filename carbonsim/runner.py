@@ -30,7 +30,7 @@ from carbonsim.core.policy import Policy
 from carbonsim.core.simulation import Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
 from carbonsim.hardware import resolve_profiles
-from carbonsim.inputs import arrival_inputs, batch_jobs, signals
+from carbonsim.inputs import batch_jobs, request_inputs, signals
 from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
 
 #: Given a run's label, the callback its simulation reports (simulated time, latest end) in s to.
@@ -107,8 +107,8 @@ def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests, J
     scenario = resolve_profiles(cfg.scenario)
     carbon, price = signals(scenario, seed, hours)
     world = compile_world(scenario, seed, hours, carbon=carbon, price=price)
-    load_shape, replay_s = arrival_inputs(scenario)
-    requests = draw_requests(scenario, seed, cfg.sim_hours, load_shape, replay_s)
+    inputs = request_inputs(scenario)
+    requests = draw_requests(scenario, seed, cfg.sim_hours, inputs.load_shape, inputs.replay_s, inputs.replay_workload)
     return world, requests, batch_jobs(scenario, seed, cfg.sim_hours)
 
 
