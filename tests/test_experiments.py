@@ -292,20 +292,27 @@ def test_progress_reports_simulated_time_and_changes_nothing():
     from carbonsim.runner import run
 
     cfg = carbonsim.load_config(["scenario=illustrative", "sim_hours=0.5"])
-    seen: dict[str, list[tuple[float, float]]] = {}
+    seen: dict[str, list] = {}
 
     def factory(label):
-        return lambda now_s, stop_s: seen.setdefault(label, []).append((now_s, stop_s))
+        return lambda p: seen.setdefault(label, []).append(p)
 
     with_bar = run(cfg, factory)
     without = run(cfg)
     assert json.dumps(with_bar.summary, sort_keys=True) == json.dumps(without.summary, sort_keys=True)
-    # The policy's run and the baseline's, each from 0 in steps of at least a simulated minute.
+    # The policy's run and the baseline's, each from 0 in steps of at least a simulated minute up to the end of
+    # the arrival window, one report exactly there, then the drain, and a last report once the run has ended.
     assert set(seen) == {with_bar.summary["label"], "latency_first"}
+    horizon_s = 0.5 * 3600.0
     for ticks in seen.values():
-        times = [t for t, _ in ticks]
-        assert times[0] == 0.0 and all(b - a >= 60.0 for a, b in itertools.pairwise(times))
-        assert {stop for _, stop in ticks} == {(0.5 + cfg.max_drain_hours) * 3600.0}
+        times = [p.now_s for p in ticks]
+        window = [t for t in times if t < horizon_s]
+        assert times[0] == 0.0 and all(b - a >= 60.0 for a, b in itertools.pairwise(window))
+        assert horizon_s in times and times == sorted(times)
+        assert {(p.horizon_s, p.stop_s) for p in ticks} == {(horizon_s, (0.5 + cfg.max_drain_hours) * 3600.0)}
+        assert [p.ended for p in ticks] == [False] * (len(ticks) - 1) + [True]
+        assert ticks[-1].finished == ticks[-1].requests == with_bar.summary["requests"]
+        assert all(a.finished <= b.finished for a, b in itertools.pairwise(ticks))
 
 
 def test_a_sweep_killed_in_the_middle_completes_on_the_next_run_without_redoing_finished_jobs(resumed_sweep):

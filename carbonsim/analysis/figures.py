@@ -27,6 +27,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.artist import setp
 from matplotlib.figure import Figure
+from matplotlib.projections.polar import PolarAxes
 
 #: Line styles, in the order the members of one policy family take them.
 LINESTYLES: tuple[str | tuple[float, tuple[float, ...]], ...] = (
@@ -425,7 +426,7 @@ def fig_radar(data: SweepData) -> Figure | None:
     norm = means / means.max().replace(0, np.nan)
     angles = np.linspace(0, 2 * np.pi, len(cols), endpoint=False).tolist()
     fig = Figure(figsize=(9.5, 6.5))
-    ax = fig.add_subplot(projection="polar")
+    ax = cast(PolarAxes, fig.add_subplot(projection="polar"))
     styles = data.styles()
     for label, row in norm.iterrows():
         st = styles[str(label)]
