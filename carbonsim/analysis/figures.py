@@ -608,9 +608,10 @@ def fig_carbon_vs_slack(data: SweepData) -> Figure | None:
     return fig
 
 
-#: Every figure: file name, function, caption (``{ci}`` becomes what the error bars show, if any).
+#: Every figure: file name, function, caption (``{ci}`` becomes what the error bars show, if any, and ``{rtt}``
+#: names the round-trip panel where there is one).
 FIGURES: tuple[tuple[str, Callable[[SweepData], Figure | None], str], ...] = (
-    ("regions", fig_regions, "Mean carbon intensity of each region over the run (and its mean round trip)."),
+    ("regions", fig_regions, "Mean carbon intensity of each region over the run{rtt}."),
     ("pareto", fig_pareto, "Emissions against mean latency per policy{ci}, the Pareto front and the bound."),
     ("routing", fig_routing, "Share of requests each region served, per policy."),
     ("slo_per_workload", fig_slo_per_workload, "SLO violations per workload and policy{ci}."),
@@ -628,7 +629,8 @@ FIGURES: tuple[tuple[str, Callable[[SweepData], Figure | None], str], ...] = (
 def caption(data: SweepData, template: str) -> str:
     """A figure's caption for this sweep: error bars named only where there are seeds to have them."""
     ci = f" (95 % CI over {data.seeds} seeds)" if data.seeds > 1 else " (one seed)"
-    return template.format(ci=ci)
+    rtt = ", and its mean round trip from the origins" if data.has_requests() else ""
+    return template.format(ci=ci, rtt=rtt)
 
 
 def draw_figures(data: SweepData) -> list[tuple[str, Figure, str]]:
