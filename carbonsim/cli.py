@@ -21,6 +21,7 @@ from rich.table import Table
 
 from carbonsim._hydra import config_from_hydra, register_configs
 from carbonsim._schema import ConfigError
+from carbonsim.analysis import tables
 from carbonsim.config import RunConfig
 from carbonsim.core import simulation
 from carbonsim.experiment import analyse, experiment_job, run_experiment
@@ -45,7 +46,7 @@ SUMMARY_ROWS = (
     ("mean_intensity_gco2_per_kwh", "mean intensity (gCO2/kWh)", "{:.1f}"),
     ("energy_kwh", "energy (kWh, with PUE)", "{:.3f}"),
     ("carbon_kg", "carbon (kg CO2eq)", "{:.3f}"),
-    ("cost_usd", "electricity cost (USD)", "{:.2f}"),
+    ("cost_usd", "cost (USD, electricity + carbon price)", "{:.2f}"),
     ("carbon_reduction_pct", "carbon reduction vs baseline (%)", "{:.1f}"),
     ("jobs", "batch jobs", "{:,.0f}"),
     ("jobs_completed", "jobs completed", "{:,.0f}"),
@@ -88,9 +89,12 @@ COMPARISON_COLUMNS = (
 )
 
 
-def _fmt(fmt: str, value: Any) -> str:
+def _fmt(fmt: str, value: Any, decimals: int | None = None) -> str:
+    """A cell: ``-`` if missing, a float to ``decimals`` (default: its own three significant figures)."""
     if value is None or (isinstance(value, float) and value != value):
         return "-"
+    if isinstance(value, float) and (decimals is not None or not value.is_integer()):
+        return tables.format_number(value, tables.column_decimals([value]) if decimals is None else decimals)
     return fmt.format(value)
 
 
@@ -129,20 +133,24 @@ def print_comparison(
     table = Table(title=title)
     extra = [(c, c, "{}") for c in varying if not any(key == c for key, _, _ in columns)]
     cols = [c for c in (columns[0], *extra, *columns[1:]) if c[0] in df.columns]
-    for _key, name, _spec in cols:
-        table.add_column(name, justify="left" if name == "policy" else "right")
+    # One name per metric (the tables' and the report's); each column to its own precision.
+    decimals = {key: tables.column_decimals(df[key]) for key, _, _ in cols if df[key].dtype.kind == "f"}
+    for key, _name, _spec in cols:
+        label = key == "label"  # policy names whole; the numbers' headers wrap instead
+        table.add_column(tables.column_name(key), justify="left" if label else "right", no_wrap=label)
     for _, row in df.iterrows():
-        table.add_row(*[_fmt(fmt, row[key]) for key, _name, fmt in cols])
+        table.add_row(*[_fmt(fmt, row[key], decimals.get(key)) for key, _name, fmt in cols])
     console.print(table)
 
 
 def print_reference(console: Console, df: pd.DataFrame) -> None:
     """Prints carbonsim's reference table beside the published one."""
     table = Table(title="Reference scenario: carbonsim vs published")
-    for col in df.columns:
+    human = tables.human_table(df)
+    for col in human.columns:
         table.add_column(col, justify="left" if col in ("policy", "source") else "right")
-    for _, row in df.iterrows():
-        table.add_row(*[_fmt("{:.1f}", v) if isinstance(v, float) else str(v) for v in row])
+    for _, row in human.iterrows():
+        table.add_row(*[str(v) for v in row])
     console.print(table)
 
 

@@ -160,9 +160,9 @@ def column_decimals(values: Any) -> int:
 
     One column shares one number of decimals: enough for the figures of its smallest non-zero magnitude,
     but at most one more than its median non-zero magnitude needs (so that 0.09 beside 52.5 reads 0.09 and
-    52.50, not 52.5000). More decimals are added (up to :data:`MAX_DECIMALS`) while values that differ would
-    all print alike (never a column of identical 0.00s), and (up to two more) while a non-zero value would
-    print as 0. A column of whole numbers has none.
+    52.50, not 52.5000; 0.0003 beside them rounds to 0.00). More decimals are added (up to
+    :data:`MAX_DECIMALS`) while values that differ would all print alike (never a column of identical 0.00s).
+    A column of whole numbers has none.
     """
     x = np.asarray(values, dtype=np.float64)
     x = x[np.isfinite(x)]
@@ -179,10 +179,7 @@ def column_decimals(values: Any) -> int:
     def collapsed(d: int) -> bool:
         return len({_fixed(v, d) for v in x}) == 1 and len(set(x.tolist())) > 1
 
-    def lost(d: int) -> bool:
-        return bool(np.any(np.round(nonzero, d) == 0))
-
-    while d < MAX_DECIMALS and (collapsed(d) or (d < base + 2 and lost(d))):
+    while d < MAX_DECIMALS and collapsed(d):
         d += 1
     return d
 
