@@ -809,7 +809,7 @@ class PublishedRow:
         p95_latency_ms: Published 95th-percentile latency in ms.
         slo_violation_pct: Published share of requests over their SLO in %.
         mean_intensity_gco2_per_kwh: Published mean intensity of the serving region.
-        carbon_reduction_pct: Published reduction against the baseline in %.
+        intensity_reduction_pct: Published reduction of the mean serving intensity against the baseline in %.
     """
 
     policy: str
@@ -817,7 +817,7 @@ class PublishedRow:
     p95_latency_ms: float
     slo_violation_pct: float
     mean_intensity_gco2_per_kwh: float
-    carbon_reduction_pct: float
+    intensity_reduction_pct: float
 
 
 @dataclass(frozen=True)
