@@ -97,7 +97,8 @@ def batch_bound(world: World, jobs: Jobs, regions: str = "any") -> BatchBound:
     cols_len: list[np.ndarray] = []
     cols_late: list[np.ndarray] = []
     cols_k: list[np.ndarray] = []
-    marginal = np.diff(speedups(scenario.batch))  # work per second of the k-th allocation
+    # Work per second of the k-th allocation.
+    marginal = np.diff(speedups(scenario.batch.max_scale, scenario.batch.parallel_fraction))
     for j in idx:
         a = float(jobs.arrival_s[j])
         d = min(float(jobs.deadline_s[j]), end_s)

@@ -24,8 +24,7 @@ from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis.stream import StreamedTables
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
-from carbonsim.core.batch import BatchPolicy
-from carbonsim.core.jobs import Jobs
+from carbonsim.core.jobs import BatchPolicy, Jobs
 from carbonsim.core.policy import Policy
 from carbonsim.core.simulation import Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
@@ -187,6 +186,7 @@ def simulate_policy(
         summary["batch_policy"] = batch_cfg.name
         summary["batch_trace"] = cfg.scenario.batch.trace
         summary.update(job_metrics.job_summary(job_df, result))
+        invariants.check_jobs(result, job_df, summary)
     n = max(len(requests), 1)
     timing = {
         "simulation_wall_s": t_sim,

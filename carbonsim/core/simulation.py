@@ -19,9 +19,8 @@ from simpy.events import Event, Timeout
 
 from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
-from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
 from carbonsim.core.faults import FaultProcess
-from carbonsim.core.jobs import Jobs, speedups
+from carbonsim.core.jobs import BatchEngine, BatchPolicy, JobContext, JobRecords, Jobs, speedups
 from carbonsim.core.policy import AwaitDecision, Policy, ReportsStats
 from carbonsim.core.recorder import COMPLETED, FAILED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
@@ -55,6 +54,7 @@ class SimResult:
             empty for policies without.
         fault_stats: Counts of the run's faults and of what they did (server failures and repairs, outages,
             cuts, requests routed to a region that could not take them).
+        job_context: What the batch policy was given (capacities, power, GPU types; None without jobs).
     """
 
     world: World
@@ -71,6 +71,7 @@ class SimResult:
     batch_epochs: int
     policy_stats: dict[str, float] = field(default_factory=dict)
     fault_stats: dict[str, float] = field(default_factory=dict)
+    job_context: JobContext | None = None
 
 
 class Simulation:
@@ -175,7 +176,7 @@ class Simulation:
                 cpu_busy_w=scenario.batch.cpu_busy_w,
                 horizon_s=horizon_s,
                 rng=rngmod.stream(seed, "batch_policy"),
-                speedup=speedups(scenario.batch),
+                speedup=speedups(scenario.batch.max_scale, scenario.batch.parallel_fraction),
                 migration_gb_per_cpu=scenario.batch.migration_gb_per_cpu,
                 network_kwh_per_gb=scenario.batch.network_kwh_per_gb,
                 migration_gbps=scenario.batch.migration_gbps,
@@ -575,6 +576,7 @@ class Simulation:
                 **(self._faults.stats() if self._faults is not None else {}),
                 "routed_to_unavailable": float(self._routed_to_unavailable),
             },
+            job_context=None if self.batch is None else self.job_context,
         )
 
 
