@@ -74,10 +74,15 @@ def batch_bound(world: World, jobs: Jobs, regions: str = "any") -> BatchBound:
         The bound.
 
     Raises:
-        ValueError: for an unknown ``regions`` or if the solver fails.
+        ValueError: for an unknown ``regions``, jobs with stages, several tasks or GPUs, or if the solver fails.
     """
     if regions not in ("any", "home"):
         raise ValueError(f"regions: expected any or home, got {regions!r}")
+    if not jobs.independent:
+        raise ValueError(
+            "batch bound: it covers independent one-task CPU jobs; these jobs have stages, parallel tasks or GPUs "
+            "(a bound with precedence is not implemented yet)"
+        )
     scenario = world.scenario
     capacity = np.array([r.batch_cpus for r in scenario.regions], dtype=np.float64)
     pue = np.array([r.pue for r in scenario.regions])

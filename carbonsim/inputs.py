@@ -20,6 +20,7 @@ from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
 from carbonsim.data.errors import DataError
 from carbonsim.data.prices import load_price
 from carbonsim.data.workloads import load_gaia_trace, load_llm_arrivals, load_load_shape
+from carbonsim.job_streams import generated_trace
 from carbonsim.jobs_build import build_jobs
 
 HOUR = pd.Timedelta(hours=1)
@@ -176,14 +177,19 @@ def arrival_inputs(scenario: ScenarioConfig) -> tuple[np.ndarray | None, np.ndar
 
 
 def batch_jobs(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Jobs:
-    """The scenario's batch jobs for a run of ``sim_hours`` (none unless ``batch.trace`` is set).
+    """The scenario's batch jobs for a run of ``sim_hours`` (none without ``batch.trace`` or ``batch.generator``).
 
     Jobs of the trace arriving in ``[trace_offset_h, trace_offset_h + sim_hours)``, shifted to t = 0;
     whether each is interruptible, its home region and (by the deadline rule) its deadline as
     :func:`carbonsim.jobs_build.build_jobs` sets them, drawing from the ``jobs`` random stream.
     """
     cfg = scenario.batch
-    if not cfg.trace:
+    if not cfg.has_jobs:
         return Jobs.empty()
-    trace = load_gaia_trace(cfg.trace)
-    return build_jobs(trace, cfg, scenario.region_names, sim_hours * 3600.0, rngmod.stream(seed, "jobs"))
+    rng = rngmod.stream(seed, "jobs")
+    horizon_s = sim_hours * 3600.0
+    if cfg.trace:
+        trace = load_gaia_trace(cfg.trace)
+    else:
+        trace = generated_trace(cfg.generator, cfg.trace_offset_h * 3600.0 + horizon_s, rng)
+    return build_jobs(trace, cfg, scenario.region_names, horizon_s, rng, scenario.regions)

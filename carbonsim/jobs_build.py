@@ -10,7 +10,9 @@ scenario's batch configuration:
 * one pair of uniform draws per job from the ``jobs`` random stream, in job order, whatever the trace says
   (so a job's draws never depend on the jobs after it, and traces that set some values keep the others'
   draws): the first decides whether it is interruptible (``< interruptible_share``) where the trace does
-  not say, the second its home region by ``home_shares`` where the trace names none;
+  not say, the second its home region by ``home_shares`` where the trace names none, among the home
+  regions whose cluster can run every task of the job (shares renormalised; all of them if none can, and
+  the job then fails on arrival): users submit GPU jobs where their GPUs are;
 * a deadline by the scenario's rule where the trace has none: ``slack``: arrival + ``slack_factor`` x the
   job's critical path; ``window``: arrival + critical path + ``window_h``. The critical path is the
   longest chain of stages, each taking one task's duration (its tasks side by side): the job's length
@@ -22,11 +24,14 @@ This is the conversion from configuration to plain arrays; the core never sees t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
-from carbonsim.config import BatchConfig
+from carbonsim.config import BatchConfig, RegionConfig
 from carbonsim.core.jobs import ANY_GPU, Jobs, Stages, critical_path_s
+from carbonsim.core.jobs.resources import UNIT, fits_regions
 from carbonsim.data.errors import DataError
 from carbonsim.data.job_trace import JobTrace, one_task_jobs, parent_ids
 
@@ -38,14 +43,33 @@ def deadlines(cfg: BatchConfig, arrival_s: np.ndarray, path_s: np.ndarray) -> np
     return np.asarray(arrival_s + path_s + cfg.window_h * 3600.0, dtype=np.float64)
 
 
-def draw_homes(cfg: BatchConfig, region_names: tuple[str, ...], u: np.ndarray) -> np.ndarray:
-    """Home region indices from uniform draws ``u`` by ``home_shares`` (int8)."""
+def draw_homes(
+    cfg: BatchConfig, region_names: tuple[str, ...], u: np.ndarray, fits: np.ndarray | None = None
+) -> np.ndarray:
+    """Home region indices from uniform draws ``u`` by ``home_shares`` (int8).
+
+    ``fits`` (jobs x regions), if given, restricts each job to the home regions that can run it (shares
+    renormalised), unless none can.
+    """
     homes = [region_names.index(name) for name in cfg.home_shares]
     if not homes:
         return np.full(u.size, -1, dtype=np.int8)
-    cumulative = np.cumsum([cfg.home_shares[region_names[h]] for h in homes])
+    shares = np.array([cfg.home_shares[region_names[h]] for h in homes])
+    cumulative = np.cumsum(shares)
     cumulative[-1] = 1.0
-    return np.asarray(np.asarray(homes, dtype=np.int8)[np.searchsorted(cumulative, u, side="right")], dtype=np.int8)
+    home = np.asarray(np.asarray(homes, dtype=np.int8)[np.searchsorted(cumulative, u, side="right")], dtype=np.int8)
+    if fits is None:
+        return home
+    ok = fits[:, homes] & (shares > 0)[None, :]
+    position = np.zeros(len(region_names), dtype=np.int64)
+    position[homes] = np.arange(len(homes))
+    redraw = ~ok[np.arange(u.size), position[home.astype(np.int64)]] & ok.any(axis=1)
+    for i in np.flatnonzero(redraw).tolist():
+        weights = np.where(ok[i], shares, 0.0)
+        cum = np.cumsum(weights) / weights.sum()
+        cum[-1] = 1.0
+        home[i] = homes[int(np.searchsorted(cum, u[i], side="right"))]
+    return home
 
 
 def build_jobs(
@@ -54,6 +78,7 @@ def build_jobs(
     region_names: tuple[str, ...],
     horizon_s: float,
     rng: np.random.Generator,
+    regions: Sequence[RegionConfig] = (),
 ) -> Jobs:
     """The jobs of a run from a validated trace (see the module docstring).
 
@@ -63,6 +88,8 @@ def build_jobs(
         region_names: Region names in scenario order.
         horizon_s: Arrival window of the run in s.
         rng: The ``jobs`` stream.
+        regions: The scenario's regions, for their batch clusters (homes are drawn among the regions that
+            can run a job); empty to draw homes by ``home_shares`` alone.
 
     Returns:
         The jobs, in arrival order.
@@ -93,8 +120,10 @@ def build_jobs(
     u = rng.random((n, 2))
     trace_inter = st["interruptible"].to_numpy(dtype=np.float64)[first_row]
     interruptible = np.where(np.isnan(trace_inter), u[:, 0] < cfg.interruptible_share, trace_inter == 1.0)
+    stages = _stages(st, rows, job_of_row)
+    fits = _job_fits(stages, n, regions) if regions else None
     trace_home = st["home"].to_numpy(dtype=object)[first_row]
-    home = draw_homes(cfg, region_names, u[:, 1])
+    home = draw_homes(cfg, region_names, u[:, 1], fits)
     named = trace_home != ""
     if named.any():
         lookup = {name: i for i, name in enumerate(region_names)}
@@ -111,7 +140,6 @@ def build_jobs(
             f"{trace.source}: job {st['job'].iat[first_row[i]]} names no home region and batch.home_shares is empty"
         )
 
-    stages = _stages(st, rows, job_of_row)
     path = critical_path_s(stages, n)
     trace_deadline = st["deadline_s"].to_numpy(dtype=np.float64)[first_row]
     deadline = np.where(np.isnan(trace_deadline), deadlines(cfg, arrival, path), trace_deadline - t0)
@@ -124,6 +152,25 @@ def build_jobs(
         dropped_from_trace=dropped,
         trace_id=tuple(st["job"].to_numpy(dtype=object)[first_row].tolist()),
     )
+
+
+def _job_fits(stages: Stages, n: int, regions: Sequence[RegionConfig]) -> np.ndarray:
+    """Whether each region's batch cluster can run every task of each job: bool (jobs, regions)."""
+    types = tuple(sorted({g for r in regions for g in r.batch_gpus}))
+    lookup = np.array([types.index(t) if t in types else -2 for t in stages.gpu_types], dtype=np.int64)
+    own = stages.gpu_type.astype(np.int64)
+    gtype = np.where(own == ANY_GPU, ANY_GPU, lookup[np.maximum(own, 0)] if lookup.size else -2)
+    fits = fits_regions(
+        np.rint(stages.cpus_per_task * UNIT).astype(np.int64),
+        np.rint(stages.gpus_per_task * UNIT).astype(np.int64),
+        gtype,
+        [r.batch_cpus for r in regions],
+        [[r.batch_gpus.get(t, 0) for t in types] for r in regions],
+    )
+    if not n:
+        return np.zeros((0, len(regions)), dtype=bool)
+    starts = np.searchsorted(stages.job, np.arange(n))
+    return np.asarray(np.logical_and.reduceat(fits, starts, axis=0), dtype=bool)
 
 
 def _stages(st: pd.DataFrame, rows: np.ndarray, job_of_row: np.ndarray) -> Stages:

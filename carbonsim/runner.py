@@ -184,7 +184,7 @@ def simulate_policy(
     invariants.check_run(result, energy, summary)
     if job_df is not None:
         summary["batch_policy"] = batch_cfg.name
-        summary["batch_trace"] = cfg.scenario.batch.trace
+        summary["batch_trace"] = cfg.scenario.batch.trace or cfg.scenario.batch.generator.kind
         summary.update(job_metrics.job_summary(job_df, result))
         invariants.check_jobs(result, job_df, summary)
     n = max(len(requests), 1)

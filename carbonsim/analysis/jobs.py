@@ -129,7 +129,7 @@ def stage_table(result: SimResult) -> pd.DataFrame:
             "job": st.job,
             "trace_job": np.asarray(trace_id, dtype=object)[st.job] if m else np.zeros(0, dtype=object),
             "stage": np.arange(m) - first,
-            "stage_id": st.names if st.names is not None else np.zeros(m, dtype=np.int64).astype(str),
+            "stage_id": st.names if st.names is not None else (np.arange(m) - first).astype(str),
             "parents": parents,
             "tasks": st.tasks,
             "task_duration_s": st.task_duration_s,

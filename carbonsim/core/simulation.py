@@ -169,6 +169,13 @@ class Simulation:
             if batch_policy is None:
                 raise ValueError("jobs need a batch policy")
             self.batch_policy = batch_policy
+            gpu_types = tuple(sorted({g for r in scenario.regions for g, c in r.batch_gpus.items() if c > 0}))
+            unpowered = [g for g in gpu_types if g not in scenario.batch.gpu_busy_w]
+            if unpowered:
+                raise ValueError(
+                    f"batch.gpu_busy_w: no busy power for GPU type(s) {', '.join(unpowered)} of the batch clusters "
+                    "(set them, or resolve them from the catalog with carbonsim.hardware.resolve_profiles)"
+                )
             self.job_context = JobContext(
                 region_names=scenario.region_names,
                 capacity_cpus=tuple(r.batch_cpus for r in scenario.regions),
@@ -180,6 +187,10 @@ class Simulation:
                 migration_gb_per_cpu=scenario.batch.migration_gb_per_cpu,
                 network_kwh_per_gb=scenario.batch.network_kwh_per_gb,
                 migration_gbps=scenario.batch.migration_gbps,
+                gpu_types=gpu_types,
+                capacity_gpus=tuple(tuple(r.batch_gpus.get(g, 0) for g in gpu_types) for r in scenario.regions),
+                gpu_busy_w=tuple(float(scenario.batch.gpu_busy_w[g]) for g in gpu_types),
+                migration_gb_per_gpu=scenario.batch.migration_gb_per_gpu,
             )
             self.batch = BatchEngine(
                 self.env,
