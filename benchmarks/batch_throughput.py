@@ -15,6 +15,9 @@ of the simulation (``simulate``: engine + policy) and of the tables (``tables``:
 summary, invariants), and jobs and tasks per wall-second of ``simulate``. It measures and prints; it asserts
 nothing. See ``benchmarks/README.md``.
 
+With ``--read-view`` the batch policy also reads ``view.stages`` (the columns over every runnable stage)
+at every epoch, as a stage-aware policy such as PCAPS does, to show what building that view costs.
+
 Run: ``python benchmarks/batch_throughput.py [--policy NAME] [--gaia-hours H] [--dag-hours H] [--scales 1 4 16]``.
 """
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import platform
 import pstats
 import time
@@ -31,12 +35,28 @@ from typing import Any
 import carbonsim
 from carbonsim.analysis import invariants
 from carbonsim.analysis import jobs as job_metrics
+from carbonsim.core.jobs import JobContext, JobView
 from carbonsim.core.policy import Policy
 from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
 from carbonsim.runner import make_simulation, prepare
 
 
-def measure(overrides: list[str], policy: str, profile: bool = False) -> dict[str, Any]:
+class ReadsStages:
+    """Wraps a batch policy and reads the stage view (``view.stages``) at every epoch, as a stage-aware policy."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.rows = 0
+
+    def reset(self, context: JobContext) -> None:
+        self.inner.reset(context)
+
+    def schedule(self, view: JobView) -> Any:
+        self.rows += len(view.stages)
+        return self.inner.schedule(view)
+
+
+def measure(overrides: list[str], policy: str, profile: bool = False, read_view: bool = False) -> dict[str, Any]:
     """One run of the batch engine alone; wall times of its parts and the counts."""
     cfg = carbonsim.load_config([*overrides, f"batch_policy={policy}", "write_requests=false"])
     t0 = time.perf_counter()
@@ -44,6 +64,8 @@ def measure(overrides: list[str], policy: str, profile: bool = False) -> dict[st
     t1 = time.perf_counter()
     routing: Policy = make_policy(policy_config({"name": "latency_first"}))
     batch = make_batch_policy(batch_policy_config(cfg.batch_policy))
+    if read_view:
+        batch = ReadsStages(batch)
     sim = make_simulation(cfg, world, requests, routing, cfg.seed, jobs=jobs, batch_policy=batch)
     prof = cProfile.Profile() if profile else None
     if prof is not None:
@@ -94,14 +116,17 @@ def main() -> None:
     parser.add_argument("--scale-hours", type=float, default=24.0, help="run length of the cluster-size runs in h")
     parser.add_argument("--scales", type=float, nargs="*", default=[1.0, 4.0, 16.0], help="cluster-size factors")
     parser.add_argument("--profile", action="store_true", help="profile the simulate part of each run")
+    parser.add_argument("--read-view", action="store_true", help="also read view.stages at every epoch")
     args = parser.parse_args()
-    print(f"carbonsim batch engine throughput; python {platform.python_version()}, {platform.processor() or '?'}")
-    print(f"batch policy {args.policy}; wall-clock seconds of one run each (no inference requests)\n")
+    print(f"carbonsim batch engine throughput; python {platform.python_version()}, {platform.machine()}, ", end="")
+    print(f"{os.cpu_count()} CPUs")
+    view = " (reading view.stages at every epoch)" if args.read_view else ""
+    print(f"batch policy {args.policy}{view}; wall-clock seconds of one run each (no inference requests)\n")
     if args.gaia_hours:
-        m = measure(["scenario=batch_us", f"sim_hours={args.gaia_hours}"], args.policy, args.profile)
+        m = measure(["scenario=batch_us", f"sim_hours={args.gaia_hours}"], args.policy, args.profile, args.read_view)
         report(f"GAIA azure_100k, {args.gaia_hours:g} h", m)
     if args.dag_hours:
-        m = measure(["scenario=dag_tpch", f"sim_hours={args.dag_hours}"], args.policy, args.profile)
+        m = measure(["scenario=dag_tpch", f"sim_hours={args.dag_hours}"], args.policy, args.profile, args.read_view)
         report(f"TPC-H stream, {args.dag_hours:g} h", m)
     for k in args.scales:
         cpus = round(100 * k)
@@ -111,7 +136,7 @@ def main() -> None:
             f"scenario.batch.generator.mean_interarrival_s={30.0 / k}",
             *(f"scenario.regions.{r}.batch_cpus={cpus}" for r in range(3)),
         ]
-        m = measure(overrides, args.policy, args.profile)
+        m = measure(overrides, args.policy, args.profile, args.read_view)
         report(f"TPC-H x{k:g}: {cpus} CPUs/region, {args.scale_hours:g} h", m)
 
 

@@ -433,3 +433,11 @@ def test_dag_runs_are_deterministic():
     b = run(dag_jobs(specs), [[100.0] * 8, [60.0] * 8], RandomPolicy(3), cpus=(4, 3), batch=FREE_MOVES)
     pd.testing.assert_frame_equal(a[1], b[1])
     pd.testing.assert_frame_equal(segment_table(a[0]), segment_table(b[0]))
+
+
+def test_short_tasks_late_in_a_long_run_finish():
+    # 16 ms tasks at 250 h: what is left after an epoch can be below the resolution of the clock (its completion
+    # time rounds to now); such a group is done, instead of waking the engine at the same instant forever.
+    js = dag_jobs([{"arrival_h": 250.0, "deadline_h": 300.0, "stages": [(7, 0.016 / 3600, 1, [])]}])
+    _, df, _ = run(js, [[50.0] * 300], cpus=(4,), horizon_h=260)
+    assert df.iloc[0]["status"] == "completed" and df.iloc[0]["end_s"] == pytest.approx(250 * H + 0.032)

@@ -228,13 +228,15 @@ class BatchEngine:
 
     def _advance(self, last: float, now: float) -> None:
         """Progresses running tasks from ``last`` to ``now`` and completes the groups that are done."""
-        if now <= last:
-            return
         speedup = self.context.speedup
         dur = self._dur
+        step = now - last if now > last else 0.0
         for g in list(self._running):
-            g.remaining_s -= (now - last) * speedup[g.scale]
-            if g.remaining_s <= DONE_TOLERANCE * dur[g.stage]:
+            if step:
+                g.remaining_s -= step * speedup[g.scale]
+            # Done within the relative tolerance, or so little left that its completion time rounds to now
+            # (late in a long run, short tasks would otherwise wake the engine at the same instant forever).
+            if g.remaining_s <= DONE_TOLERANCE * dur[g.stage] or now + g.remaining_s / speedup[g.scale] <= now:
                 g.remaining_s = 0.0
                 self._stop(g, now)
                 self._complete(g, now)
