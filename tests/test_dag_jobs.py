@@ -302,9 +302,11 @@ def test_the_view_lists_runnable_stages_with_their_features_and_pads_them():
     first = seen[0]
     assert first["mask"].tolist() == [True, False, False, False]
     assert (first["path_s"][0], first["descendants"][0], first["waiting"][0]) == (4 * H, 3, 2)
+    assert (first["descendant_work_s"][0], first["job_work_s"][0]) == (8 * H, 10 * H)
     # At 1 h stages 1 and 2 are runnable side by side.
     at_one = next(s for s in seen if s["mask"].sum() == 2)
     assert at_one["stage"][:2].tolist() == [1, 2] and at_one["path_s"][:2].tolist() == [2 * H, 3 * H]
+    assert at_one["descendant_work_s"][:2].tolist() == [H, H] and at_one["job_work_s"][0] == 8 * H
 
 
 def test_a_view_read_after_the_call_raises():

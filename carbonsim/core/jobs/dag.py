@@ -74,8 +74,10 @@ def critical_paths(duration_s: np.ndarray, child_ptr: np.ndarray, child_idx: np.
     return path
 
 
-def descendants(child_ptr: np.ndarray, child_idx: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """Number of distinct stages that depend, directly or not, on each stage (int64).
+def descendants(
+    child_ptr: np.ndarray, child_idx: np.ndarray, first: np.ndarray, work: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct stages that depend, directly or not, on each stage, and their total work.
 
     Counted with one bit per stage of the job (Python integers, bit ``s - first[s]``), so that a stage
     reached along two branches of a diamond counts once.
@@ -84,9 +86,15 @@ def descendants(child_ptr: np.ndarray, child_idx: np.ndarray, first: np.ndarray)
         child_ptr: Row pointers of the children.
         child_idx: Child stage indices.
         first: Index of the first stage of each stage's job.
+        work: Work of each stage (e.g. tasks x task duration, in s); zeros if None.
+
+    Returns:
+        (count int64, work float64) per stage.
     """
     m = child_ptr.size - 1
-    out = np.zeros(m, dtype=np.int64)
+    count = np.zeros(m, dtype=np.int64)
+    total = np.zeros(m, dtype=np.float64)
+    weight = np.zeros(m) if work is None else np.asarray(work, dtype=np.float64)
     below: dict[int, int] = {}
     inner = np.flatnonzero(np.diff(child_ptr) > 0)
     for s in inner[::-1].tolist():
@@ -95,8 +103,10 @@ def descendants(child_ptr: np.ndarray, child_idx: np.ndarray, first: np.ndarray)
         for c in child_idx[child_ptr[s] : child_ptr[s + 1]].tolist():
             bits |= (1 << (c - base)) | below.get(c, 0)
         below[s] = bits
-        out[s] = bits.bit_count()
-    return out
+        count[s] = bits.bit_count()
+        members = [base + i for i in range(bits.bit_length()) if bits >> i & 1]
+        total[s] = float(weight[members].sum())
+    return count, total
 
 
 def job_ptr(job: np.ndarray, n_jobs: int) -> np.ndarray:

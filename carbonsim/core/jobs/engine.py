@@ -138,6 +138,9 @@ class BatchEngine:
         self._cpus: list[float] = st.cpus_per_task.tolist()
         self._gpus: list[float] = st.gpus_per_task.tolist()
         self._desc: list[int] = st.descendants.tolist()
+        self._desc_work: list[float] = st.descendant_work_s.tolist()
+        stage_work = st.tasks * st.task_duration_s
+        self._job_work: list[float] = np.bincount(st.job, weights=stage_work, minlength=n).tolist()
         self._child_ptr: list[int] = st.child_ptr.tolist()
         self._child_idx: list[int] = st.child_idx.tolist()
         cpu_m = np.rint(st.cpus_per_task * resources.UNIT).astype(np.int64)
@@ -245,6 +248,7 @@ class BatchEngine:
         s, j = g.stage, g.job
         self._done[s] += g.count
         self._tasks_done[j] += g.count
+        self._job_work[j] -= g.count * self._dur[s]
         if self._done[s] < self._tasks[s]:
             return
         self.stage_end_s[s] = now
@@ -355,6 +359,7 @@ class BatchEngine:
                     tasks_running=running,
                     gpus=gpus,
                     runnable=tuple(s - first[j] for s in runnable),
+                    work_s=max(self._job_work[j], 0.0),
                 )
             )
         return tuple(out)
@@ -365,6 +370,7 @@ class BatchEngine:
         first = self._first
         for j in self.active:
             region = int(self.region[j])
+            job_work = max(self._job_work[j], 0.0)
             for s in self._runnable[j]:
                 rest = self._stage_remaining(s)
                 paused = sum(g.count for g in self._paused.get(s, ()))
@@ -380,6 +386,8 @@ class BatchEngine:
                         rest,
                         rest + self._tail[s],
                         self._desc[s],
+                        self._desc_work[s],
+                        job_work,
                         self._cpus[s],
                         self._gpus[s],
                         self._gtype[s] if self._gtype[s] >= 0 else -1,
@@ -390,7 +398,7 @@ class BatchEngine:
                         self._interruptible[j],
                     )
                 )
-        dtypes: tuple[Any, ...] = (np.int64,) * 6 + (np.float64,) * 3 + (np.int64, np.float64, np.float64, np.int16)
+        dtypes: tuple[Any, ...] = (np.int64,) * 6 + (np.float64,) * 3 + (np.int64,) + (np.float64,) * 4 + (np.int16,)
         dtypes += (np.float64, np.float64, np.int16, np.int16, bool)
         cols = list(zip(*rows, strict=True)) if rows else [()] * len(dtypes)
         return RunnableStages(*(np.array(c, dtype=d) for c, d in zip(cols, dtypes, strict=True)))

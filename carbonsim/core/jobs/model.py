@@ -40,7 +40,8 @@ class Stages:
     Derived once (not arguments): ``child_ptr``/``child_idx`` (children in CSR form), ``path_s`` (longest
     path from the stage's start to its job's end, each stage taking one task's duration), ``tail_s``
     (``path_s`` minus the stage's own duration: the work that must follow it), ``descendants`` (distinct
-    stages depending on it) and ``first`` (index of the first stage of its job).
+    stages depending on it), ``descendant_work_s`` (their tasks x task durations, in s) and ``first``
+    (index of the first stage of its job).
     """
 
     job: np.ndarray
@@ -58,6 +59,7 @@ class Stages:
     path_s: np.ndarray = field(init=False, repr=False)
     tail_s: np.ndarray = field(init=False, repr=False)
     descendants: np.ndarray = field(init=False, repr=False)
+    descendant_work_s: np.ndarray = field(init=False, repr=False)
     first: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,7 +101,9 @@ class Stages:
         object.__setattr__(self, "child_idx", child_idx)
         object.__setattr__(self, "path_s", path)
         object.__setattr__(self, "tail_s", path - self.task_duration_s)
-        object.__setattr__(self, "descendants", dag.descendants(child_ptr, child_idx, first))
+        count, work = dag.descendants(child_ptr, child_idx, first, self.tasks * self.task_duration_s)
+        object.__setattr__(self, "descendants", count)
+        object.__setattr__(self, "descendant_work_s", work)
         object.__setattr__(self, "first", first)
 
     def __len__(self) -> int:

@@ -125,6 +125,8 @@ class JobInfo:
         tasks_running: Tasks running now.
         gpus: GPUs of its unfinished runnable tasks.
         runnable: Its runnable stages (``k`` of the ``(j, k)`` keys), in topological order.
+        work_s: Its work left: the tasks x task durations of its tasks not yet completed, in s on one
+            allocation (running tasks counted whole).
     """
 
     id: int
@@ -144,6 +146,7 @@ class JobInfo:
     tasks_running: int = 0
     gpus: float = 0.0
     runnable: tuple[int, ...] = (0,)
+    work_s: float = 0.0
 
 
 #: Floating-point slack (s) of :func:`must_start`: deadlines computed as arrival + duration round.
@@ -172,6 +175,8 @@ class RunnableStages:
         path_s: Remaining critical path through the stage to its job's end, in s (``remaining_s`` plus the
             longest chain of its descendants).
         descendants: Stages depending on it, directly or not.
+        descendant_work_s: Their work, tasks x task durations in s.
+        job_work_s: Its job's work left (``JobInfo.work_s``), in s.
         cpus_per_task: CPUs per task.
         gpus_per_task: GPUs per task.
         gpu_type: Index into ``context.gpu_types`` (-1: any type or none).
@@ -192,6 +197,8 @@ class RunnableStages:
     remaining_s: np.ndarray
     path_s: np.ndarray
     descendants: np.ndarray
+    descendant_work_s: np.ndarray
+    job_work_s: np.ndarray
     cpus_per_task: np.ndarray
     gpus_per_task: np.ndarray
     gpu_type: np.ndarray
