@@ -54,6 +54,8 @@ class RunOutput:
         routing: Share of each origin's requests per region.
         timing: Wall-clock figures (not deterministic, so kept out of ``summary``).
         jobs: One row per batch job (None without jobs).
+        stages: One row per stage of the batch jobs (:func:`carbonsim.analysis.jobs.stage_table`) when a job
+            has several stages or tasks (None otherwise).
         latency: Latency quantiles per workload (:func:`carbonsim.analysis.metrics.latency_quantiles`).
         signals: Hourly intensity and price per region (:func:`carbonsim.analysis.metrics.signals`).
         timeline: Outcomes per 5 minutes of arrivals (:func:`carbonsim.analysis.metrics.timeline`).
@@ -68,6 +70,7 @@ class RunOutput:
     routing: pd.DataFrame
     timing: dict[str, float]
     jobs: pd.DataFrame | None = None
+    stages: pd.DataFrame | None = None
     latency: pd.DataFrame | None = None
     timeline: pd.DataFrame | None = None
     _requests: pd.DataFrame | None = None
@@ -205,6 +208,7 @@ def simulate_policy(
         routing=streamed.routing_table(),
         timing=timing,
         jobs=job_df,
+        stages=job_metrics.stage_table(result) if len(jobs) and not jobs.one_task_each else None,
         latency=streamed.latency_quantiles(),
         timeline=streamed.timeline(),
         signals=metrics.signals(result),
@@ -298,8 +302,8 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
     Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
-    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), (if
-    ``write_requests``) ``requests.parquet``, then ``summary.json``:
+    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), ``stages.csv``
+    (with jobs of several stages or tasks), (if ``write_requests``) ``requests.parquet``, then ``summary.json``:
     a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -316,6 +320,7 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("signals", out.signals),
         ("timeline", out.timeline),
         ("jobs", out.jobs),
+        ("stages", out.stages),
     )
     for name, maybe in optional:
         if maybe is not None:

@@ -175,9 +175,16 @@ def test_cluster_gpus_take_the_catalog_power_and_an_unknown_type_is_named():
 
 
 @pytest.mark.parametrize(("scenario", "hours"), [("dag_tpch", 0.5), ("gpu_training", 3.0)])
-def test_presets_run_and_account_for_every_task(scenario, hours):
+def test_presets_run_and_account_for_every_task(scenario, hours, tmp_path):
+    from carbonsim.runner import write_outputs
+
     out = carbonsim.run(carbonsim.load_config([f"scenario={scenario}", f"sim_hours={hours}"]))
+    write_outputs(out, tmp_path, write_requests=False)
     s = out.summary
+    # One row per stage for DAG jobs (a Gantt chart's bars); none for one-task GPU jobs.
+    assert (tmp_path / "stages.csv").is_file() == (scenario == "dag_tpch")
+    if out.stages is not None:
+        assert len(out.stages) == s["stages"] and out.stages["tasks_completed"].sum() == s["tasks_completed"]
     assert s["jobs"] > 5 and s["tasks"] == s["tasks_completed"] + s["tasks_failed"] + s["tasks_in_flight"]
     assert s["jobs_failed"] == 0
     if scenario == "gpu_training":

@@ -179,6 +179,11 @@ class Jobs:
         return dag.job_ptr(self.stages.job, len(self))
 
     @property
+    def one_task_each(self) -> bool:
+        """Whether every job is one stage of one task (CPUs, GPUs or both)."""
+        return len(self.stages) == len(self) and bool(np.all(self.stages.tasks == 1))
+
+    @property
     def independent(self) -> bool:
         """Whether every job is one stage of one CPU task (the GAIA case)."""
         st = self.stages
