@@ -22,7 +22,7 @@ from carbonsim.config import (
     ServiceTimeConfig,
     WorkloadConfig,
 )
-from carbonsim.core.batch import BatchPolicy, JobContext, JobInfo, JobView
+from carbonsim.core.jobs import BatchPolicy, JobContext, JobInfo, JobView, Run, RunnableStages
 from carbonsim.core.policy import Policy
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.envs import register_envs
@@ -65,8 +65,10 @@ __all__ = [
     "PolicyConfig",
     "PolicyContext",
     "RegionConfig",
+    "Run",
     "RunConfig",
     "RunOutput",
+    "RunnableStages",
     "ScenarioConfig",
     "ServerPoolConfig",
     "ServiceTimeConfig",

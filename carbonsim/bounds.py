@@ -74,10 +74,15 @@ def batch_bound(world: World, jobs: Jobs, regions: str = "any") -> BatchBound:
         The bound.
 
     Raises:
-        ValueError: for an unknown ``regions`` or if the solver fails.
+        ValueError: for an unknown ``regions``, jobs with stages, several tasks or GPUs, or if the solver fails.
     """
     if regions not in ("any", "home"):
         raise ValueError(f"regions: expected any or home, got {regions!r}")
+    if not jobs.independent:
+        raise ValueError(
+            "batch bound: it covers independent one-task CPU jobs; these jobs have stages, parallel tasks or GPUs "
+            "(a bound with precedence is not implemented yet)"
+        )
     scenario = world.scenario
     capacity = np.array([r.batch_cpus for r in scenario.regions], dtype=np.float64)
     pue = np.array([r.pue for r in scenario.regions])
@@ -97,7 +102,8 @@ def batch_bound(world: World, jobs: Jobs, regions: str = "any") -> BatchBound:
     cols_len: list[np.ndarray] = []
     cols_late: list[np.ndarray] = []
     cols_k: list[np.ndarray] = []
-    marginal = np.diff(speedups(scenario.batch))  # work per second of the k-th allocation
+    # Work per second of the k-th allocation.
+    marginal = np.diff(speedups(scenario.batch.max_scale, scenario.batch.parallel_fraction))
     for j in idx:
         a = float(jobs.arrival_s[j])
         d = min(float(jobs.deadline_s[j]), end_s)

@@ -19,6 +19,7 @@ from typing import Any
 from carbonsim._schema import ConfigError
 from carbonsim.fault_config import FaultConfig
 from carbonsim.job_source_config import JobSourceConfig
+from carbonsim.jobs_config import JobGeneratorConfig
 from carbonsim.signal_config import (
     ArrivalTraceConfig,
     SignalSourceConfig,
@@ -267,6 +268,7 @@ class RegionConfig:
             ``carbon.kind`` (any kind but ``watttime_marginal``; docs/own_data.md).
         price_source: The region's electricity price from the user's file instead of ``prices.kind``.
         marginal_source: The region's marginal emissions rate for ``carbon.kind: watttime_marginal``.
+        batch_gpus: GPUs of the region's batch-job cluster per GPU type (a catalog name such as ``A100``).
     """
 
     name: str
@@ -280,11 +282,14 @@ class RegionConfig:
     carbon_source: SignalSourceConfig | None = None
     price_source: SignalSourceConfig | None = None
     marginal_source: SignalSourceConfig | None = None
+    batch_gpus: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
         check_region_sources(self)
         _check(self.batch_cpus >= 0, "batch_cpus", self.batch_cpus, "a number of CPUs >= 0")
+        for gpu, count in self.batch_gpus.items():
+            _check(bool(gpu) and count >= 0, f"batch_gpus.{gpu}", count, "a GPU type name and a count >= 0")
         _check(_finite(self.pue) and self.pue >= 1.0, "pue", self.pue, "a PUE >= 1")
         _check(
             _finite(self.price_usd_per_kwh) and self.price_usd_per_kwh >= 0,
@@ -522,6 +527,13 @@ class BatchConfig:
             remaining work in the destination (the restore holds its CPUs and draws their power).
         source: A job trace from the user's files in a published schema (Google, Alibaba, PAI, SWF,
             Slurm, plain CSV; :mod:`carbonsim.job_source_config`), instead of ``trace``.
+        migration_gb_per_gpu: State a job carries per GPU when it moves, in GB. The default, 40 GB, is the
+            memory of an A100-40GB (``traces/catalog/gpus.csv``): a full image of the board's memory, an
+            upper estimate of a training checkpoint's share per GPU.
+        gpu_busy_w: Power of one busy GPU of each type in W (before PUE); types not listed take the
+            catalog's busy power (``traces/catalog/gpus.csv``).
+        generator: A generated job stream (TPC-H DAGs, GPU training mix) instead of ``trace``
+            (:mod:`carbonsim.jobs_config`).
     """
 
     trace: str = ""
@@ -538,11 +550,30 @@ class BatchConfig:
     migration_gb_per_cpu: float = 4.0
     network_kwh_per_gb: float = 0.00375
     migration_gbps: float = 1.0
+    migration_gb_per_gpu: float = 40.0
+    gpu_busy_w: dict[str, float] = field(default_factory=dict)
+    generator: JobGeneratorConfig = field(default_factory=JobGeneratorConfig)
     source: JobSourceConfig = field(default_factory=JobSourceConfig)
 
+    @property
+    def has_jobs(self) -> bool:
+        """Whether the scenario has batch jobs (a trace, a generated stream or the user's job trace)."""
+        return bool(self.trace or self.generator.kind or self.source.format)
+
     def __post_init__(self) -> None:
-        _check(not (self.trace and self.source.format), "source", self.source.format, "no format when trace is set")
-        for name in ("migration_gb_per_cpu", "network_kwh_per_gb"):
+        chosen = [
+            k
+            for k, v in (
+                ("trace", self.trace),
+                ("generator.kind", self.generator.kind),
+                ("source.format", self.source.format),
+            )
+            if v
+        ]
+        _check(len(chosen) <= 1, chosen[-1] if chosen else "trace", chosen, "at most one of trace, generator, source")
+        for gpu, watts in self.gpu_busy_w.items():
+            _check(_finite(watts) and watts >= 0, f"gpu_busy_w.{gpu}", watts, "a power >= 0 W")
+        for name in ("migration_gb_per_cpu", "network_kwh_per_gb", "migration_gb_per_gpu"):
             value = getattr(self, name)
             _check(_finite(value) and value >= 0, name, value, "a number >= 0")
         _check(
@@ -560,6 +591,7 @@ class BatchConfig:
         )
         if self.trace:
             _check(self.trace in BATCH_TRACES, "trace", self.trace, f"one of {', '.join(BATCH_TRACES)} (or empty)")
+        if self.has_jobs:
             _check(bool(self.home_shares), "home_shares", self.home_shares, "a share per home region")
             _shares_sum_to_one("home_shares", self.home_shares)
         _check(
@@ -661,7 +693,7 @@ class ScenarioConfig:
                     f"origins[{i}].rtt_ms: origin {origin.name!r} has no round-trip time to "
                     f"region(s) {', '.join(missing)}"
                 )
-        if self.batch.trace:
+        if self.batch.has_jobs:
             unknown_homes = sorted(set(self.batch.home_shares) - set(region_names))
             if unknown_homes:
                 raise ConfigError(
@@ -671,7 +703,7 @@ class ScenarioConfig:
             for name in self.batch.home_shares:
                 ri = region_names.index(name)
                 _check(
-                    self.regions[ri].batch_cpus > 0,
+                    self.regions[ri].batch_cpus > 0 or any(c > 0 for c in self.regions[ri].batch_gpus.values()),
                     f"regions[{ri}].batch_cpus",
                     self.regions[ri].batch_cpus,
                     f"CPUs > 0 (region {name!r} is a home region of batch jobs)",

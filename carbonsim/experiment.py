@@ -44,7 +44,7 @@ def _slug(label: str) -> str:
 def _run_specs(cfg: RunConfig) -> list[tuple[str, PolicyConfig, BatchPolicyConfig]]:
     """(label, routing policy, batch policy) of every run of the experiment."""
     assert cfg.experiment is not None
-    with_jobs = bool(cfg.scenario.batch.trace)
+    with_jobs = cfg.scenario.batch.has_jobs
     specs = []
     for i, run in enumerate(cfg.experiment.runs):
         routing = {k: v for k, v in run.items() if k not in ("label", "batch_policy")}
@@ -175,7 +175,7 @@ def experiment_job(
 
     def compute_bounds() -> dict[str, float]:
         out: dict[str, float] = {}
-        if len(jobs):
+        if len(jobs) and jobs.independent:  # the bound with precedence and GPUs is issue 17's item 4
             for rule in ("home", "any"):
                 out[f"bound_{rule}_job_carbon_kg"] = batch_bound(world, jobs, rule).carbon_g / 1e3
         if len(requests):

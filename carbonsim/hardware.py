@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from carbonsim.config import ScenarioConfig, ServiceTimeConfig, WorkloadConfig
+from carbonsim.data.catalog import load_gpu_catalog
 from carbonsim.data.errors import DataError
 from carbonsim.data.profiles import load_inference_profiles, service_profile
 
@@ -115,12 +116,43 @@ def measured_service(spec: ServiceTimeConfig, profiles: pd.DataFrame | None = No
     )
 
 
+def batch_gpu_power(scenario: ScenarioConfig) -> ScenarioConfig:
+    """The scenario with ``batch.gpu_busy_w`` holding the busy power of every GPU type of a batch cluster.
+
+    Types the scenario does not set take the catalog's ``busy_w`` (``traces/catalog/gpus.csv``).
+
+    Raises:
+        DataError: a batch cluster's GPU type is neither in ``batch.gpu_busy_w`` nor in the catalog, naming
+            the region and the catalog's types.
+    """
+    missing = [
+        (i, gpu)
+        for i, r in enumerate(scenario.regions)
+        for gpu, count in r.batch_gpus.items()
+        if count > 0 and gpu not in scenario.batch.gpu_busy_w
+    ]
+    if not missing:
+        return scenario
+    catalog = load_gpu_catalog()
+    watts = dict(scenario.batch.gpu_busy_w)
+    for i, gpu in missing:
+        if gpu not in catalog.index:
+            raise DataError(
+                f"regions[{i}].batch_gpus: GPU type {gpu!r} is not in the catalog ({', '.join(catalog.index)}); "
+                "add it there or set its power in batch.gpu_busy_w"
+            )
+        watts[gpu] = float(catalog["busy_w"].to_dict()[gpu])
+    return dataclasses.replace(scenario, batch=dataclasses.replace(scenario.batch, gpu_busy_w=watts))
+
+
 def resolve_profiles(scenario: ScenarioConfig) -> ScenarioConfig:
     """The scenario with every ``measured`` service-time spec replaced by its concrete model.
 
     The result is validated again (e.g. a pool that batches beyond the largest measured batch size fails,
-    naming the pool). Scenarios without measured specs are returned unchanged.
+    naming the pool). Scenarios without measured specs are returned unchanged. The busy power of the
+    batch clusters' GPUs is taken from the catalog where the scenario does not set it (:func:`batch_gpu_power`).
     """
+    scenario = batch_gpu_power(scenario)
     if not any(s.distribution == "measured" for w in scenario.workloads for s in w.service.values()):
         return scenario
     profiles = load_inference_profiles()
@@ -139,4 +171,4 @@ def resolve_profiles(scenario: ScenarioConfig) -> ScenarioConfig:
     return dataclasses.replace(scenario, workloads=tuple(workloads))
 
 
-__all__ = ["measured_service", "median_latency_ms", "resolve_profiles"]
+__all__ = ["batch_gpu_power", "measured_service", "median_latency_ms", "resolve_profiles"]

@@ -15,17 +15,20 @@ import pandas as pd
 
 from carbonsim.config import ScenarioConfig
 from carbonsim.core import rng as rngmod
-from carbonsim.core.jobs import Jobs, make_jobs
+from carbonsim.core.jobs import Jobs
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import carbon_signal as synthetic_carbon_signal
 from carbonsim.core.world import flat_price
 from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
 from carbonsim.data.carbon_cache import cache_root, fetch_command, load_cached, signal_name
 from carbonsim.data.errors import DataError
+from carbonsim.data.importers import load_job_trace
 from carbonsim.data.prices import load_price
 from carbonsim.data.user_arrivals import load_arrival_trace
 from carbonsim.data.user_signals import Quantity, load_signal_file
-from carbonsim.data.workloads import load_gaia_jobs, load_llm_arrivals, load_load_shape
+from carbonsim.data.workloads import load_gaia_trace, load_llm_arrivals, load_load_shape
+from carbonsim.job_streams import generated_trace
+from carbonsim.jobs_build import build_jobs
 from carbonsim.signal_config import SignalSourceConfig
 
 HOUR = pd.Timedelta(hours=1)
@@ -309,21 +312,21 @@ def arrival_inputs(scenario: ScenarioConfig) -> tuple[np.ndarray | None, np.ndar
 
 
 def batch_jobs(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Jobs:
-    """The scenario's batch jobs for a run of ``sim_hours`` (none unless ``batch.trace`` is set).
+    """The scenario's batch jobs for a run of ``sim_hours`` (none without ``batch.trace``, ``generator`` or ``source``).
 
-    Jobs of the GAIA trace arriving in ``[trace_offset_h, trace_offset_h + sim_hours)``, shifted to t = 0;
-    whether each is interruptible and its home region come from the ``jobs`` random stream.
+    Jobs of the trace arriving in ``[trace_offset_h, trace_offset_h + sim_hours)``, shifted to t = 0;
+    whether each is interruptible, its home region and (by the deadline rule) its deadline as
+    :func:`carbonsim.jobs_build.build_jobs` sets them, drawing from the ``jobs`` random stream.
     """
     cfg = scenario.batch
-    if not cfg.trace:
+    if not cfg.has_jobs:
         return Jobs.empty()
-    trace = load_gaia_jobs(cfg.trace)
-    return make_jobs(
-        cfg,
-        scenario.region_names,
-        trace["arrival_s"].to_numpy(),
-        trace["duration_s"].to_numpy(),
-        trace["cpus"].to_numpy(),
-        sim_hours * 3600.0,
-        rngmod.stream(seed, "jobs"),
-    )
+    rng = rngmod.stream(seed, "jobs")
+    horizon_s = sim_hours * 3600.0
+    if cfg.trace:
+        trace = load_gaia_trace(cfg.trace)
+    elif cfg.source.format:
+        trace = load_job_trace(cfg.source)
+    else:
+        trace = generated_trace(cfg.generator, cfg.trace_offset_h * 3600.0 + horizon_s, rng)
+    return build_jobs(trace, cfg, scenario.region_names, horizon_s, rng, scenario.regions)

@@ -24,8 +24,7 @@ from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis.stream import StreamedTables
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, RunConfig
 from carbonsim.core.arrivals import Requests, draw_requests
-from carbonsim.core.batch import BatchPolicy
-from carbonsim.core.jobs import Jobs
+from carbonsim.core.jobs import BatchPolicy, Jobs
 from carbonsim.core.policy import Policy
 from carbonsim.core.simulation import Progress, Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
@@ -55,6 +54,8 @@ class RunOutput:
         routing: Share of each origin's requests per region.
         timing: Wall-clock figures (not deterministic, so kept out of ``summary``).
         jobs: One row per batch job (None without jobs).
+        stages: One row per stage of the batch jobs (:func:`carbonsim.analysis.jobs.stage_table`) when a job
+            has several stages or tasks (None otherwise).
         latency: Latency quantiles per workload (:func:`carbonsim.analysis.metrics.latency_quantiles`).
         signals: Hourly intensity and price per region (:func:`carbonsim.analysis.metrics.signals`).
         timeline: Outcomes per 5 minutes of arrivals (:func:`carbonsim.analysis.metrics.timeline`).
@@ -69,6 +70,7 @@ class RunOutput:
     routing: pd.DataFrame
     timing: dict[str, float]
     jobs: pd.DataFrame | None = None
+    stages: pd.DataFrame | None = None
     latency: pd.DataFrame | None = None
     timeline: pd.DataFrame | None = None
     _requests: pd.DataFrame | None = None
@@ -189,8 +191,11 @@ def simulate_policy(
     invariants.check_run(result, energy, summary)
     if job_df is not None:
         summary["batch_policy"] = batch_cfg.name
-        summary["batch_trace"] = cfg.scenario.batch.trace
+        summary["batch_trace"] = (
+            cfg.scenario.batch.trace or cfg.scenario.batch.generator.kind or cfg.scenario.batch.source.format
+        )
         summary.update(job_metrics.job_summary(job_df, result))
+        invariants.check_jobs(result, job_df, summary)
     n = max(len(requests), 1)
     timing = {
         "simulation_wall_s": t_sim,
@@ -209,6 +214,7 @@ def simulate_policy(
         routing=streamed.routing_table(),
         timing=timing,
         jobs=job_df,
+        stages=job_metrics.stage_table(result) if len(jobs) and not jobs.one_task_each else None,
         latency=streamed.latency_quantiles(),
         timeline=streamed.timeline(),
         signals=metrics.signals(result),
@@ -302,8 +308,8 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
     Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
-    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), (if
-    ``write_requests``) ``requests.parquet``, then ``summary.json``:
+    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), ``stages.csv``
+    (with jobs of several stages or tasks), (if ``write_requests``) ``requests.parquet``, then ``summary.json``:
     a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
@@ -320,6 +326,7 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("signals", out.signals),
         ("timeline", out.timeline),
         ("jobs", out.jobs),
+        ("stages", out.stages),
     )
     for name, maybe in optional:
         if maybe is not None:

@@ -14,8 +14,7 @@ import numpy as np
 
 from carbonsim import BasePolicy, PolicyContext, ScenarioConfig, build
 from carbonsim.core.arrivals import from_trace
-from carbonsim.core.batch import BatchPolicy
-from carbonsim.core.jobs import Jobs
+from carbonsim.core.jobs import BatchPolicy, Jobs
 from carbonsim.core.policy import Policy
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.simulation import SimResult, Simulation

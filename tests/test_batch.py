@@ -11,8 +11,8 @@ from carbonsim import ConfigError
 from carbonsim.analysis.jobs import job_summary, job_table
 from carbonsim.config import BatchConfig
 from carbonsim.core import rng as rngmod
-from carbonsim.core.batch import COMPLETED, FAILED, JobContext, JobView
-from carbonsim.core.jobs import Jobs, deadlines, make_jobs
+from carbonsim.core.jobs import COMPLETED, FAILED, JobContext, Jobs, JobView
+from carbonsim.jobs_build import deadlines, make_jobs
 
 H = 3600.0
 CPU_W = 3.54

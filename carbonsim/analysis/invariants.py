@@ -12,6 +12,14 @@ Three books must balance, whatever the policy and whatever failed:
   intensity, :meth:`~carbonsim.core.signals.HourlySignal.integral`) plus the idle energy of every hour at
   that hour's intensity, against the per-hour busy and idle energy at the hour's intensity.
 
+With batch jobs (:func:`check_jobs`), two more:
+
+* **Jobs and tasks**: every job is exactly one of completed, failed or in flight, and so is every task
+  (the tasks of a failed job failed; a completed job's tasks all completed), in the records, the job table
+  and the summary alike; no stage started before all its parents had finished.
+* **Job energy**: the running energy of the regions plus the network energy of migrations adds up to the
+  jobs' total.
+
 A run that breaks one raises :class:`AccountingError` naming the book, the two numbers and their gap.
 """
 
@@ -20,8 +28,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from carbonsim.core.energy import J_PER_KWH, EnergyAccount
+from carbonsim.core.jobs import COMPLETED as JOB_COMPLETED
+from carbonsim.core.jobs import FAILED as JOB_FAILED
 from carbonsim.core.recorder import COMPLETED, FAILED, IN_FLIGHT, REJECTED
 from carbonsim.core.simulation import SimResult
 
@@ -76,6 +87,61 @@ def check_run(result: SimResult, energy: EnergyAccount, summary: dict[str, Any])
     _close("carbon: summary vs power x intensity per hour (g)", float(summary["carbon_kg"]) * 1e3, per_hour_g)
 
 
+def check_jobs(result: SimResult, jobs: pd.DataFrame, summary: dict[str, Any]) -> None:
+    """Raises :class:`AccountingError` unless the run's jobs, tasks and job energy books balance.
+
+    Args:
+        result: The run.
+        jobs: Its job table (:func:`carbonsim.analysis.jobs.job_table`).
+        summary: Its summary with the job keys (:func:`carbonsim.analysis.jobs.job_summary`).
+    """
+    rec = result.job_records
+    if rec is None:
+        return
+    n = len(result.jobs)
+    completed = int((rec.status == JOB_COMPLETED).sum())
+    failed = int((rec.status == JOB_FAILED).sum())
+    counts = {"jobs_completed": completed, "jobs_failed": failed, "jobs_in_flight": n - completed - failed}
+    if summary.get("jobs") != n or len(jobs) != n:
+        raise AccountingError(f"jobs: {n} arrived, summary says {summary.get('jobs')}, the table holds {len(jobs)}")
+    for name, value in counts.items():
+        if summary.get(name) != value:
+            raise AccountingError(f"jobs: summary says {name} = {summary.get(name)}, the records {value}")
+    tasks = result.jobs.tasks_per_job()
+    parts = jobs["tasks_completed"].to_numpy() + jobs["tasks_failed"].to_numpy() + jobs["tasks_in_flight"].to_numpy()
+    if not np.array_equal(parts, tasks) or (jobs["tasks_in_flight"].to_numpy() < 0).any():
+        j = int(np.flatnonzero((parts != tasks) | (jobs["tasks_in_flight"].to_numpy() < 0))[0])
+        raise AccountingError(f"tasks: job {j} has {tasks[j]} tasks, completed + failed + in flight = {parts[j]}")
+    done_by_stage = int(rec.stage_done.sum())
+    if done_by_stage != int(rec.tasks_done.sum()) or summary.get("tasks_completed") != done_by_stage:
+        raise AccountingError(
+            f"tasks: {done_by_stage} completed by the stages, {int(rec.tasks_done.sum())} by the jobs, "
+            f"summary {summary.get('tasks_completed')}"
+        )
+    whole = rec.tasks_done == tasks
+    if not np.array_equal(rec.status == JOB_COMPLETED, whole) or (rec.tasks_done[rec.status == JOB_FAILED] > 0).any():
+        raise AccountingError("tasks: a completed job with unfinished tasks, or a failed job with finished ones")
+    for key in ("tasks", "tasks_completed", "tasks_failed", "tasks_in_flight"):
+        if summary.get(key) != int(jobs[key].sum()):
+            raise AccountingError(f"tasks: summary says {key} = {summary.get(key)}, the table {int(jobs[key].sum())}")
+    st = result.jobs.stages
+    child = np.repeat(np.arange(len(st)), np.diff(st.parent_ptr))
+    started = np.isfinite(rec.stage_start_s[child])
+    early = started & ~(rec.stage_start_s[child] >= rec.stage_end_s[st.parent_idx])
+    if early.any():
+        k = int(np.flatnonzero(early)[0])
+        raise AccountingError(
+            f"precedence: stage {int(child[k])} started at {rec.stage_start_s[child[k]]!r} s, its parent stage "
+            f"{int(st.parent_idx[k])} ended at {rec.stage_end_s[st.parent_idx[k]]!r} s"
+        )
+    regions = sum(float(summary[f"job_energy_kwh_{r}"]) for r in result.world.scenario.region_names)
+    _close(
+        "job energy: regions + network vs total (kWh)",
+        regions + float(summary["job_network_kwh"]),
+        float(summary["job_energy_kwh"]),
+    )
+
+
 _STATUS = (("completed", COMPLETED), ("rejected", REJECTED), ("failed", FAILED), ("in_flight", IN_FLIGHT))
 
-__all__ = ["RTOL", "AccountingError", "check_run"]
+__all__ = ["RTOL", "AccountingError", "check_jobs", "check_run"]

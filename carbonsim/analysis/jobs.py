@@ -7,40 +7,58 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from carbonsim.core.batch import COMPLETED, FAILED, JOB_STATUS_NAMES, job_account
+from carbonsim.core.jobs import COMPLETED, FAILED, FAILURE_REASONS, JOB_STATUS_NAMES, JobAccount, job_account
 from carbonsim.core.simulation import SimResult
 
 #: Completion later than the deadline by more than this (s) counts as a miss (floating-point slack).
 DEADLINE_SLACK_S = 1e-6
 
 
+def account(result: SimResult) -> JobAccount:
+    """Energy, emissions and cost of a run's jobs, per job and per region (:func:`job_account`)."""
+    rec = result.job_records
+    if rec is None or result.job_context is None:
+        raise ValueError("the run has no batch jobs")
+    ctx = result.job_context
+    return job_account(
+        result.jobs, rec, result.world.carbon, result.world.price, np.array(ctx.pue), ctx.cpu_busy_w, ctx.gpu_busy_w
+    )
+
+
 def job_table(result: SimResult) -> pd.DataFrame:
     """One row per job: its trace facts, the policy's outcome, and energy, carbon and cost.
 
-    Columns: ``job``, ``arrival_s``, ``duration_s``, ``cpus``, ``deadline_s``, ``interruptible``,
-    ``home`` and ``region`` (names; region empty if never started), ``status`` (completed / failed /
-    in_flight), ``start_s``, ``end_s``, ``completion_h`` (end - arrival), ``wait_h`` (completion minus
-    running time: queueing and deliberate delay), ``deadline`` (``met``: completed by its deadline;
-    ``missed``: completed late, failed, or unfinished when the run ended after its deadline; ``pending``:
-    unfinished with its deadline after the end of the run), ``suspensions``, ``migrations`` (region
-    changes, including a first start away from home), ``energy_kwh`` (running energy with PUE plus the
-    network energy of migrations), ``carbon_g``, ``cost_usd``.
+    Columns: ``job``, ``arrival_s``, ``duration_s`` (critical path: the running time of a one-task job),
+    ``cpus`` (of the widest stage), ``deadline_s``, ``interruptible``, ``home`` and ``region`` (names;
+    region empty if never started), ``status`` (completed / failed / in_flight), ``start_s``, ``end_s``,
+    ``completion_h`` (end - arrival), ``wait_h`` (completion minus critical path: queueing and deliberate
+    delay), ``deadline`` (``met``: completed by its deadline; ``missed``: completed late, failed, or
+    unfinished when the run ended after its deadline; ``pending``: unfinished with its deadline after the
+    end of the run), ``suspensions``, ``migrations`` (region changes, including a first start away from
+    home), ``energy_kwh`` (running energy with PUE plus the network energy of migrations), ``carbon_g``,
+    ``cost_usd``; then ``trace_job`` (the trace's job id), ``stages``, ``tasks``, ``tasks_completed``,
+    ``tasks_failed``, ``tasks_in_flight``, ``gpus`` (of the widest stage), ``gpu_energy_kwh`` (the GPUs'
+    share of ``energy_kwh``) and ``failure`` (why a failed job could not run, see
+    :data:`~carbonsim.core.jobs.FAILURE_REASONS`).
     """
     jobs, rec = result.jobs, result.job_records
     if rec is None:
         raise ValueError("the run has no batch jobs")
     scenario = result.world.scenario
     names = np.array([*scenario.region_names, ""], dtype=object)
-    pue = np.array([r.pue for r in scenario.regions])
-    energy, carbon, cost = job_account(
-        jobs, rec, result.world.carbon, result.world.price, pue, scenario.batch.cpu_busy_w
-    )
+    acc = account(result)
     status = np.array(JOB_STATUS_NAMES, dtype=object)[rec.status]
     completion_s = rec.end_s - jobs.arrival_s
     completed = rec.status == COMPLETED
+    failed = rec.status == FAILED
     met = completed & (rec.end_s <= jobs.deadline_s + DEADLINE_SLACK_S)
-    pending = ~completed & (rec.status != FAILED) & (jobs.deadline_s > result.end_s)
+    pending = ~completed & ~failed & (jobs.deadline_s > result.end_s)
     deadline = np.where(met, "met", np.where(pending, "pending", "missed"))
+    tasks = jobs.tasks_per_job()
+    st = jobs.stages
+    ptr = jobs.stage_ptr[:-1]
+    gpus = np.maximum.reduceat(st.tasks * st.gpus_per_task, ptr) if len(jobs) else np.zeros(0)
+    trace_id = jobs.trace_id if jobs.trace_id is not None else np.arange(len(jobs)).astype(str)
     return pd.DataFrame(
         {
             "job": np.arange(len(jobs)),
@@ -59,26 +77,126 @@ def job_table(result: SimResult) -> pd.DataFrame:
             "deadline": pd.Categorical(deadline, categories=["met", "missed", "pending"]),
             "suspensions": rec.suspensions,
             "migrations": rec.migrations,
-            "energy_kwh": energy,
-            "carbon_g": carbon,
-            "cost_usd": cost,
+            "energy_kwh": acc.energy_kwh,
+            "carbon_g": acc.carbon_g,
+            "cost_usd": acc.cost_usd,
+            "trace_job": np.asarray(trace_id, dtype=object),
+            "stages": jobs.stages_per_job(),
+            "tasks": tasks,
+            "tasks_completed": rec.tasks_done,
+            "tasks_failed": np.where(failed, tasks, 0),
+            "tasks_in_flight": np.where(failed, 0, tasks - rec.tasks_done),
+            "gpus": gpus,
+            "gpu_energy_kwh": acc.gpu_kwh,
+            "failure": np.array(FAILURE_REASONS, dtype=object)[rec.failure],
         }
     )
 
 
-def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
-    """Headline numbers of the jobs (flat keys, prefixed ``jobs``/``job_``).
+def stage_table(result: SimResult) -> pd.DataFrame:
+    """One row per stage: where and when it ran (a Gantt chart's bars), its tasks and its energy.
 
-    Every job is counted in exactly one of ``jobs_completed``, ``jobs_failed`` (needs more CPUs than any
-    cluster) and ``jobs_in_flight``, and in exactly one of ``jobs_deadline_met``, ``jobs_deadline_missed``
-    and ``jobs_deadline_pending``; ``deadline_met_pct`` is met / (met + missed). Waiting and completion
-    times are over completed jobs.
+    Columns: ``job``, ``trace_job``, ``stage`` (within the job, topological order), ``stage_id`` (the
+    trace's), ``parents`` (stage numbers within the job, space-separated), ``tasks``, ``task_duration_s``,
+    ``cpus_per_task``, ``gpus_per_task``, ``gpu_type`` (name; empty: none or any), ``tasks_completed``,
+    ``start_s`` (first task start), ``end_s`` (last task end), ``regions`` (the regions its tasks ran in,
+    in order of first use), ``segments`` (task groups run), ``energy_kwh`` (with PUE; migrations are the
+    job's, not a stage's).
+    """
+    jobs, rec = result.jobs, result.job_records
+    if rec is None:
+        raise ValueError("the run has no batch jobs")
+    st = jobs.stages
+    m = len(st)
+    region_names = result.world.scenario.region_names
+    first = st.first
+    parents = [
+        " ".join(str(int(p - first[s])) for p in st.parent_idx[st.parent_ptr[s] : st.parent_ptr[s + 1]])
+        for s in range(m)
+    ]
+    acc_power, _ = _segment_power(result)
+    pue = np.array(result.job_context.pue) if result.job_context is not None else np.ones(len(region_names))
+    seg_kwh = acc_power * pue[rec.seg_region] * (rec.seg_end_s - rec.seg_start_s) / 3.6e6
+    energy = np.bincount(rec.seg_stage, weights=seg_kwh, minlength=m)
+    used: list[list[str]] = [[] for _ in range(m)]
+    for s, r in zip(rec.seg_stage.tolist(), rec.seg_region.tolist(), strict=True):
+        if region_names[r] not in used[s]:
+            used[s].append(region_names[r])
+    type_names = np.array([*st.gpu_types, ""], dtype=object)
+    trace_id = jobs.trace_id if jobs.trace_id is not None else tuple(str(j) for j in range(len(jobs)))
+    return pd.DataFrame(
+        {
+            "job": st.job,
+            "trace_job": np.asarray(trace_id, dtype=object)[st.job] if m else np.zeros(0, dtype=object),
+            "stage": np.arange(m) - first,
+            "stage_id": st.names if st.names is not None else (np.arange(m) - first).astype(str),
+            "parents": parents,
+            "tasks": st.tasks,
+            "task_duration_s": st.task_duration_s,
+            "cpus_per_task": st.cpus_per_task,
+            "gpus_per_task": st.gpus_per_task,
+            "gpu_type": np.where(st.gpus_per_task > 0, type_names[st.gpu_type.astype(np.int64)], ""),
+            "tasks_completed": rec.stage_done,
+            "start_s": rec.stage_start_s,
+            "end_s": rec.stage_end_s,
+            "regions": [" ".join(r) for r in used],
+            "segments": np.bincount(rec.seg_stage, minlength=m),
+            "energy_kwh": energy,
+        }
+    )
+
+
+def segment_table(result: SimResult) -> pd.DataFrame:
+    """One row per running segment (a group of a stage's tasks running together): the finest Gantt view.
+
+    Columns: ``job``, ``stage`` (within the job), ``region`` (name), ``start_s``, ``end_s``, ``tasks``,
+    ``scale`` (allocation copies per task), ``gpu_type`` (name; empty without GPUs).
+    """
+    jobs, rec = result.jobs, result.job_records
+    if rec is None or result.job_context is None:
+        raise ValueError("the run has no batch jobs")
+    names = np.array(result.world.scenario.region_names, dtype=object)
+    gpu_names = np.array([*result.job_context.gpu_types, ""], dtype=object)
+    return pd.DataFrame(
+        {
+            "job": rec.seg_job,
+            "stage": rec.seg_stage - jobs.stages.first[rec.seg_stage],
+            "region": names[rec.seg_region],
+            "start_s": rec.seg_start_s,
+            "end_s": rec.seg_end_s,
+            "tasks": rec.seg_tasks,
+            "scale": rec.seg_scale,
+            "gpu_type": gpu_names[rec.seg_gpu],
+        }
+    )
+
+
+def _segment_power(result: SimResult) -> tuple[np.ndarray, np.ndarray]:
+    from carbonsim.core.jobs import segment_power_w
+
+    rec, ctx = result.job_records, result.job_context
+    assert rec is not None and ctx is not None
+    return segment_power_w(result.jobs, rec, ctx.cpu_busy_w, ctx.gpu_busy_w)
+
+
+def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
+    """Headline numbers of the jobs (flat keys, prefixed ``jobs``/``job_``/``tasks``/``stages``).
+
+    Every job is counted in exactly one of ``jobs_completed``, ``jobs_failed`` (it cannot run anywhere:
+    ``jobs_failed_<reason>`` per reason) and ``jobs_in_flight``, and in exactly one of
+    ``jobs_deadline_met``, ``jobs_deadline_missed`` and ``jobs_deadline_pending``; every task likewise in
+    ``tasks_completed``, ``tasks_failed`` and ``tasks_in_flight`` (``tasks_running`` of these run at the
+    end). ``deadline_met_pct`` is met / (met + missed). Waiting and completion times are over completed
+    jobs. ``job_energy_kwh`` is the sum of ``job_energy_kwh_<region>`` (running energy per region) and
+    ``job_network_kwh`` (migrations).
     """
     done = df[df["status"] == JOB_STATUS_NAMES[COMPLETED]]
     n = len(df)
     met = int((df["deadline"] == "met").sum())
     missed = int((df["deadline"] == "missed").sum())
-    return {
+    rec = result.job_records
+    assert rec is not None
+    out: dict[str, Any] = {
         "jobs": n,
         "jobs_completed": len(done),
         "jobs_failed": int((df["status"] == JOB_STATUS_NAMES[FAILED]).sum()),
@@ -97,6 +215,26 @@ def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
         "job_suspensions": int(df["suspensions"].sum()),
         "job_migrations": int(df["migrations"].sum()),
     }
+    for code, reason in enumerate(FAILURE_REASONS):
+        if code:
+            out[f"jobs_failed_{reason}"] = int((rec.failure == code).sum())
+    acc = account(result)
+    out.update(
+        {
+            "stages": len(result.jobs.stages),
+            "stages_completed": int(np.isfinite(rec.stage_end_s).sum()),
+            "tasks": int(df["tasks"].sum()),
+            "tasks_completed": int(df["tasks_completed"].sum()),
+            "tasks_failed": int(df["tasks_failed"].sum()),
+            "tasks_in_flight": int(df["tasks_in_flight"].sum()),
+            "tasks_running": int(rec.tasks_running.sum()),
+            "job_gpu_energy_kwh": float(df["gpu_energy_kwh"].sum()),
+            "job_network_kwh": acc.network_kwh,
+        }
+    )
+    for name, kwh in zip(result.world.scenario.region_names, acc.region_kwh.tolist(), strict=True):
+        out[f"job_energy_kwh_{name}"] = kwh
+    return out
 
 
 def add_job_reduction(summary: dict[str, Any], baseline: dict[str, Any]) -> None:

@@ -20,9 +20,8 @@ from simpy.events import Event, Timeout
 
 from carbonsim.core import rng as rngmod
 from carbonsim.core.arrivals import Requests
-from carbonsim.core.batch import BatchEngine, BatchPolicy, JobContext, JobRecords
 from carbonsim.core.faults import FaultProcess
-from carbonsim.core.jobs import Jobs, speedups
+from carbonsim.core.jobs import BatchEngine, BatchPolicy, JobContext, JobRecords, Jobs, speedups
 from carbonsim.core.policy import AwaitDecision, Policy, ReportsStats
 from carbonsim.core.recorder import COMPLETED, FAILED, RequestRecords, int_items
 from carbonsim.core.region import MultiPoolRegion, PoolSpec, RegionState, SinglePoolRegion
@@ -77,6 +76,7 @@ class SimResult:
             empty for policies without.
         fault_stats: Counts of the run's faults and of what they did (server failures and repairs, outages,
             cuts, requests routed to a region that could not take them).
+        job_context: What the batch policy was given (capacities, power, GPU types; None without jobs).
     """
 
     world: World
@@ -93,6 +93,7 @@ class SimResult:
     batch_epochs: int
     policy_stats: dict[str, float] = field(default_factory=dict)
     fault_stats: dict[str, float] = field(default_factory=dict)
+    job_context: JobContext | None = None
 
 
 class Simulation:
@@ -190,6 +191,13 @@ class Simulation:
             if batch_policy is None:
                 raise ValueError("jobs need a batch policy")
             self.batch_policy = batch_policy
+            gpu_types = tuple(sorted({g for r in scenario.regions for g, c in r.batch_gpus.items() if c > 0}))
+            unpowered = [g for g in gpu_types if g not in scenario.batch.gpu_busy_w]
+            if unpowered:
+                raise ValueError(
+                    f"batch.gpu_busy_w: no busy power for GPU type(s) {', '.join(unpowered)} of the batch clusters "
+                    "(set them, or resolve them from the catalog with carbonsim.hardware.resolve_profiles)"
+                )
             self.job_context = JobContext(
                 region_names=scenario.region_names,
                 capacity_cpus=tuple(r.batch_cpus for r in scenario.regions),
@@ -197,10 +205,14 @@ class Simulation:
                 cpu_busy_w=scenario.batch.cpu_busy_w,
                 horizon_s=horizon_s,
                 rng=rngmod.stream(seed, "batch_policy"),
-                speedup=speedups(scenario.batch),
+                speedup=speedups(scenario.batch.max_scale, scenario.batch.parallel_fraction),
                 migration_gb_per_cpu=scenario.batch.migration_gb_per_cpu,
                 network_kwh_per_gb=scenario.batch.network_kwh_per_gb,
                 migration_gbps=scenario.batch.migration_gbps,
+                gpu_types=gpu_types,
+                capacity_gpus=tuple(tuple(r.batch_gpus.get(g, 0) for g in gpu_types) for r in scenario.regions),
+                gpu_busy_w=tuple(float(scenario.batch.gpu_busy_w[g]) for g in gpu_types),
+                migration_gb_per_gpu=scenario.batch.migration_gb_per_gpu,
             )
             self.batch = BatchEngine(
                 self.env,
@@ -616,6 +628,7 @@ class Simulation:
                 **(self._faults.stats() if self._faults is not None else {}),
                 "routed_to_unavailable": float(self._routed_to_unavailable),
             },
+            job_context=None if self.batch is None else self.job_context,
         )
 
 

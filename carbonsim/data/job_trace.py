@@ -105,6 +105,35 @@ def empty_stages() -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+def one_task_jobs(submit_s: np.ndarray, task_duration_s: np.ndarray, cpus: np.ndarray, source: str) -> JobTrace:
+    """A validated trace of independent jobs: job ``i`` (id ``str(i)``) is one stage ``"0"`` of one CPU task.
+
+    Args:
+        submit_s: Submission times in s after the trace's origin.
+        task_duration_s: Run times in s.
+        cpus: CPUs per job.
+        source: What was read, for messages.
+    """
+    n = len(submit_s)
+    stages = pd.DataFrame(
+        {
+            "job": np.arange(n).astype(str).astype(object),
+            "stage": np.full(n, "0", dtype=object),
+            "submit_s": np.asarray(submit_s, dtype=np.float64),
+            "tasks": np.ones(n, dtype=np.int64),
+            "task_duration_s": np.asarray(task_duration_s, dtype=np.float64),
+            "cpus_per_task": np.asarray(cpus, dtype=np.float64),
+            "gpus_per_task": np.zeros(n),
+            "gpu_type": np.full(n, "", dtype=object),
+            "parents": np.full(n, "", dtype=object),
+            "home": np.full(n, "", dtype=object),
+            "deadline_s": np.full(n, np.nan),
+            "interruptible": np.full(n, np.nan),
+        }
+    )
+    return JobTrace(validate_stages(stages, source), source)
+
+
 def parent_ids(parents: str) -> list[str]:
     """The stage ids of a ``parents`` cell."""
     return parents.split()
@@ -175,20 +204,49 @@ def validate_stages(stages: pd.DataFrame, source: str) -> pd.DataFrame:
     deadline = df["deadline_s"].to_numpy(dtype=np.float64)
     if (i := _first(deadline < submit)) is not None:
         raise DataError(f"{_where(source, job[i], stage[i])}: deadline_s {deadline[i]:g} before submit_s {submit[i]:g}")
-    order: list[int] = []
-    for job_id, group in df.groupby("job", sort=False):
-        for col in ("submit_s", "home", "deadline_s", "interruptible"):
-            values = group[col].unique()
-            if len(values) > 1 and not (col in ("deadline_s", "interruptible") and pd.isna(values).all()):
-                raise DataError(f"{_where(source, job_id)}: its stages disagree on {col} ({list(values)[:3]})")
-        order.extend(_topological(group, source, str(job_id)))
-    df = df.loc[order].reset_index(drop=True)
+    # Per job (ranked by first appearance): its rows' agreement, checked column by column in one pass;
+    # precedence and order only for the jobs with parents (a job of one root stage is in order already).
+    rank, _ = pd.factorize(df["job"], sort=False)
+    n_jobs = int(rank.max()) + 1 if len(rank) else 0
+    lead = np.full(n_jobs, len(df), dtype=np.int64)
+    np.minimum.at(lead, rank, np.arange(len(df)))
+    bad_job = n_jobs
+    for col in ("submit_s", "home", "deadline_s", "interruptible"):
+        v = df[col].to_numpy()
+        ref = v[lead[rank]]
+        differ = v != ref
+        if col in _FLOAT_COLUMNS:
+            differ &= ~(np.isnan(v.astype(np.float64)) & np.isnan(ref.astype(np.float64)))
+        if differ.any():
+            bad_job = min(bad_job, int(rank[differ].min()))
+    parents = df["parents"].to_numpy(dtype=object)
+    has_parents = parents != ""
+    counts = np.bincount(rank, minlength=n_jobs)
+    check = np.zeros(n_jobs, dtype=bool)
+    check[rank[has_parents]] = True
+    check |= counts > 1
+    if bad_job < n_jobs:
+        check[bad_job + 1 :] = False
+        check[bad_job] = True
+    position = np.zeros(len(df), dtype=np.int64)
+    if check.any():
+        rows_of = np.argsort(rank, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        for r in np.flatnonzero(check).tolist():
+            rows = rows_of[starts[r] : starts[r + 1]]
+            job_id = job[rows[0]]
+            if r == bad_job:
+                group = df.iloc[rows]
+                for col in ("submit_s", "home", "deadline_s", "interruptible"):
+                    values = group[col].unique()
+                    if len(values) > 1 and not (col in ("deadline_s", "interruptible") and pd.isna(values).all()):
+                        raise DataError(f"{_where(source, job_id)}: its stages disagree on {col} ({list(values)[:3]})")
+            local = _topological(list(stage[rows]), list(parents[rows]), source, str(job_id))
+            position[rows[local]] = np.arange(len(rows))
     # Jobs by submission (stable); a job's rows stay together in their topological order.
-    first = df.groupby("job", sort=False)["submit_s"].transform("first")
-    rank = pd.Series(pd.factorize(df["job"])[0], index=df.index)
-    df = df.assign(_t=first, _r=rank, _i=np.arange(len(df)))
-    df = df.sort_values(["_t", "_r", "_i"], kind="stable").drop(columns=["_t", "_r", "_i"])
-    return df.reset_index(drop=True)
+    first = df["submit_s"].to_numpy(dtype=np.float64)[lead[rank]]
+    order = np.lexsort((position, rank, first))
+    return df.iloc[order].reset_index(drop=True)
 
 
 def _first(bad: np.ndarray) -> int | None:
@@ -197,22 +255,24 @@ def _first(bad: np.ndarray) -> int | None:
     return int(rows[0]) if rows.size else None
 
 
-def _topological(group: pd.DataFrame, source: str, job: str) -> list[int]:
-    """Row labels of one job's stages in a topological order (input order where precedence allows)."""
-    ids = list(group["stage"])
+def _topological(ids: list[str], parent_cells: list[str], source: str, job: str) -> np.ndarray:
+    """Positions of one job's stages (given in input order) in a topological order.
+
+    The order keeps the input's order where precedence allows.
+    """
     seen: set[str] = set()
     for sid in ids:
         if sid in seen:
             raise DataError(f"{_where(source, job, sid)}: duplicate stage id")
         seen.add(sid)
-    parents = {sid: parent_ids(p) for sid, p in zip(ids, group["parents"], strict=True)}
+    parents = {sid: parent_ids(p) for sid, p in zip(ids, parent_cells, strict=True)}
     for sid, ps in parents.items():
         for p in ps:
             if p not in seen:
                 raise DataError(f"{_where(source, job, sid)}: parent {p!r} is not a stage of the job")
             if p == sid:
                 raise DataError(f"{_where(source, job, sid)}: depends on itself")
-    label = dict(zip(ids, group.index, strict=True))
+    label = {sid: i for i, sid in enumerate(ids)}
     done: set[str] = set()
     out: list[int] = []
     pending = list(ids)
@@ -222,6 +282,6 @@ def _topological(group: pd.DataFrame, source: str, job: str) -> list[int]:
             raise DataError(f"{_where(source, job)}: the dependencies of stages {pending[:5]} form a cycle")
         for sid in ready:
             done.add(sid)
-            out.append(int(label[sid]))
+            out.append(label[sid])
         pending = [sid for sid in pending if sid not in done]
-    return out
+    return np.array(out, dtype=np.int64)

@@ -20,6 +20,7 @@ import pandas as pd
 
 from carbonsim.data._io import at_row, read_csv
 from carbonsim.data.errors import DataError
+from carbonsim.data.job_trace import JobTrace, one_task_jobs
 from carbonsim.data.paths import PathLike, trace_path
 from carbonsim.data.timeseries import ValueRange, check_values, parse_utc
 
@@ -231,6 +232,13 @@ def load_gaia_jobs(name: str, path: PathLike | None = None) -> pd.DataFrame:
     return pd.DataFrame({"arrival_s": arrival * scale, "duration_s": length * scale, "cpus": cpus.astype(np.int64)})
 
 
+def load_gaia_trace(name: str, path: PathLike | None = None) -> JobTrace:
+    """A GAIA trace (:func:`load_gaia_jobs`) in the stage-table form: each job one stage of one CPU task."""
+    df = load_gaia_jobs(name, path)
+    source = str(path) if path is not None else f"GAIA trace {name}"
+    return one_task_jobs(df["arrival_s"].to_numpy(), df["duration_s"].to_numpy(), df["cpus"].to_numpy(), source)
+
+
 __all__ = [
     "GAIA_TRACES",
     "LLM_KINDS",
@@ -238,6 +246,7 @@ __all__ = [
     "available_gaia_traces",
     "available_load_shapes",
     "load_gaia_jobs",
+    "load_gaia_trace",
     "load_llm_arrivals",
     "load_llm_requests",
     "load_load_shape",

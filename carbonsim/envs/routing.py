@@ -110,10 +110,11 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
     ) -> None:
         self.config = config or RoutingEnvConfig()
         base = run if run is not None else load_config([f"scenario={self.config.scenario}", *self.config.overrides])
-        if base.scenario.batch.trace:
+        if base.scenario.batch.has_jobs:
+            batch = base.scenario.batch
             raise ConfigError(
                 "scenario.batch.trace: the routing environment simulates requests only; expected no batch jobs "
-                f"(set scenario.batch.trace to '' ), got {base.scenario.batch.trace!r}"
+                f"(set scenario.batch.trace to '' ), got {batch.trace or batch.generator.kind!r}"
             )
         if base.scenario.faults.active:
             raise ConfigError(

@@ -20,8 +20,8 @@ import numpy as np
 
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.forecast import MAX_HORIZON_H
+from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.registry import register_batch
 

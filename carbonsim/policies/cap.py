@@ -33,8 +33,8 @@ from scipy.special import lambertw
 
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobView, must_start
 from carbonsim.core.forecast import MAX_HORIZON_H
+from carbonsim.core.jobs import JobContext, JobView, must_start
 from carbonsim.policies.registry import register_batch
 
 

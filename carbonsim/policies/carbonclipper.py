@@ -64,8 +64,8 @@ from scipy.special import lambertw
 
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.forecast import MAX_HORIZON_H
+from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.batch import Slots
 from carbonsim.policies.registry import register_batch
@@ -252,7 +252,7 @@ class CarbonClipper:
         current: np.ndarray,
         effective: np.ndarray,
         step_end: float,
-        free: list[int],
+        free: list[float],
     ) -> int | None:
         now, here = view.now_s, state.location
         if job.running and not job.interruptible:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.batch import JobContext, JobInfo, JobView, must_start
+from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
 from carbonsim.policies.batch import home_window, lowest_window_start
 from carbonsim.policies.registry import register_batch
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from carbonsim._schema import ConfigError, build, register_subclass_resolver
 from carbonsim.config import BatchPolicyConfig, PolicyConfig
-from carbonsim.core.batch import BatchPolicy
+from carbonsim.core.jobs import BatchPolicy
 from carbonsim.core.policy import Policy
 
 P = TypeVar("P", bound=type)
