@@ -148,7 +148,7 @@ def test_generator_config_is_validated():
         JobGeneratorConfig(kind="tpch", queries=(23,))
     with pytest.raises(ConfigError, match=r"gpus_per_job_shares: expected shares summing to 1"):
         JobGeneratorConfig(kind="gpu_training", gpus_per_job_shares=(0.5, 0.1, 0.1, 0.1))
-    with pytest.raises(ConfigError, match=r"generator\.kind: expected none when trace is set"):
+    with pytest.raises(ConfigError, match=r"generator\.kind: expected at most one of trace, generator, source"):
         BatchConfig(trace="pai_1k", home_shares={"a": 1.0}, generator=JobGeneratorConfig(kind="tpch"))
 
 
