@@ -591,8 +591,10 @@ class BatchConfig:
         )
         if self.trace:
             _check(self.trace in BATCH_TRACES, "trace", self.trace, f"one of {', '.join(BATCH_TRACES)} (or empty)")
-        if self.has_jobs:
+        # A user's trace may name each job's home; jobs that name none take home_shares (jobs_build).
+        if self.trace or self.generator.kind:
             _check(bool(self.home_shares), "home_shares", self.home_shares, "a share per home region")
+        if self.home_shares:
             _shares_sum_to_one("home_shares", self.home_shares)
         _check(
             _finite(self.trace_offset_h) and self.trace_offset_h >= 0,
