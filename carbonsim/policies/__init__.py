@@ -10,10 +10,12 @@ from carbonsim.policies import (  # noqa: F401  (registers the built-in policies
     carbonclipper,
     carbonscaler,
     casper,
+    casper_batch,
     heuristics,
     hybrid,
     learned,
     llm_planner,
+    pcaps,
     transformer,
 )
 from carbonsim.policies.base import BasePolicy, predicted_latency_ms

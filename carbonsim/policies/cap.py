@@ -13,13 +13,19 @@ quota:
 
 with ``alpha = 1 / (1 + W0((L / U - 1) / e))`` (the large-``K`` form of the competitive ratio the code
 uses; W0 is Lambert's W) and ``L``, ``U`` the lowest and highest forecast intensity of the region over the
-next 48 hours (the paper's experiments). Below the quota, the wrapped carbon-agnostic scheduler (FIFO in
-arrival order, at home) starts jobs; CAP never preempts a running job.
+next 48 hours (the paper's experiments). Below the quota, the wrapped carbon-agnostic scheduler starts
+work; CAP never preempts running work.
 
-carbonsim's units: the quota is in CPUs (``K`` = the region's ``batch_cpus``, ``B`` = ``min_share`` x
-``K``). Deviation: the paper's jobs have no deadlines; here a job whose remaining work equals the time
-left before its deadline starts regardless of the quota, so that CAP keeps deadlines like the other
-batch policies.
+carbonsim's units: the quota counts the CPUs of running tasks (``K`` = the region's ``batch_cpus``, ``B`` =
+``min_share`` x ``K``) and, separately, the GPUs of each type (``K`` = the region's GPUs of that type, same
+thresholds). Each epoch, running tasks keep running and the waiting tasks of the runnable stages take what
+is left of their region's quotas in the wrapped scheduler's order (``base``: ``fifo``, jobs in arrival
+order and each job's stages in topological order, the authors' CAP-FIFO; or a probabilistic scheduler's
+draw, CAP-Decima's analogue), as many tasks of a stage as fit (so a small stage may pass a large one). On
+independent jobs (one task each) this is job-level FIFO under a CPU quota, unchanged. Deviation: the
+paper's jobs have no deadlines; here a stage whose job's deadline forces it to start now
+(:func:`carbonsim.policies.stages.urgent_rows`) starts regardless of the quota, so that CAP keeps deadlines
+like the other batch policies. Jobs run at home (or where they run): CAP provisions each cluster.
 """
 
 from __future__ import annotations
@@ -27,15 +33,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy.special import lambertw
 
 from carbonsim._schema import ConfigError
-from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.forecast import MAX_HORIZON_H
-from carbonsim.core.jobs import JobContext, JobView, must_start
+from carbonsim.core.jobs import Decision, JobContext, JobView, resources
 from carbonsim.policies.registry import register_batch
+from carbonsim.policies.scorers import StageSchedulerConfig, draw_order, make_scorer
+from carbonsim.policies.stages import job_region, stage_decisions, urgent_rows
 
 
 def cap_alpha(low: float, high: float) -> float:
@@ -60,18 +68,22 @@ def cap_quota(intensity: float, low: float, high: float, capacity: int, minimum:
 
 
 @dataclass(frozen=True)
-class CapConfig(BatchPolicyConfig):
+class CapConfig(StageSchedulerConfig):
     """Parameters of CAP.
 
     Attributes:
         name: ``cap``.
-        min_share: Minimum quota ``B`` as a share of each cluster's CPUs (the paper's moderate setting:
-            20 of 100 machines).
+        base: The wrapped scheduler, the order in which waiting stages take the quota (``fifo``, the
+            default: jobs in arrival order, each job's stages in topological order; ``critical_path``: drawn
+            from its distribution, see :mod:`carbonsim.policies.scorers`).
+        min_share: Minimum quota ``B`` as a share of each cluster's CPUs (and GPUs of each type) (the paper's
+            moderate setting: 20 of 100 machines).
     """
 
     min_share: float = 0.2
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not 0 <= self.min_share <= 1:
             raise ConfigError(f"min_share: expected a fraction in [0, 1], got {self.min_share!r}")
 
@@ -82,43 +94,89 @@ class Cap:
 
     def __init__(self, cfg: CapConfig) -> None:
         self.cfg = cfg
+        self.scorer = make_scorer(cfg)
         self.last_quota: tuple[int, ...] = ()
+        self.last_gpu_quota: tuple[tuple[int, ...], ...] = ()
 
     def reset(self, context: JobContext) -> None:
-        """Keeps the cluster capacities."""
+        """Keeps the cluster capacities and resets the wrapped scheduler."""
         self.context = context
+        self.scorer.reset(context)
         self.last_quota = ()
+        self.last_gpu_quota = ()
+
+    def _bounds(self, view: JobView, region: int) -> tuple[float, float, float]:
+        forecast = view.forecast_gco2_per_kwh(region, MAX_HORIZON_H)
+        return float(view.intensity_gco2_per_kwh[region]), float(forecast.min()), float(forecast.max())
+
+    def _quota(self, bounds: tuple[float, float, float], capacity: int) -> int:
+        if capacity <= 0:
+            return 0
+        c, low, high = bounds
+        return cap_quota(c, low, high, capacity, math.floor(self.cfg.min_share * capacity))
 
     def quota(self, view: JobView) -> list[int]:
         """Each region's CPU quota now."""
         out = []
         for r, capacity in enumerate(self.context.capacity_cpus):
-            if capacity <= 0:
-                out.append(0)
-                continue
-            forecast = view.forecast_gco2_per_kwh(r, MAX_HORIZON_H)
-            minimum = math.floor(self.cfg.min_share * capacity)
-            out.append(
-                cap_quota(
-                    view.intensity_gco2_per_kwh[r], float(forecast.min()), float(forecast.max()), capacity, minimum
-                )
-            )
+            out.append(self._quota(self._bounds(view, r), capacity) if capacity > 0 else 0)
         return out
 
-    def schedule(self, view: JobView) -> Mapping[int, int]:
-        """Running jobs keep running; waiting jobs start in arrival order while their home's quota allows."""
-        quota = self.quota(view)
-        self.last_quota = tuple(quota)
-        capacity = self.context.capacity_cpus
-        used = [capacity[r] - view.free_cpus[r] for r in range(len(capacity))]
-        out: dict[int, int] = {}
-        for job in view.active:
-            if job.running:
-                out[job.id] = job.region
-                continue
-            region = job.region if job.region >= 0 else job.home
-            urgent = must_start(job, view.now_s)
-            if urgent or used[region] + job.cpus <= quota[region]:
-                out[job.id] = region
-                used[region] += job.cpus
+    def gpu_quota(self, view: JobView) -> list[list[int]]:
+        """Each region's GPU quota per type now (the same thresholds over each type's GPUs)."""
+        out = []
+        for r, row in enumerate(self.context.capacity_gpus):
+            bounds = self._bounds(view, r) if any(k > 0 for k in row) else (0.0, 0.0, 0.0)
+            out.append([self._quota(bounds, k) for k in row])
         return out
+
+    def schedule(self, view: JobView) -> Mapping[Any, Decision]:
+        """Running tasks keep running; waiting stages take the quota in the base scheduler's order."""
+        quota = self.quota(view)
+        gpu_quota = self.gpu_quota(view)
+        self.last_quota = tuple(quota)
+        self.last_gpu_quota = tuple(tuple(row) for row in gpu_quota)
+        st = view.stages
+        n = len(st)
+        if not n:
+            return {}
+        unit = resources.UNIT
+        ctx = self.context
+        # Quota left per region, in thousandths: the quota minus what runs now.
+        cpu_left = [
+            q * unit - (round(k * unit) - round(f * unit))
+            for q, k, f in zip(quota, ctx.capacity_cpus, view.free_cpus, strict=True)
+        ]
+        gpu_left = [
+            [q * unit - (k * unit - round(f * unit)) for q, k, f in zip(qs, ks, fs, strict=True)]
+            for qs, ks, fs in zip(gpu_quota, ctx.capacity_gpus, view.free_gpus, strict=True)
+        ]
+        jobs = {job.id: job for job in view.active}
+        keys = list(zip(st.job.tolist(), st.stage.tolist(), strict=True))
+        region = np.array([job_region(jobs[j]) for j in st.job.tolist()], dtype=np.int64)
+        urgent = urgent_rows(view, jobs)
+        allow = st.running.astype(np.int64)
+        total = allow + st.waiting.astype(np.int64)
+        rows = np.flatnonzero(st.waiting > 0)
+        if self.cfg.base != "fifo":
+            rows = draw_order(self.scorer.logits(view), rows, ctx.rng)
+        for i in rows.tolist():
+            r = int(region[i])
+            cpu_m = round(float(st.cpus_per_task[i]) * unit)
+            gpu_m = round(float(st.gpus_per_task[i]) * unit)
+            types = [int(st.gpu_type[i])] if st.gpu_type[i] >= 0 else list(range(len(gpu_left[r])))
+            t = max(types, key=lambda k: gpu_left[r][k]) if gpu_m and types else -1
+            waiting = int(st.waiting[i])
+            if urgent[i]:
+                take = waiting
+            else:
+                take = waiting if cpu_m == 0 else min(waiting, max(0, cpu_left[r] // cpu_m))
+                if gpu_m:
+                    take = min(take, max(0, gpu_left[r][t] // gpu_m) if t >= 0 else 0)
+            if take <= 0:
+                continue
+            allow[i] += take
+            cpu_left[r] -= take * cpu_m
+            if gpu_m and t >= 0:
+                gpu_left[r][t] -= take * gpu_m
+        return stage_decisions(keys, region, allow, total)
