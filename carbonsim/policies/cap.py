@@ -43,7 +43,7 @@ from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.core.jobs import Decision, JobContext, JobView, resources
 from carbonsim.policies.registry import register_batch
 from carbonsim.policies.scorers import StageSchedulerConfig, draw_order, make_scorer
-from carbonsim.policies.stages import job_region, stage_decisions, urgent_rows
+from carbonsim.policies.stages import job_region, settle_deadlines, stage_decisions, urgent_rows
 
 
 def cap_alpha(low: float, high: float) -> float:
@@ -179,4 +179,18 @@ class Cap:
             cpu_left[r] -= take * cpu_m
             if gpu_m and t >= 0:
                 gpu_left[r][t] -= take * gpu_m
+
+        def force(i: int, tasks: int) -> None:  # a forced stage's tasks count against the quota
+            r = int(region[i])
+            cpu_left[r] -= tasks * round(float(st.cpus_per_task[i]) * unit)
+            gpu_m = round(float(st.gpus_per_task[i]) * unit)
+            if gpu_m and gpu_left[r]:
+                t = (
+                    int(st.gpu_type[i])
+                    if st.gpu_type[i] >= 0
+                    else max(range(len(gpu_left[r])), key=gpu_left[r].__getitem__)
+                )
+                gpu_left[r][t] -= tasks * gpu_m
+
+        settle_deadlines(view, jobs, allow, total, force)
         return stage_decisions(keys, region, allow, total)

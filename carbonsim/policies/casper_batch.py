@@ -21,17 +21,21 @@ over regions, and executes only the first hour of the plan:
   whose deadline lies beyond the horizon may run later, at no better than an average hour) or, for a job
   due within the horizon, at ten times the highest forecast (late work is a last resort). Each hour's
   cost is raised by 0.001 % per hour ahead, so that equal forecasts are used earliest first.
-* **Constraints**: each job's work left (``JobInfo.work_s``, task-seconds) is done; per job and hour, at
+* **Constraints**: each job's work left (task-seconds: its tasks not started, plus what its running tasks
+  have left, :func:`work_left_s`) is done; per job and hour, at
   most its runnable tasks' count in parallel; per region and hour, the CPU-seconds (and GPU-seconds per
   type, and in total for tasks of any GPU type) within ``max_utilisation`` x the cluster. A running job
   that is not interruptible stays where it runs; with ``spatial: false`` every job stays home (the temporal
   version).
-* **Execution**: until the next plan, job ``j`` runs in the region with most of its first-hour work, on
-  ``ceil(first-hour work / first-hour length)`` tasks at once, its runnable stages taking them in decreasing
-  remaining critical path; a job without first-hour work waits (an interruptible one is suspended).
-  Stages that must start now for their job's deadline (:func:`carbonsim.policies.stages.urgent_rows`)
-  run regardless. The program is a fluid relaxation: it ignores precedence inside a job (the
-  execution rule and the deadline guard deal with it) and a job's split across regions (it runs in one).
+* **Execution**: until the next plan, job ``j`` runs in the region with most of its work in the current
+  hour, and does that hour's planned work as soon as it can: its runnable stages, in decreasing remaining
+  critical path, start tasks while the hour's planned task-seconds not yet started last (a stage's last
+  task may overshoot); running tasks go on while the hour has work planned for the job (an interruptible
+  job without any is suspended). A job moves only if the move's restore time leaves it more slack than
+  the time to the next sure wake-up. Stages that must start now for their job's deadline
+  (:mod:`carbonsim.policies.stages`) run regardless. The program is a fluid relaxation: it ignores
+  precedence inside a job (the execution order and the deadline guard deal with it) and splits of a job
+  across regions (it runs in one).
 
 Kept from CASPER: a linear program per planning interval over regions, on forecasts, under per-region
 capacity, minimising emissions, solved with ``scipy.optimize.linprog`` (HiGHS). Different: time is a
@@ -56,7 +60,14 @@ from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.core.jobs import Decision, JobContext, JobInfo, JobView, RunnableStages
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.registry import register_batch
-from carbonsim.policies.stages import context_gpu_w, job_region, next_wakeup_s, stage_decisions, urgent_rows
+from carbonsim.policies.stages import (
+    context_gpu_w,
+    job_region,
+    next_wakeup_s,
+    settle_deadlines,
+    stage_decisions,
+    urgent_rows,
+)
 
 #: Cost of late work, as a multiple of the highest forecast intensity.
 LATE_PENALTY = 10.0
@@ -440,6 +451,7 @@ class CasperBatch:
                 start = min(int(st.waiting[i]), math.ceil(budget[j] / float(st.task_duration_s[i]) - 1e-9))
                 budget[j] -= start * float(st.task_duration_s[i])
             allow[i] = (int(running[i]) if keep_running[j] else 0) + start
+        settle_deadlines(view, jobs, allow, total)
         return stage_decisions(keys, region, allow, total)
 
 

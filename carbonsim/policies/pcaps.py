@@ -57,7 +57,7 @@ from carbonsim.policies.scorers import (
     relative_importance,
     sequential_draws,
 )
-from carbonsim.policies.stages import Room, job_region, stage_decisions, urgent_rows
+from carbonsim.policies.stages import Room, job_region, settle_deadlines, stage_decisions, urgent_rows
 
 
 def psi(r: float, gamma: float, low: float, high: float) -> float:
@@ -172,6 +172,7 @@ class Pcaps:
         candidates = np.flatnonzero(~urgent & (total > allow))
         if candidates.size:
             self._draw(view, candidates, region, total, allow, shape, room)
+        settle_deadlines(view, jobs, allow, total, lambda i, k: room.take(int(region[i]), *shape[i], k))
         for i in range(n):
             if allow[i] > 0:
                 self.grants[keys[i]] = int(allow[i])

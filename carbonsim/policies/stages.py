@@ -2,21 +2,25 @@
 
 * :class:`Room`: the free CPUs and GPUs of every region, counted in thousandths as the engine counts them,
   taken as a policy hands out tasks, so that what it decides in one epoch fits.
-* :func:`urgent_rows`: the deadline guard. A stage whose waiting tasks must start now for its job to finish
-  by its deadline (with room for every task) runs regardless of carbon. The engine wakes a policy at every
-  hour boundary, every completion of a group of tasks and, for a job with nothing running, at the job's
-  latest start; so a stage may wait only if one of those wake-ups is sure to come before the stage's own
-  latest start, ``deadline - path_s`` (its remaining critical path). For a job with something running the
-  earliest sure wake-up is the next hour boundary or the end of the shortest-running stage, whichever is
-  first (every running stage's longest group ends within its ``remaining_s``); for a job with nothing
-  running it is also the job's latest start. A stage is urgent when its latest start comes before that.
-  By induction over the wake-ups, a policy that starts urgent stages whenever there is room never misses a
-  deadline that the job's critical path allows.
+* :func:`urgent_rows` and :func:`settle_deadlines`: the deadline guard. A stage whose waiting tasks must
+  start now for its job to finish by its deadline (with room for every task) runs regardless of carbon.
+  The engine wakes a policy at every hour boundary, every completion of a group of tasks and, for a job
+  with nothing running, at the job's latest start; so a stage may wait only if one of those wake-ups is
+  sure to come before the stage's own latest start, ``deadline - path_s`` (its remaining critical path).
+  After a decision, the earliest sure wake-up is the next hour boundary or the end of the shortest stage
+  that runs (every running stage's longest group ends within its ``remaining_s``), and, for a job with
+  nothing running, also the job's latest start. A stage is urgent when its latest start comes before that.
+  The decision changes the wake-ups (starting some of a job's tasks removes the engine's wake-up at the
+  job's latest start), so the check is made on the decision itself and repeated until no stage is left
+  due (:func:`settle_deadlines`). By induction over the wake-ups, a policy that starts urgent stages
+  whenever there is room never misses a deadline that the job's critical path allows
+  (``tests/test_stage_policies.py`` checks it on random DAGs).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -65,34 +69,49 @@ def job_region(job: JobInfo) -> int:
     return job.region if job.region >= 0 else job.home
 
 
-def next_wakeup_s(view: JobView) -> float:
-    """The latest time by which the engine surely calls the policy again (see the module docstring)."""
+def next_wakeup_s(view: JobView, active: np.ndarray | None = None) -> float:
+    """The latest time by which the engine surely calls the policy again (see the module docstring).
+
+    Args:
+        view: The epoch's view.
+        active: Rows of ``view.stages`` that run tasks after the decision (default: those running now).
+    """
     now = view.now_s
     bound = (math.floor(now / SECONDS_PER_HOUR) + 1.0) * SECONDS_PER_HOUR
     st = view.stages
-    running = st.running > 0
+    running = st.running > 0 if active is None else active
     if running.any():
         bound = min(bound, now + float(st.remaining_s[running].min()))
     return bound
 
 
-def urgent_rows(view: JobView, jobs: dict[int, JobInfo]) -> np.ndarray:
+def urgent_rows(view: JobView, jobs: dict[int, JobInfo], allow: np.ndarray | None = None) -> np.ndarray:
     """Rows of ``view.stages`` with waiting tasks that must start now (see the module docstring).
 
     Args:
         view: The epoch's view.
         jobs: The active jobs by id (``view.active``).
+        allow: Tasks each row would run at once after the decision (running ones included); default: the
+            tasks running now. A decision changes the wake-ups: starting a job's first tasks removes the
+            engine's wake-up at its latest start, and each group started ends with a wake-up.
 
     Returns:
-        bool array over the rows.
+        bool array over the rows: those with tasks not allowed to run that must start now.
     """
     st = view.stages
     if not len(st):
         return np.zeros(0, dtype=bool)
     now = view.now_s
-    bound = next_wakeup_s(view)
+    if allow is None:
+        active = st.running > 0
+        waiting = st.waiting > 0
+    else:
+        active = allow > 0
+        waiting = allow < st.running + st.waiting
+    bound = next_wakeup_s(view, active)
     wake = np.full(len(st), bound)
-    idle = {j: job.deadline_s - job.remaining_s for j, job in jobs.items() if not job.running}
+    busy = set(st.job[active].tolist())
+    idle = {j: job.deadline_s - job.remaining_s for j, job in jobs.items() if j not in busy}
     if idle:
         # The engine wakes at the latest start of a job with nothing running (if still ahead).
         latest = np.array([idle.get(j, math.inf) for j in st.job.tolist()])
@@ -101,7 +120,37 @@ def urgent_rows(view: JobView, jobs: dict[int, JobInfo]) -> np.ndarray:
     latest_start = st.deadline_s - st.path_s
     # Due now (as must_start says of a job), or due before the next sure wake-up.
     due = (latest_start <= now + URGENCY_SLACK_S) | (latest_start < wake - URGENCY_SLACK_S)
-    return (st.waiting > 0) & due
+    return np.asarray(waiting & due, dtype=bool)
+
+
+def settle_deadlines(
+    view: JobView,
+    jobs: dict[int, JobInfo],
+    allow: np.ndarray,
+    total: np.ndarray,
+    on_force: Callable[[int, int], object] | None = None,
+) -> None:
+    """Raises ``allow`` to every task on the rows a decision leaves due (:func:`urgent_rows`), until none is.
+
+    Forcing a row can make others due (its job no longer gets a wake-up at its latest start), so this
+    repeats until stable (at most once per row).
+
+    Args:
+        view: The epoch's view.
+        jobs: The active jobs by id.
+        allow: Tasks each row may run at once (updated in place).
+        total: Unfinished tasks of each row.
+        on_force: Called with (row, tasks added) for each forced row (capacity or quota accounting).
+    """
+    while True:
+        due = np.flatnonzero(urgent_rows(view, jobs, allow) & (allow < total))
+        if not due.size:
+            return
+        for i in due.tolist():
+            if on_force is not None:
+                on_force(i, int(total[i] - allow[i]))
+            allow[i] = total[i]
+
 
 def context_gpu_w(context: JobContext, gpu_type: int) -> float:
     """Busy power of one GPU of run type ``gpu_type`` (the mean over types for any type), in W."""
