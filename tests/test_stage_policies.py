@@ -16,7 +16,7 @@ from test_batch import run as run_jobs
 from test_dag_jobs import dag_jobs, run
 
 import carbonsim
-from carbonsim.analysis.jobs import segment_table
+from carbonsim.analysis.jobs import segment_table, stage_table
 from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.core.jobs import JobContext, JobView, must_start
 from carbonsim.policies import batch_policy_names
@@ -194,3 +194,32 @@ def test_every_batch_policy_runs_on_the_dag_and_gpu_presets(batch_policy, scenar
     assert s["jobs_failed"] == 0
     by_region = sum(s[f"job_energy_kwh_{r.name}"] for r in cfg.scenario.regions)
     assert np.isclose(by_region + s["job_network_kwh"], s["job_energy_kwh"])  # moves' network energy apart
+
+
+def test_carbonclipper_counts_gpu_power_and_state():
+    # A GPU-only job (no CPUs): its energy is its GPU's (the job energy was once CPUs only, 0 here, and every
+    # cost undefined). With free moves it runs at once in the clean region, like a CPU job.
+    js = dag_jobs([{"deadline_h": 8.0, "stages": [(1, 1.0, 0, [], 1.0, "A100")]}])
+    free = {"migration_gb_per_cpu": 0.0, "migration_gb_per_gpu": 0.0}
+    _, df, _ = run(js, [[400.0] * 10, [100.0] * 10], "carbonclipper", cpus=(4, 4), gpus=[{"A100": 2}] * 2, batch=free)
+    assert (df.iloc[0]["start_s"], df.iloc[0]["region"]) == (0.0, "r1")
+    assert df.iloc[0]["carbon_g"] == pytest.approx(400.0 * 1.5 / 1000.0 * 100.0)
+
+
+@pytest.mark.parametrize(
+    ("policy", "interruptible", "starts_h"),
+    [
+        ("gaia_lowest_window", False, [1.0, 2.0]),
+        ("gaia_lowest_slot", False, [2.0, 3.0]),
+        ("lets_wait_awhile", False, [1.0, 2.0]),
+        ("lets_wait_awhile", True, [1.0, 2.0]),
+    ],
+)
+def test_temporal_baselines_plan_a_dags_critical_path_as_its_length(policy, interruptible, starts_h):
+    # Two 1 h tasks, then one 1 h task: critical path 2 h (room for both first tasks), deadline 5 h,
+    # intensities 100, 20, 5, 90, 90. Lowest-Window (and Let's Wait Awhile) start the 2 h window at 1 h
+    # (mean 12.5); Lowest-Slot starts in the cleanest hour, 2 h (window mean 47.5).
+    js = dag_jobs([{"deadline_h": 5.0, "interruptible": interruptible, "stages": [(2, 1.0, 1, []), (1, 1.0, 1, [0])]}])
+    result, df, _ = run(js, [[100.0, 20.0, 5.0, 90.0, 90.0] + [90.0] * 5], policy, cpus=(4,))
+    assert (stage_table(result)["start_s"] / H).tolist() == starts_h
+    assert df.iloc[0]["deadline"] == "met"

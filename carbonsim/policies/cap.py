@@ -43,7 +43,7 @@ from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.core.jobs import Decision, JobContext, JobView, resources
 from carbonsim.policies.registry import register_batch
 from carbonsim.policies.scorers import StageSchedulerConfig, draw_order, make_scorer
-from carbonsim.policies.stages import job_region, settle_deadlines, stage_decisions, urgent_rows
+from carbonsim.policies.stages import row_regions, settle_deadlines, stage_decisions, urgent_rows
 
 
 def cap_alpha(low: float, high: float) -> float:
@@ -151,10 +151,8 @@ class Cap:
             [q * unit - (k * unit - round(f * unit)) for q, k, f in zip(qs, ks, fs, strict=True)]
             for qs, ks, fs in zip(gpu_quota, ctx.capacity_gpus, view.free_gpus, strict=True)
         ]
-        jobs = {job.id: job for job in view.active}
-        keys = list(zip(st.job.tolist(), st.stage.tolist(), strict=True))
-        region = np.array([job_region(jobs[j]) for j in st.job.tolist()], dtype=np.int64)
-        urgent = urgent_rows(view, jobs)
+        region = row_regions(st)
+        urgent = urgent_rows(view)
         allow = st.running.astype(np.int64)
         total = allow + st.waiting.astype(np.int64)
         rows = np.flatnonzero(st.waiting > 0)
@@ -192,5 +190,5 @@ class Cap:
                 )
                 gpu_left[r][t] -= tasks * gpu_m
 
-        settle_deadlines(view, jobs, allow, total, force)
-        return stage_decisions(keys, region, allow, total)
+        settle_deadlines(view, allow, total, force)
+        return stage_decisions(st, region, allow, total)

@@ -31,12 +31,13 @@ carbonsim's instance, per job (arbitrary units cancel, so costs are in g per kWh
 * service cost of region ``r`` now: its intensity x PUE (the job's energy per unit work is the same
   everywhere); ``L``, ``U``: the lowest and highest forecast of that over the regions and the job's
   window (at most 48 h ahead), taken when the job is first seen; both include the current values;
-* movement cost: the network energy of the job's state (``batch.migration_gb_per_cpu``,
-  ``network_kwh_per_gb``) at the mean intensity of the two regions, plus the energy of the restore time
-  at the destination, divided by the job's energy; ``D`` is the largest at ``U``. The points of a job's
-  instance are its home and the regions whose move from home costs less than ``U / 2`` (PCM needs
-  ``2D < U``; a dearer move never pays): a short job on few CPUs is usually worth moving nowhere, and
-  then PCM is online min-search in time at home;
+* movement cost: the network energy of the job's state (``batch.migration_gb_per_cpu`` and
+  ``migration_gb_per_gpu``, ``network_kwh_per_gb``) at the mean intensity of the two regions, plus the
+  energy of the restore time at the destination, divided by the job's energy (its runnable tasks' power,
+  CPUs and GPUs, the latter at the mean busy power of the run's GPU types, over its critical path);
+  ``D`` is the largest at ``U``. The points of a job's instance are its home and the regions whose move
+  from home costs less than ``U / 2`` (PCM needs ``2D < U``; a dearer move never pays): a short job on
+  few CPUs is usually worth moving nowhere, and then PCM is online min-search in time at home;
 * ``tau = 0``: suspending and resuming cost nothing in the simulator;
 * a step is the rest of the current hour (the signals are hourly); ``c`` is the share of the job that
   runs in it;
@@ -69,6 +70,7 @@ from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.batch import Slots
 from carbonsim.policies.registry import register_batch
+from carbonsim.policies.stages import context_gpu_w
 
 
 def clipper_eta(low: float, high: float, diameter: float) -> float:
@@ -169,17 +171,24 @@ class CarbonClipper:
 
     # Costs per unit of work, in g per kWh of the job's energy before PUE.
 
+    def job_w(self, job: JobInfo) -> float:
+        """Power of the job's runnable tasks before PUE, in W (GPUs at the mean busy power of the run's types)."""
+        watts = job.cpus * self.context.cpu_busy_w
+        if job.gpus:
+            watts += job.gpus * context_gpu_w(self.context, -1)
+        return watts
+
     def job_kwh(self, job: JobInfo) -> float:
-        """The job's energy before PUE, in kWh."""
-        return job.cpus * self.context.cpu_busy_w * job.duration_s / 3.6e6
+        """The job's energy before PUE, in kWh (its runnable tasks' power over its critical path)."""
+        return self.job_w(job) * job.duration_s / 3.6e6
 
     def move_cost(self, job: JobInfo, a: int, b: int, intensity: np.ndarray) -> float:
         """Movement cost from region ``a`` to ``b`` at per-region intensities ``intensity`` (0 if a == b)."""
         if a == b:
             return 0.0
         ctx = self.context
-        network = ctx.migration_kwh(job.cpus) * (intensity[a] + intensity[b]) / 2.0
-        restore = job.cpus * ctx.cpu_busy_w * ctx.migration_s(job.cpus) / 3.6e6 * intensity[b] * self.pue[b]
+        network = ctx.migration_kwh(job.cpus, job.gpus) * (intensity[a] + intensity[b]) / 2.0
+        restore = self.job_w(job) * ctx.migration_s(job.cpus, job.gpus) / 3.6e6 * intensity[b] * self.pue[b]
         return float((network + restore) / self.job_kwh(job))
 
     def first_seen(self, job: JobInfo, view: JobView) -> _JobState:
@@ -232,7 +241,7 @@ class CarbonClipper:
             if state is None:
                 state = self.state[job.id] = self.first_seen(job, view)
             if job.region >= 0 and job.region != state.location:  # the engine moved it as asked
-                state.extra_s += self.context.migration_s(job.cpus)
+                state.extra_s += self.context.migration_s(job.cpus, job.gpus)
                 state.location = job.region
             self._advance_advice(job, state, now)
             if job.running:
@@ -258,7 +267,7 @@ class CarbonClipper:
         if job.running and not job.interruptible:
             return job.region
         fits = [r for r in state.points if free[r] >= job.cpus]
-        mig_s = self.context.migration_s(job.cpus)
+        mig_s = self.context.migration_s(job.cpus, job.gpus)
         # Regions where the job can still finish by its deadline (a move adds the restore time).
         reachable = [r for r in fits if r == here or now + job.remaining_s + mig_s <= job.deadline_s]
         if must_start(job, now):  # compulsory phase: the cheapest point that can still finish in time

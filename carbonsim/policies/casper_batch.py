@@ -416,7 +416,7 @@ class CasperBatch:
         n = len(st)
         now = view.now_s
         keys = list(zip(st.job.tolist(), st.stage.tolist(), strict=True))
-        urgent = urgent_rows(view, jobs)
+        urgent = urgent_rows(view)
         running = st.running.astype(np.int64)
         total = running + st.waiting.astype(np.int64)
         allow = np.zeros(n, dtype=np.int64)
@@ -451,8 +451,8 @@ class CasperBatch:
                 start = min(int(st.waiting[i]), math.ceil(budget[j] / float(st.task_duration_s[i]) - 1e-9))
                 budget[j] -= start * float(st.task_duration_s[i])
             allow[i] = (int(running[i]) if keep_running[j] else 0) + start
-        settle_deadlines(view, jobs, allow, total)
-        return stage_decisions(keys, region, allow, total)
+        settle_deadlines(view, allow, total)
+        return stage_decisions(st, region, allow, total)
 
 
 def work_left_s(job: JobInfo, st: RunnableStages, rows: np.ndarray) -> float:

@@ -57,7 +57,10 @@ from carbonsim.policies.scorers import (
     relative_importance,
     sequential_draws,
 )
-from carbonsim.policies.stages import Room, job_region, settle_deadlines, stage_decisions, urgent_rows
+from carbonsim.policies.stages import Room, row_regions, settle_deadlines, stage_decisions, urgent_rows
+
+#: Bits of a stage's index within its job in the keys of :attr:`Pcaps.grants`.
+KEY_BITS = 24
 
 
 def psi(r: float, gamma: float, low: float, high: float) -> float:
@@ -117,7 +120,7 @@ class Pcaps:
     """PCAPS (see the module docstring).
 
     Attributes:
-        grants: Tasks each stage, keyed ``(job, stage)``, may run at once (its executors).
+        grants: Tasks each stage may run at once (its executors), keyed ``job << KEY_BITS | stage``.
         draws: Stages drawn so far.
         deferrals: Draws deferred by the threshold so far.
     """
@@ -125,7 +128,7 @@ class Pcaps:
     def __init__(self, cfg: PcapsConfig) -> None:
         self.cfg = cfg
         self.scorer = make_scorer(cfg)
-        self.grants: dict[tuple[int, int], int] = {}
+        self.grants: dict[int, int] = {}
         self.draws = 0
         self.deferrals = 0
 
@@ -151,32 +154,27 @@ class Pcaps:
         st = view.stages
         n = len(st)
         if not n:
+            self.grants = {}
             return {}
-        jobs = {job.id: job for job in view.active}
-        keys = list(zip(st.job.tolist(), st.stage.tolist(), strict=True))
-        live = set(keys)
-        self.grants = {k: g for k, g in self.grants.items() if k in live}
-        region = np.array([job_region(jobs[j]) for j in st.job.tolist()], dtype=np.int64)
+        keys = (st.job << KEY_BITS | st.stage).tolist()
+        previous = np.fromiter((self.grants.get(k, 0) for k in keys), dtype=np.int64, count=n)
+        region = row_regions(st)
         running = st.running.astype(np.int64)
         total = running + st.waiting.astype(np.int64)
         room = Room(view)
-        urgent = urgent_rows(view, jobs)
-        allow = np.zeros(n, dtype=np.int64)
         shape = list(zip(st.cpus_per_task.tolist(), st.gpus_per_task.tolist(), st.gpu_type.tolist(), strict=True))
-        for i in np.flatnonzero(urgent).tolist():
-            room.take(int(region[i]), *shape[i], int(st.waiting[i]))
-            allow[i] = total[i]
-        for i in np.flatnonzero(~urgent).tolist():
-            allow[i] = min(max(self.grants.get(keys[i], 0), int(running[i])), int(total[i]))
+        urgent = urgent_rows(view)
+        # Urgent stages start every waiting task; granted stages keep their executors (never fewer than run).
+        allow = np.where(urgent, total, np.minimum(np.maximum(previous, running), total))
+        for i in np.flatnonzero(allow > running).tolist():
             room.take(int(region[i]), *shape[i], int(allow[i] - running[i]))
         candidates = np.flatnonzero(~urgent & (total > allow))
         if candidates.size:
             self._draw(view, candidates, region, total, allow, shape, room)
-        settle_deadlines(view, jobs, allow, total, lambda i, k: room.take(int(region[i]), *shape[i], k))
-        for i in range(n):
-            if allow[i] > 0:
-                self.grants[keys[i]] = int(allow[i])
-        return stage_decisions(keys, region, allow, total)
+        settle_deadlines(view, allow, total, lambda i, k: room.take(int(region[i]), *shape[i], k))
+        held = np.flatnonzero(allow > 0)
+        self.grants = dict(zip([keys[i] for i in held.tolist()], allow[held].tolist(), strict=True))
+        return stage_decisions(st, region, allow, total)
 
     def _draw(
         self,

@@ -25,7 +25,16 @@ from typing import Any
 
 import numpy as np
 
-from carbonsim.core.jobs import URGENCY_SLACK_S, Decision, JobContext, JobInfo, JobView, Run, resources
+from carbonsim.core.jobs import (
+    URGENCY_SLACK_S,
+    Decision,
+    JobContext,
+    JobInfo,
+    JobView,
+    Run,
+    RunnableStages,
+    resources,
+)
 from carbonsim.core.signals import SECONDS_PER_HOUR
 
 
@@ -69,6 +78,26 @@ def job_region(job: JobInfo) -> int:
     return job.region if job.region >= 0 else job.home
 
 
+def row_regions(st: RunnableStages) -> np.ndarray:
+    """Where each runnable stage's job runs: the region it runs (or ran) in, else its home (int64)."""
+    return np.where(st.region >= 0, st.region, st.home).astype(np.int64)
+
+
+def job_starts(st: RunnableStages) -> np.ndarray:
+    """First row of each job's run of rows (a job's runnable stages are contiguous, jobs in arrival order)."""
+    if not len(st):
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.concatenate([[True], st.job[1:] != st.job[:-1]]))
+
+
+def per_job(values: np.ndarray, starts: np.ndarray, reduce: np.ufunc) -> np.ndarray:
+    """``reduce`` of ``values`` over each job's rows, repeated on each of its rows."""
+    if not starts.size:
+        return values.copy()
+    counts = np.diff(np.append(starts, values.size))
+    return np.repeat(reduce.reduceat(values, starts), counts)
+
+
 def next_wakeup_s(view: JobView, active: np.ndarray | None = None) -> float:
     """The latest time by which the engine surely calls the policy again (see the module docstring).
 
@@ -85,12 +114,11 @@ def next_wakeup_s(view: JobView, active: np.ndarray | None = None) -> float:
     return bound
 
 
-def urgent_rows(view: JobView, jobs: dict[int, JobInfo], allow: np.ndarray | None = None) -> np.ndarray:
+def urgent_rows(view: JobView, allow: np.ndarray | None = None) -> np.ndarray:
     """Rows of ``view.stages`` with waiting tasks that must start now (see the module docstring).
 
     Args:
         view: The epoch's view.
-        jobs: The active jobs by id (``view.active``).
         allow: Tasks each row would run at once after the decision (running ones included); default: the
             tasks running now. A decision changes the wake-ups: starting a job's first tasks removes the
             engine's wake-up at its latest start, and each group started ends with a wake-up.
@@ -109,14 +137,12 @@ def urgent_rows(view: JobView, jobs: dict[int, JobInfo], allow: np.ndarray | Non
         active = allow > 0
         waiting = allow < st.running + st.waiting
     bound = next_wakeup_s(view, active)
-    wake = np.full(len(st), bound)
-    busy = set(st.job[active].tolist())
-    idle = {j: job.deadline_s - job.remaining_s for j, job in jobs.items() if j not in busy}
-    if idle:
-        # The engine wakes at the latest start of a job with nothing running (if still ahead).
-        latest = np.array([idle.get(j, math.inf) for j in st.job.tolist()])
-        ahead = latest > now
-        wake[ahead] = np.minimum(bound, latest[ahead])
+    starts = job_starts(st)
+    # A job's remaining critical path is the longest path among its runnable stages (JobInfo.remaining_s);
+    # the engine wakes at the latest start of a job with nothing running, if still ahead.
+    job_latest = st.deadline_s - per_job(st.path_s, starts, np.maximum)
+    idle = ~per_job(active, starts, np.logical_or) & (job_latest > now)
+    wake = np.where(idle, np.minimum(bound, job_latest), bound)
     latest_start = st.deadline_s - st.path_s
     # Due now (as must_start says of a job), or due before the next sure wake-up.
     due = (latest_start <= now + URGENCY_SLACK_S) | (latest_start < wake - URGENCY_SLACK_S)
@@ -125,7 +151,6 @@ def urgent_rows(view: JobView, jobs: dict[int, JobInfo], allow: np.ndarray | Non
 
 def settle_deadlines(
     view: JobView,
-    jobs: dict[int, JobInfo],
     allow: np.ndarray,
     total: np.ndarray,
     on_force: Callable[[int, int], object] | None = None,
@@ -137,13 +162,12 @@ def settle_deadlines(
 
     Args:
         view: The epoch's view.
-        jobs: The active jobs by id.
         allow: Tasks each row may run at once (updated in place).
         total: Unfinished tasks of each row.
         on_force: Called with (row, tasks added) for each forced row (capacity or quota accounting).
     """
     while True:
-        due = np.flatnonzero(urgent_rows(view, jobs, allow) & (allow < total))
+        due = np.flatnonzero(urgent_rows(view, allow) & (allow < total))
         if not due.size:
             return
         for i in due.tolist():
@@ -162,7 +186,7 @@ def context_gpu_w(context: JobContext, gpu_type: int) -> float:
 
 
 def stage_decisions(
-    keys: list[tuple[int, int]], region: np.ndarray, allow: np.ndarray, total: np.ndarray
+    st: RunnableStages, region: np.ndarray, allow: np.ndarray, total: np.ndarray
 ) -> dict[Any, Decision]:
     """Decisions from the tasks each runnable stage may run at once.
 
@@ -170,20 +194,20 @@ def stage_decisions(
     else a stage key capped at ``allow`` for each stage with ``allow > 0``.
 
     Args:
-        keys: ``(job, stage)`` of each row of ``view.stages``.
+        st: The view's runnable stages.
         region: Region of each row's job.
         allow: Tasks each row may run at once (running ones included).
         total: Unfinished tasks of each row (running + waiting).
     """
     out: dict[Any, Decision] = {}
-    by_job: dict[int, list[int]] = {}
-    for i, (j, _) in enumerate(keys):
-        by_job.setdefault(j, []).append(i)
-    for j, rows in by_job.items():
-        if all(allow[i] >= total[i] for i in rows):
-            out[j] = int(region[rows[0]])
-            continue
-        for i in rows:
-            if allow[i] > 0:
-                out[keys[i]] = Run(int(region[i]), tasks=int(allow[i]))
+    if not len(st):
+        return out
+    starts = job_starts(st)
+    whole = per_job(allow >= total, starts, np.logical_and)
+    first = np.zeros(len(st), dtype=bool)
+    first[starts] = True
+    for i in np.flatnonzero(whole & first).tolist():
+        out[int(st.job[i])] = int(region[i])
+    for i in np.flatnonzero(~whole & (allow > 0)).tolist():
+        out[(int(st.job[i]), int(st.stage[i]))] = Run(int(region[i]), tasks=int(allow[i]))
     return out
