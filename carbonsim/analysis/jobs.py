@@ -202,6 +202,10 @@ def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
         "jobs_failed": int((df["status"] == JOB_STATUS_NAMES[FAILED]).sum()),
         "jobs_in_flight": int((df["status"] == "in_flight").sum()),
         "jobs_left_out_of_trace": result.jobs.dropped_from_trace,
+        # Records of a user's trace its importer did not replay, or replayed changed (reasons in jobs_trace_notes).
+        "jobs_skipped_by_importer": sum(c for r, c in result.jobs.trace_notes if r.startswith("skipped: ")),
+        "jobs_adjusted_by_importer": sum(c for r, c in result.jobs.trace_notes if r.startswith("adjusted: ")),
+        "jobs_trace_notes": "; ".join(f"{reason} ({count})" for reason, count in result.jobs.trace_notes),
         "jobs_deadline_met": met,
         "jobs_deadline_missed": missed,
         "jobs_deadline_pending": n - met - missed,
