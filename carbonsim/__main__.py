@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import hydra
 
+from carbonsim._errors import run_hydra_app
 from carbonsim._hydra import config_dir, register_configs
 from carbonsim.cli import hydra_task
 
 
 def main() -> None:
-    """Composes the configuration with Hydra and runs it."""
+    """Composes the configuration with Hydra and runs it; bad input ends as one line and exit status 2."""
     register_configs()
     app = hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")(hydra_task)
-    app()
+    run_hydra_app("carbonsim", app)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from carbonsim._schema import ConfigError
 from carbonsim.config import ScenarioConfig
 from carbonsim.core import rng as rngmod
 from carbonsim.core.jobs import Jobs, make_jobs
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import carbon_signal as synthetic_carbon_signal
 from carbonsim.core.world import flat_price
-from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
+from carbonsim.data.carbon import available_zones, load_electricitymaps, load_watttime_moer
 from carbonsim.data.errors import DataError
-from carbonsim.data.prices import load_price
+from carbonsim.data.prices import available_markets, load_price
 from carbonsim.data.workloads import load_gaia_jobs, load_llm_arrivals, load_load_shape
 
 HOUR = pd.Timedelta(hours=1)
@@ -53,7 +54,7 @@ def hourly_window(series: pd.Series, start: pd.Timestamp, hours: int, wrap: bool
     pos = int(index.searchsorted(start))
     if pos >= len(index) or not (start <= index[pos] < start + HOUR):
         raise DataError(
-            f"{what}: start {start.isoformat()} is not an hour of the data, which covers "
+            f"scenario.start_utc: {what}: start {start.isoformat()} is not an hour of the data, which covers "
             f"{first.isoformat()} to {last.isoformat()}"
         )
     values = series.to_numpy(dtype=np.float64)
@@ -63,9 +64,9 @@ def hourly_window(series: pd.Series, start: pd.Timestamp, hours: int, wrap: bool
     if not wrap:
         end = start + hours * HOUR
         raise DataError(
-            f"{what}: the run may need data until {end.isoformat()} (the arrival window plus the drain bound "
-            f"max_drain_hours) but the data ends at {last.isoformat()}; start earlier, shorten the run, or set "
-            f"wrap: true to continue from the data's first hour"
+            f"scenario.start_utc: {what}: the run may need data until {end.isoformat()} (the arrival window plus "
+            f"the drain bound max_drain_hours) but the data ends at {last.isoformat()}; start earlier, shorten the "
+            f"run, or set wrap: true to continue from the data's first hour"
         )
     return np.concatenate([values[pos:], np.resize(values, hours - available)])
 
@@ -91,7 +92,8 @@ def window_with_history(
         history = hourly_window(series, first, past_h, False, what)
     except DataError:
         raise DataError(
-            f"{what}: the {scenario.forecast.kind} forecaster learns from the {past_h} h before start_utc, i.e. from "
+            f"scenario.forecast.kind: {what}: the {scenario.forecast.kind} forecaster learns from the {past_h} h "
+            f"before start_utc, i.e. from "
             f"{first.isoformat()}, but the data begin at {series.index[0].isoformat()}; start later or choose "
             f"another forecast.kind"
         ) from None
@@ -126,6 +128,7 @@ def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySign
         what = "WattTime marginal CAISO_NORTH (hourly mean)"
         rows = window_with_history(hourly_mean(load_watttime_moer(), what), scenario, hours, cfg.wrap, what)
         return _stack([rows] * len(scenario.regions), f"carbon intensity ({what}, gCO2/kWh)", allow_negative=False)
+    _check_names(scenario, "grid_zone", available_zones(), "an Electricity Maps zone with data")
     by_zone: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for zone in dict.fromkeys(r.grid_zone for r in scenario.regions):
         series = load_electricitymaps(zone, kind=cfg.metric)
@@ -144,6 +147,7 @@ def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
     cfg = scenario.prices
     if cfg.kind == "flat":
         return flat_price(scenario, hours)
+    _check_names(scenario, "price_market", available_markets(), "a market with price data")
     by_market: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for market in dict.fromkeys(r.price_market for r in scenario.regions):
         past, now = window_with_history(load_price(market), scenario, hours, cfg.wrap, f"electricity price {market}")
@@ -153,6 +157,14 @@ def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
         "electricity price (market, USD/kWh)",
         allow_negative=True,
     )
+
+
+def _check_names(scenario: ScenarioConfig, field: str, valid: list[str], expected: str) -> None:
+    """Raises ConfigError naming the first region whose ``field`` (zone or market) has no data file."""
+    for i, region in enumerate(scenario.regions):
+        name = getattr(region, field)
+        if name not in valid:
+            raise ConfigError(f"scenario.regions[{i}].{field}: expected {expected} ({', '.join(valid)}), got {name!r}")
 
 
 def _stack(rows: list[tuple[np.ndarray, np.ndarray]], name: str, allow_negative: bool) -> HourlySignal:

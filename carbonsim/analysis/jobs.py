@@ -66,6 +66,30 @@ def job_table(result: SimResult) -> pd.DataFrame:
     )
 
 
+def empty_job_table() -> pd.DataFrame:
+    """The job table of a run whose trace window holds no job: no rows, every column of :func:`job_table`."""
+    return pd.DataFrame(
+        {
+            **{c: pd.Series([], dtype=np.int64) for c in ("job", "cpus", "suspensions", "migrations")},
+            **{c: pd.Series([], dtype=np.float64) for c in ("arrival_s", "duration_s", "deadline_s")},
+            "interruptible": pd.Series([], dtype=bool),
+            "home": pd.Series([], dtype=object),
+            "region": pd.Series([], dtype=object),
+            "status": pd.Categorical([], categories=sorted(set(JOB_STATUS_NAMES))),
+            **{c: pd.Series([], dtype=np.float64) for c in ("start_s", "end_s", "completion_h", "wait_h")},
+            "deadline": pd.Categorical([], categories=["met", "missed", "pending"]),
+            **{c: pd.Series([], dtype=np.float64) for c in ("energy_kwh", "carbon_g", "cost_usd")},
+        }
+    )[list(_JOB_COLUMNS)]
+
+
+_JOB_COLUMNS = (
+    "job", "arrival_s", "duration_s", "cpus", "deadline_s", "interruptible", "home", "region", "status",
+    "start_s", "end_s", "completion_h", "wait_h", "deadline", "suspensions", "migrations", "energy_kwh",
+    "carbon_g", "cost_usd",
+)  # fmt: skip
+
+
 def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
     """Headline numbers of the jobs (flat keys, prefixed ``jobs``/``job_``).
 
