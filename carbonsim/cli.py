@@ -7,6 +7,7 @@ import functools
 import json
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -385,7 +386,18 @@ class SweepCallback(Callback):
             print(f"carbonsim: jobs finished: {finished} / {total_file.read_text().strip()}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Aggregates the sweep."""
+        """Aggregates the sweep; exits with status 1 if a job is not done.
+
+        Hydra turns an exception of a callback into a warning and carries on, so a bug here would end the
+        sweep with status 0: it is printed in full and the command exits with status 1 instead.
+        """
+        try:
+            self._aggregate(config)
+        except Exception:  # a bug, not the user's input: show it whole, and fail
+            traceback.print_exc()
+            raise SystemExit(EXIT_JOBS_NOT_DONE) from None
+
+    def _aggregate(self, config: DictConfig) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         data = OmegaConf.to_container(config, resolve=False)
         assert isinstance(data, dict)

@@ -279,7 +279,8 @@ def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[st
                 if col in df.columns:
                     wl.insert(0, col, row[col])
             rows.append(wl)
-    result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    empty = pd.DataFrame(columns=["seed", "variant", "label", "workload", "requests", "completed"])
+    result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else empty
     write_text(out_dir / "comparison_per_workload.csv", result["per_workload"].to_csv(index=False, float_format="%.6g"))
     write_text(out_dir / "comparison_per_workload.md", tables.to_markdown(result["per_workload"]))
     if cfg is not None and cfg.experiment is not None and cfg.experiment.published:

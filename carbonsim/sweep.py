@@ -338,7 +338,10 @@ def write_tables(df: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
     write_text(out_dir / "results.csv", df.to_csv(index=False, float_format="%.6g"))
     done = df[df["status"] == "done"] if "status" in df.columns else df
     summaries = _records(done)
-    result: dict[str, pd.DataFrame] = {"results": df, "comparison": tables.aggregate(summaries)}
+    comparison = tables.aggregate(summaries)
+    if comparison.columns.empty:  # no job done: the table still has its columns
+        comparison = pd.DataFrame(columns=list(tables.AGGREGATE_COLUMNS))
+    result: dict[str, pd.DataFrame] = {"results": df, "comparison": comparison}
     by = [c for c in ("label", "variant") if c in done.columns and done[c].notna().any()]
     if "scenario" in done.columns and done["scenario"].nunique() > 1:
         by.append("scenario")

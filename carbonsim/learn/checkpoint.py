@@ -138,7 +138,8 @@ def load(path: str | Path) -> MLPPolicy:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Opened here, not by NumPy: NumPy leaves its file open when the zip turns out to be damaged.
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         # A truncated or damaged zip, a file that is not one, a member that is not a NumPy array.
