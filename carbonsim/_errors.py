@@ -138,6 +138,7 @@ def functools_raise(exc: BaseException) -> Callable[[], Any]:
 
 _CONVERT = re.compile(r"Value '(?P<value>.*)' of type '\w+' could not be converted to (?P<type>\w+)")
 _BOOL = re.compile(r"Value '(?P<value>.*)' is not a valid bool")
+_WRONG_NODE = re.compile(r"Invalid type assigned: \w+ is not a subclass of (?P<cls>\S+?)\. value: (?P<value>.*)")
 _UNKNOWN_KEY = re.compile(r"Key '(?P<key>[^']*)' (?:not in|is not in struct)")
 _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "Boolean": "true or false", "String": "a string"}
 
@@ -161,6 +162,11 @@ def _hydra_message(exc: BaseException) -> str:
             return f"{key}: expected {word}, got {m['value']!r}"
         if m := _BOOL.match(detail):
             return f"{key}: expected true or false, got {m['value']!r}"
+        if (m := _WRONG_NODE.match(detail)) and key.endswith("]") and m["value"] == "{}":
+            return f"{key}: expected an element of the list, got an index past its end"
+        if m := _WRONG_NODE.match(detail):
+            schema = m["cls"].rsplit("__", 1)[-1]
+            return f"{key}: expected a mapping (the fields of {schema}), got {m['value']!r}"
         if _UNKNOWN_KEY.match(detail):
             return f"{key}: expected a known key, got an unknown one (to add a key, prefix the override with +)"
         return f"{key}: {detail}"

@@ -314,6 +314,7 @@ CONFIG_CASES = [
     C("experiment-key-without-experiment", ["experiment.run=3"], "command line:", "null"),
     C("override-unparsable", ["a=["], "command line: expected overrides such as key=value"),
     C("top-level-key-unknown", ["nokey=1"], "nokey: expected a known key"),
+    C("list-index-past-end", ["scenario.regions.9.pue=2"], "scenario.regions[9]: expected an element of the list"),
     C("bool-not-bool", ["drain=maybe"], "drain: expected true or false", "'maybe'"),
     C("pue-below-one", ["scenario.regions.0.pue=0.5", *ILLUSTRATIVE], "scenario.regions[0].pue: expected a PUE >= 1"),
     C("zone-path", ["scenario.regions.0.grid_zone=../../../etc/passwd", *US], "scenario.regions[0].grid_zone:", "'/'"),
@@ -844,3 +845,54 @@ def test_a_malformed_row_is_rejected_with_its_file_and_line_or_read_correctly(lo
     assert kind == "cell", (kind, row, arg)
     size = len(loaded) if not isinstance(loaded, tuple) else len(loaded[0])
     assert size >= 1
+
+
+# --- the experiment scripts and the documentation -----------------------------------------------------------------
+
+
+def run_script(name: str, work: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> Outcome:
+    """Runs ``experiments/<name>.py *args`` in-process from ``work`` into ``work/out``."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"script_{name}", ROOT / "experiments" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "argv", [name, *args, f"hydra.run.dir={work / 'out'}"])
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            module.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+    return Outcome(code, stdout.getvalue(), stderr.getvalue(), work / "out")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["ppo.n_envs=0"], "train_ppo: ppo.n_envs: expected a positive integer, got 0"),
+        (["seed=abc"], "train_ppo: seed: expected an integer, got 'abc'"),
+        (["ppo=nope"], "train_ppo: ppo: expected a mapping"),
+    ],
+)
+def test_an_experiment_script_reports_bad_input_in_one_line(args, line, tmp_path, monkeypatch):
+    result = run_script("train_ppo", tmp_path, *args, monkeypatch=monkeypatch)
+    assert result.code == 2, result.stderr
+    assert len(result.errors) == 1 and result.errors[0].startswith(line), result.stderr
+    assert written_outside(tmp_path, result.out) == []
+
+
+def test_every_bound_is_documented():
+    from carbonsim import limits
+
+    doc = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    names = [n for n in limits.__all__ if n.isupper()]
+    assert len(names) >= 15
+    for name in names:
+        assert f"| `{name}` |" in doc, name
+    assert "docs/errors.md" in (ROOT / "README.md").read_text(encoding="utf-8")
