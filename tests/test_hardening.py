@@ -320,6 +320,11 @@ CONFIG_CASES = [
     C("zone-path", ["scenario.regions.0.grid_zone=../../../etc/passwd", *US], "scenario.regions[0].grid_zone:", "'/'"),
     C("market-path", ["scenario.regions.0.price_market=/etc/passwd", *US], "scenario.regions[0].price_market:"),
     C("zone-unknown", ["scenario.regions.0.grid_zone=NOPE", *US], "scenario.regions[0].grid_zone: expected an Elec"),
+    C(
+        "gpu-not-profiled",
+        [*US, "scenario.workloads.0.service.t4.measured.gpu=H100"],
+        "scenario.workloads[0].service.t4",
+    ),
     C("market-unknown", ["scenario.regions.0.price_market=NOPE", *US], "scenario.regions[0].price_market: expected"),
     C("start-after-data", ["scenario.start_utc=2030-01-01T00:00:00Z", *US], "scenario.start_utc: Electricity Maps"),
     C("start-at-data-end", ["scenario.start_utc=2024-12-31T23:00:00Z", *US], "scenario.start_utc: Electricity", "wrap"),
@@ -382,6 +387,7 @@ DATA_CASES = [
     # Load shape.
     C("load-above-one", LOAD_SHAPE, "FILE: row 4 (line 5)", "1.5", data=(GOOGLE, set_cell(4, 1, "1.5"))),
     C("load-hour-skipped", LOAD_SHAPE, "FILE: row 5 (line 6)", "hour(s) missing", data=(GOOGLE, drop_row(5))),
+    C("load-shape-too-short", [*US, "scenario.arrivals.load_shape_offset_h=100000"], "scenario.arrivals.load_shape_of"),
     C("load-missing-field", LOAD_SHAPE, "FILE: row 2 (line 3): 1 field(s)", data=(GOOGLE, missing_field(2))),
     # GAIA jobs.
     C("jobs-100k-cpus", PAI_RUN, "FILE: row 3 (line 4)", "100000", data=(PAI, set_cell(3, 2, "100000"))),
