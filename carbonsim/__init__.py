@@ -38,6 +38,7 @@ from carbonsim.policies import (
     register_batch,
 )
 from carbonsim.runner import RunOutput, prepare, run, simulate_policy
+from carbonsim.signal_config import ArrivalTraceConfig, SignalSourceConfig
 
 register_envs()
 
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArrivalConfig",
+    "ArrivalTraceConfig",
     "BasePolicy",
     "BatchConfig",
     "BatchPolicy",
@@ -68,6 +70,7 @@ __all__ = [
     "ScenarioConfig",
     "ServerPoolConfig",
     "ServiceTimeConfig",
+    "SignalSourceConfig",
     "WorkloadConfig",
     "__version__",
     "batch_policy_config",

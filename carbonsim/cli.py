@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pandas as pd
 from hydra.experimental.callback import Callback
@@ -30,7 +32,9 @@ from carbonsim._errors import (
 )
 from carbonsim._hydra import config_from_hydra, register_configs
 from carbonsim._schema import ConfigError
+from carbonsim.analysis import tables
 from carbonsim.config import RunConfig
+from carbonsim.core import simulation
 from carbonsim.experiment import analyse, experiment_job, run_experiment
 from carbonsim.report import write_report
 from carbonsim.runner import ProgressFactory, report_warnings, run, write_outputs, write_text
@@ -53,7 +57,7 @@ SUMMARY_ROWS = (
     ("mean_intensity_gco2_per_kwh", "mean intensity (gCO2/kWh)", "{:.1f}"),
     ("energy_kwh", "energy (kWh, with PUE)", "{:.3f}"),
     ("carbon_kg", "carbon (kg CO2eq)", "{:.3f}"),
-    ("cost_usd", "electricity cost (USD)", "{:.2f}"),
+    ("cost_usd", "cost (USD, electricity + carbon price)", "{:.2f}"),
     ("carbon_reduction_pct", "carbon reduction vs baseline (%)", "{:.1f}"),
     ("jobs", "batch jobs", "{:,.0f}"),
     ("jobs_completed", "jobs completed", "{:,.0f}"),
@@ -96,9 +100,12 @@ COMPARISON_COLUMNS = (
 )
 
 
-def _fmt(fmt: str, value: Any) -> str:
+def _fmt(fmt: str, value: Any, decimals: int | None = None) -> str:
+    """A cell: ``-`` if missing, a float to ``decimals`` (default: its own three significant figures)."""
     if value is None or (isinstance(value, float) and value != value):
         return "-"
+    if isinstance(value, float) and (decimals is not None or not value.is_integer()):
+        return tables.format_number(value, tables.column_decimals([value]) if decimals is None else decimals)
     return fmt.format(value)
 
 
@@ -137,20 +144,24 @@ def print_comparison(
     table = Table(title=title)
     extra = [(c, c, "{}") for c in varying if not any(key == c for key, _, _ in columns)]
     cols = [c for c in (columns[0], *extra, *columns[1:]) if c[0] in df.columns]
-    for _key, name, _spec in cols:
-        table.add_column(name, justify="left" if name == "policy" else "right")
+    # One name per metric (the tables' and the report's); each column to its own precision.
+    decimals = {key: tables.column_decimals(df[key]) for key, _, _ in cols if df[key].dtype.kind == "f"}
+    for key, _name, _spec in cols:
+        label = key == "label"  # policy names whole; the numbers' headers wrap instead
+        table.add_column(tables.column_name(key), justify="left" if label else "right", no_wrap=label)
     for _, row in df.iterrows():
-        table.add_row(*[_fmt(fmt, row[key]) for key, _name, fmt in cols])
+        table.add_row(*[_fmt(fmt, row[key], decimals.get(key)) for key, _name, fmt in cols])
     console.print(table)
 
 
 def print_reference(console: Console, df: pd.DataFrame) -> None:
     """Prints carbonsim's reference table beside the published one."""
     table = Table(title="Reference scenario: carbonsim vs published")
-    for col in df.columns:
+    human = tables.human_table(df)
+    for col in human.columns:
         table.add_column(col, justify="left" if col in ("policy", "source") else "right")
-    for _, row in df.iterrows():
-        table.add_row(*[_fmt("{:.1f}", v) if isinstance(v, float) else str(v) for v in row])
+    for _, row in human.iterrows():
+        table.add_row(*[str(v) for v in row])
     console.print(table)
 
 
@@ -187,7 +198,8 @@ def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> No
         if len(results) and (results["status"] != "done").any():
             raise SystemExit(EXIT_JOBS_NOT_DONE)
         return
-    with sim_progress(console) as progress:
+    runs = 1 if cfg.baseline in ("", cfg.policy.name) else 2  # the policy, and the baseline on the same arrivals
+    with sim_progress(console, runs) as progress:
         out = run(cfg, progress)
     write_outputs(out, out_dir, cfg.write_requests)
     print_summary(console, out.summary, out.timing)
@@ -195,26 +207,155 @@ def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> No
     console.print(f"results in {out_dir}")
 
 
+#: Requests simulated per CPU-second on the default scenario, policy and baseline together (the README's sizes:
+#: one ``python -m carbonsim`` run, 2 x 36 million requests, takes about 40 CPU-minutes).
+DOCUMENTED_REQUESTS_PER_S = 30_000.0
+#: Runs expected to take longer than this (in s) say so, with the estimate, before they start.
+LONG_RUN_S = 120.0
+#: Wall-clock seconds between two progress lines when the output is not a terminal.
+PROGRESS_LINE_S = 30.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _sim_duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} simulated s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} simulated min"
+    return f"{seconds / 3600:.2f} simulated h"
+
+
+class _RunProgress:
+    """The progress of one simulation: what it prints and when (shared by the bar and the lines)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.t0 = time.monotonic()
+
+    def rate(self, p: simulation.Progress) -> float:
+        """Requests finished per wall-clock second so far."""
+        elapsed = time.monotonic() - self.t0
+        return p.finished / elapsed if elapsed > 0 else 0.0
+
+    def eta_s(self, p: simulation.Progress) -> float:
+        """Wall-clock seconds left in the arrival window: by requests if it has any, else by simulated time."""
+        elapsed = time.monotonic() - self.t0
+        if p.requests and p.finished:
+            return (p.requests - p.finished) / max(self.rate(p), 1e-9)
+        if p.now_s > 0:
+            return elapsed * max(p.horizon_s - p.now_s, 0.0) / p.now_s
+        return math.nan
+
+    def line(self, p: simulation.Progress) -> str:
+        """One line: simulated time, requests done, rate and ETA (or the drain's state)."""
+        head = f"carbonsim: {self.label}: "
+        if p.ended:
+            return head + f"done in {_duration(time.monotonic() - self.t0)} ({p.finished:,} requests)"
+        if p.now_s >= p.horizon_s:
+            left = p.requests - p.finished
+            return head + (
+                f"drain after the arrival window, +{_sim_duration(p.now_s - p.horizon_s)}, "
+                f"{left:,} requests still in flight"
+            )
+        text = (
+            f"{p.now_s / 3600:,.1f} / {p.horizon_s / 3600:,.1f} simulated h ({p.now_s / p.horizon_s:.0%}), "
+            f"{p.finished:,} / {p.requests:,} requests done, {self.rate(p):,.0f} requests/s"
+        )
+        eta = self.eta_s(p)
+        return head + text + (f", about {_duration(eta)} left" if math.isfinite(eta) and p.now_s > 0 else "")
+
+
+def estimate_line(p: simulation.Progress, runs: int) -> str | None:
+    """Before a long run starts: how long it will take at the documented throughput (None if short)."""
+    seconds = p.requests * runs / DOCUMENTED_REQUESTS_PER_S
+    if seconds < LONG_RUN_S:
+        return None
+    return (
+        f"carbonsim: {p.requests:,} requests over {p.horizon_s / 3600:g} simulated hours in {runs} run(s): "
+        f"about {_duration(seconds)} at the documented {DOCUMENTED_REQUESTS_PER_S:,.0f} requests per "
+        "CPU-second (sim_hours=2 for a quick look)"
+    )
+
+
 @contextlib.contextmanager
-def sim_progress(console: Console) -> Iterator[ProgressFactory | None]:
-    """A progress bar per simulation, in simulated hours, on a terminal only (never in CI or a pipe)."""
+def sim_progress(
+    console: Console, runs: int = 1, stream: TextIO | None = None, line_s: float = PROGRESS_LINE_S
+) -> Iterator[ProgressFactory]:
+    """Progress of the simulations of one command.
+
+    On a terminal (and not in CI), a bar per run over its arrival window and, once the window has passed, a
+    second one for the drain (requests still in flight). Otherwise one line to ``stream`` (standard error)
+    at most every ``line_s`` wall-clock seconds, with simulated time, requests done, rate and time left,
+    and one when each run ends. Either way, before a long run starts (``runs`` simulations of its
+    requests at :data:`DOCUMENTED_REQUESTS_PER_S`, more than :data:`LONG_RUN_S`), a line that says how long
+    it will take.
+    """
+    out = stream if stream is not None else sys.stderr
+    told = [False]
+
+    def announce(p: simulation.Progress) -> None:
+        if not told[0]:
+            told[0] = True
+            line = estimate_line(p, runs)
+            if line is not None:
+                print(line, file=out, flush=True)
+
     if not console.is_terminal or os.environ.get("CI"):
-        yield None
+
+        def lines(label: str) -> Callable[[simulation.Progress], None]:
+            run_ = _RunProgress(label)
+            printed = [time.monotonic()]
+
+            def update(p: simulation.Progress) -> None:
+                announce(p)
+                now = time.monotonic()
+                if p.ended or now - printed[0] >= line_s:
+                    printed[0] = now
+                    print(run_.line(p), file=out, flush=True)
+
+            return update
+
+        yield lines
         return
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,.1f} / {task.total:,.1f} simulated h"),
+        TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=True) as bar:
-        tasks: dict[str, TaskID] = {}
 
-        def factory(label: str) -> Callable[[float, float], None]:
-            def update(now_s: float, stop_s: float) -> None:
-                if label not in tasks:
-                    tasks[label] = bar.add_task(label, total=stop_s / 3600.0)
-                bar.update(tasks[label], completed=now_s / 3600.0)
+        def factory(label: str) -> Callable[[simulation.Progress], None]:
+            run_ = _RunProgress(label)
+            tasks: dict[str, TaskID] = {}
+
+            def update(p: simulation.Progress) -> None:
+                announce(p)
+                if "window" not in tasks:
+                    tasks["window"] = bar.add_task(label, total=p.horizon_s / 3600.0, info="")
+                window = min(p.now_s, p.horizon_s) / 3600.0
+                eta = run_.eta_s(p)
+                info = (
+                    f"{window:,.1f} / {p.horizon_s / 3600:,.1f} simulated h, {p.finished:,} / {p.requests:,} requests"
+                )
+                if math.isfinite(eta) and p.now_s < p.horizon_s and p.now_s > 0:
+                    info += f", about {_duration(eta)} left"
+                bar.update(tasks["window"], completed=window, info=info)
+                if p.now_s >= p.horizon_s and p.now_s > 0:
+                    if "drain" not in tasks:
+                        tasks["drain"] = bar.add_task(f"{label}: drain", total=None, info="")
+                    drain = f"+{_sim_duration(p.now_s - p.horizon_s)}"
+                    if p.ended:  # a finished task stops its clock
+                        bar.update(tasks["drain"], total=1, completed=1, info=f"{drain}, every request finished")
+                    else:
+                        bar.update(tasks["drain"], info=f"{drain}, {p.requests - p.finished:,} requests in flight")
 
             return update
 

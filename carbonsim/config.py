@@ -19,6 +19,13 @@ from typing import Any
 from carbonsim import limits
 from carbonsim._schema import ConfigError
 from carbonsim.fault_config import FaultConfig
+from carbonsim.job_source_config import JobSourceConfig
+from carbonsim.signal_config import (
+    ArrivalTraceConfig,
+    SignalSourceConfig,
+    check_region_sources,
+    check_scenario_sources,
+)
 
 SERVICE_DISTRIBUTIONS = (
     "deterministic",
@@ -262,6 +269,10 @@ class RegionConfig:
         price_market: Price series of the region (a market in traces/electricity_prices) for
             ``prices.kind: market``.
         batch_cpus: CPUs of the region's batch-job cluster (0: the region runs no batch jobs).
+        carbon_source: The region's carbon intensity from the user's file or the carbon-API cache instead of
+            ``carbon.kind`` (any kind but ``watttime_marginal``; docs/own_data.md).
+        price_source: The region's electricity price from the user's file instead of ``prices.kind``.
+        marginal_source: The region's marginal emissions rate for ``carbon.kind: watttime_marginal``.
     """
 
     name: str
@@ -272,9 +283,13 @@ class RegionConfig:
     max_queue_length: int | None = None
     price_market: str = ""
     batch_cpus: int = 0
+    carbon_source: SignalSourceConfig | None = None
+    price_source: SignalSourceConfig | None = None
+    marginal_source: SignalSourceConfig | None = None
 
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
+        check_region_sources(self)
         _check(0 <= self.batch_cpus <= limits.MAX_BATCH_CPUS, "batch_cpus", self.batch_cpus, "0 to 1e8 CPUs")
         _check(limits.is_plain_name(self.grid_zone), "grid_zone", self.grid_zone, "a zone id without '/' or '..'")
         _check(
@@ -334,6 +349,7 @@ class ArrivalConfig:
         load_shape_offset_h: First hour of the load shape used.
         trace: The recorded arrivals for ``replay``: ``azure_llm_code`` or ``azure_llm_conv`` (Azure LLM
             inference traces 2023).
+        trace_file: Instead of ``trace``, the user's own request log for ``replay`` (docs/own_data.md).
     """
 
     kind: str = "poisson"
@@ -342,6 +358,7 @@ class ArrivalConfig:
     load_shape: str = ""
     load_shape_offset_h: int = 0
     trace: str = ""
+    trace_file: ArrivalTraceConfig | None = None
 
     def __post_init__(self) -> None:
         _check(self.kind in ARRIVAL_KINDS, "kind", self.kind, f"one of {', '.join(ARRIVAL_KINDS)}")
@@ -361,10 +378,12 @@ class ArrivalConfig:
                 "empty when load_shape is set (one profile at a time)",
             )
         _check(self.load_shape_offset_h >= 0, "load_shape_offset_h", self.load_shape_offset_h, "an hour >= 0")
-        if self.kind == "replay":
+        if self.kind == "replay" and self.trace_file is None:
             _check(self.trace in REPLAY_TRACES, "trace", self.trace, f"one of {', '.join(REPLAY_TRACES)} for replay")
         else:
-            _check(not self.trace, "trace", self.trace, "empty unless kind is replay")
+            _check(not self.trace, "trace", self.trace, "empty unless kind is replay (and no trace_file is set)")
+            replay_or_none = self.kind == "replay" or self.trace_file is None
+            _check(replay_or_none, "trace_file", self.trace_file, "null unless kind is replay")
 
 
 @dataclass(frozen=True)
@@ -519,6 +538,8 @@ class BatchConfig:
             0.06 / 2^4 = 0.00375 kWh/GB.
         migration_gbps: Transfer rate of a migration in Gbit/s. The transfer time is added to the job's
             remaining work in the destination (the restore holds its CPUs and draws their power).
+        source: A job trace from the user's files in a published schema (Google, Alibaba, PAI, SWF,
+            Slurm, plain CSV; :mod:`carbonsim.job_source_config`), instead of ``trace``.
     """
 
     trace: str = ""
@@ -535,8 +556,10 @@ class BatchConfig:
     migration_gb_per_cpu: float = 4.0
     network_kwh_per_gb: float = 0.00375
     migration_gbps: float = 1.0
+    source: JobSourceConfig = field(default_factory=JobSourceConfig)
 
     def __post_init__(self) -> None:
+        _check(not (self.trace and self.source.format), "source", self.source.format, "no format when trace is set")
         for name in ("migration_gb_per_cpu", "network_kwh_per_gb"):
             value = getattr(self, name)
             _check(_finite(value) and value >= 0, name, value, "a number >= 0")
@@ -639,6 +662,7 @@ class ScenarioConfig:
             "a standard deviation >= 0 ms",
         )
         self.faults.check_names(tuple(r.name for r in self.regions), tuple(o.name for o in self.origins))
+        check_scenario_sources(self)
         _shares_sum_to_one("workloads", {w.name: w.share for w in self.workloads})
         _shares_sum_to_one("origins", {o.name: o.share for o in self.origins})
         region_names = [r.name for r in self.regions]
@@ -714,13 +738,13 @@ class ScenarioConfig:
         if self.carbon.kind == "watttime_marginal":
             for ri, region in enumerate(self.regions):
                 _check(
-                    region.grid_zone in WATTTIME_ZONES,
+                    region.grid_zone in WATTTIME_ZONES or region.marginal_source is not None,
                     f"regions[{ri}].grid_zone",
                     region.grid_zone,
                     f"a zone the WattTime marginal sample covers ({', '.join(WATTTIME_ZONES)}) for carbon.kind "
-                    "watttime_marginal",
+                    "watttime_marginal (or a marginal_source)",
                 )
-        zones = sorted({r.grid_zone for r in self.regions})
+        zones = sorted({r.grid_zone for r in self.regions if r.carbon_source is None})
         missing_zones = [z for z in zones if z not in self.carbon.base_gco2_per_kwh]
         if self.carbon.kind == "synthetic_diurnal" and missing_zones:
             raise ConfigError(
@@ -803,7 +827,7 @@ class PublishedRow:
         p95_latency_ms: Published 95th-percentile latency in ms.
         slo_violation_pct: Published share of requests over their SLO in %.
         mean_intensity_gco2_per_kwh: Published mean intensity of the serving region.
-        carbon_reduction_pct: Published reduction against the baseline in %.
+        intensity_reduction_pct: Published reduction of the mean serving intensity against the baseline in %.
     """
 
     policy: str
@@ -811,7 +835,7 @@ class PublishedRow:
     p95_latency_ms: float
     slo_violation_pct: float
     mean_intensity_gco2_per_kwh: float
-    carbon_reduction_pct: float
+    intensity_reduction_pct: float
 
 
 @dataclass(frozen=True)

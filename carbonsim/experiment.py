@@ -282,11 +282,11 @@ def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[st
     empty = pd.DataFrame(columns=["seed", "variant", "label", "workload", "requests", "completed"])
     result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else empty
     write_text(out_dir / "comparison_per_workload.csv", result["per_workload"].to_csv(index=False, float_format="%.6g"))
-    write_text(out_dir / "comparison_per_workload.md", tables.to_markdown(result["per_workload"]))
+    write_text(out_dir / "comparison_per_workload.md", tables.markdown(tables.human_table(result["per_workload"])))
     if cfg is not None and cfg.experiment is not None and cfg.experiment.published:
         ref = reference_table(result["comparison"], cfg.experiment.published)
         write_text(out_dir / "reference_table.csv", ref.to_csv(index=False, float_format="%.6g"))
-        write_text(out_dir / "reference_table.md", tables.to_markdown(ref))
+        write_text(out_dir / "reference_table.md", tables.markdown(tables.human_table(ref)))
         result["reference"] = ref
     return result
 
@@ -294,8 +294,9 @@ def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[st
 def reference_table(comparison: pd.DataFrame, published: Sequence[PublishedRow]) -> pd.DataFrame:
     """Rows of carbonsim beside the published ones, one row per policy and source.
 
-    carbonsim's ``carbon_reduction_pct`` here is the reduction of the mean serving-region intensity against
-    the baseline, which is how the published table defines it. With several seeds, carbonsim's row is
+    The reduction compared is ``intensity_reduction_pct``, of the mean serving-region intensity against the
+    baseline, which is how the published table defines it (the reduction of total emissions,
+    ``carbon_reduction_pct``, is in the comparison table). With several seeds, carbonsim's row is
     the mean over seeds.
     """
     cols = [
@@ -317,7 +318,7 @@ def reference_table(comparison: pd.DataFrame, published: Sequence[PublishedRow])
                 "p95_latency_ms": m["p95_latency_ms"],
                 "slo_violation_pct": m["slo_violation_pct"],
                 "mean_intensity_gco2_per_kwh": m["mean_intensity_gco2_per_kwh"],
-                "carbon_reduction_pct": m["intensity_reduction_pct"],
+                "intensity_reduction_pct": m["intensity_reduction_pct"],
             }
         )
         pub = published_by_label.get(m["label"])
@@ -330,7 +331,7 @@ def reference_table(comparison: pd.DataFrame, published: Sequence[PublishedRow])
                     "p95_latency_ms": pub.p95_latency_ms,
                     "slo_violation_pct": pub.slo_violation_pct,
                     "mean_intensity_gco2_per_kwh": pub.mean_intensity_gco2_per_kwh,
-                    "carbon_reduction_pct": pub.carbon_reduction_pct,
+                    "intensity_reduction_pct": pub.intensity_reduction_pct,
                 }
             )
     missing = sorted(set(published_by_label) - set(ours["label"]))

@@ -29,14 +29,14 @@ from carbonsim.core.arrivals import Requests, draw_requests
 from carbonsim.core.batch import BatchPolicy
 from carbonsim.core.jobs import Jobs
 from carbonsim.core.policy import Policy
-from carbonsim.core.simulation import Simulation
+from carbonsim.core.simulation import Progress, Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
 from carbonsim.hardware import resolve_profiles
-from carbonsim.inputs import arrival_inputs, batch_jobs, signals
+from carbonsim.inputs import batch_jobs, request_inputs, signals
 from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
 
-#: Given a run's label, the callback its simulation reports (simulated time, latest end) in s to.
-ProgressFactory = Callable[[str], Callable[[float, float], None]]
+#: Given a run's label, the callback its simulation reports its :class:`~carbonsim.core.simulation.Progress` to.
+ProgressFactory = Callable[[str], Callable[[Progress], None]]
 
 
 @dataclass
@@ -85,13 +85,17 @@ class RunOutput:
     signals: pd.DataFrame | None = None
 
 
+#: Parameters a label always shows, default or not: a sweep over them labels every run alike.
+LABELLED_PARAMETERS = ("alpha",)
+
+
 def policy_label(cfg: PolicyConfig) -> str:
-    """A readable label: the name plus the parameters that differ from the defaults."""
+    """A readable label: the name plus the parameters that differ from the defaults (and ``alpha``)."""
     default = type(cfg)(name=cfg.name)
     changed = [
         f"{f.name}={getattr(cfg, f.name)}"
         for f in dataclasses.fields(cfg)
-        if f.name != "name" and getattr(cfg, f.name) != getattr(default, f.name)
+        if f.name != "name" and (f.name in LABELLED_PARAMETERS or getattr(cfg, f.name) != getattr(default, f.name))
     ]
     return f"{cfg.name}({', '.join(changed)})" if changed else cfg.name
 
@@ -109,8 +113,8 @@ def prepare(cfg: RunConfig, seed: int | None = None) -> tuple[World, Requests, J
     scenario = resolve_profiles(cfg.scenario)
     carbon, price = signals(scenario, seed, hours)
     world = compile_world(scenario, seed, hours, carbon=carbon, price=price)
-    load_shape, replay_s = arrival_inputs(scenario)
-    requests = draw_requests(scenario, seed, cfg.sim_hours, load_shape, replay_s)
+    inputs = request_inputs(scenario)
+    requests = draw_requests(scenario, seed, cfg.sim_hours, inputs.load_shape, inputs.replay_s, inputs.replay_workload)
     return world, requests, batch_jobs(scenario, seed, cfg.sim_hours)
 
 

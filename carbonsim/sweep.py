@@ -325,9 +325,10 @@ def _finite(row: dict[str, Any]) -> bool:
 def write_tables(df: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
     """Writes the sweep's tables into ``out_dir`` and returns them by name.
 
-    ``results.parquet`` / ``results.csv``: every job, every metric, its status; ``results_by_policy``
-    (.csv/.md): mean and 95 % confidence interval over seeds per label (and variant) for the headline
-    metrics; ``comparison`` (.csv/.md): the headline columns per job; ``jobs_comparison`` with batch jobs.
+    ``results.parquet`` / ``results.csv``: every job, every metric, its status; ``results_by_policy``:
+    mean and 95 % confidence interval over seeds per label (and variant), every summarised metric in the
+    .csv, the headline ones as ``mean ± CI`` in the .md (:func:`carbonsim.analysis.tables.headline_table`);
+    ``comparison`` (.csv/.md): the headline columns per job; ``jobs_comparison`` with batch jobs.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     for name in RESULT_FILES:  # nothing from an earlier collection may survive this one
@@ -356,7 +357,9 @@ def write_tables(df: pd.DataFrame, out_dir: Path) -> dict[str, pd.DataFrame]:
         outputs.append(("jobs_comparison", result["jobs"]))
     for name, table in outputs:
         write_text(out_dir / f"{name}.csv", table.to_csv(index=False, float_format="%.6g"))
-        write_text(out_dir / f"{name}.md", tables.to_markdown(table))
+        # results_by_policy.md is the compact human table; the CSV keeps every metric at full precision.
+        md = tables.markdown(tables.headline_table(table) if name == "results_by_policy" else tables.human_table(table))
+        write_text(out_dir / f"{name}.md", md)
     problems = df[df["status"] != "done"] if "status" in df.columns else df.iloc[:0]
     if len(problems):
         log.warning("%d of %d jobs did not finish (see the status column of results.csv)", len(problems), len(df))

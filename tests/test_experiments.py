@@ -233,24 +233,27 @@ def _parse_report(path: Path) -> _ReportParser:
     return parser
 
 
-def test_the_report_is_one_html_file_with_every_figure_the_sweep_has_data_for(tmp_path):
+def test_the_report_is_one_html_file_with_every_figure_the_sweep_has_data_for(inference_sweep, tmp_path):
     from carbonsim.analysis.figures import FIGURES
     from carbonsim.report import main
 
-    run_experiment(_tiny("pareto_sweep"), tmp_path)
-    assert main([str(tmp_path)]) == 0
-    report = _parse_report(tmp_path / "report.html")
-    # Every figure but the batch jobs' and the faults' (the sweep has neither).
-    inference = [name for name, _, _ in FIGURES if name not in ("carbon_vs_slack", "timeline")]
+    assert main([str(inference_sweep)]) == 0
+    report = _parse_report(inference_sweep / "report.html")
+    # Every figure but the batch jobs', the faults' and the hour-of-day heatmap (the runs are shorter than a day).
+    inference = [name for name, _, _ in FIGURES if name not in ("carbon_vs_slack", "timeline", "intensity_heatmap")]
     assert sorted(report.figures) == sorted(f"fig-{n}" for n in inference)
     for name, src in report.figures.items():
         assert src.startswith("data:image/png;base64,"), name
         png = base64.b64decode(src.split(",", 1)[1])
         assert png[:8] == b"\x89PNG\r\n\x1a\n", name
-        assert (tmp_path / "figures" / f"{name[4:]}.pdf").read_bytes()[:4] == b"%PDF"
-    assert report.tables >= 2 and "config" in report.ids and "status" in report.ids
-    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+        assert (inference_sweep / "figures" / f"{name[4:]}.pdf").read_bytes()[:4] == b"%PDF"
+    assert report.tables >= 2 and {"config", "status", "summary", "headline"} <= set(report.ids)
+    text = (inference_sweep / "report.html").read_text(encoding="utf-8")
     assert "pareto_sweep" in text and "hybrid(alpha=0.4)" in text and "± " in text
+    assert "name='viewport'" in text and "<details>" in text
+    # The configuration is carbonsim's composed one, without Hydra's own settings.
+    config = text[text.index("<pre id='config'>") :]
+    assert "experiment:" in config and "hydra" not in config.split("</pre>")[0]
     assert main([str(tmp_path / "nowhere")]) == 2
 
 
@@ -279,33 +282,42 @@ def test_the_outage_experiment_shows_every_policy_through_the_faults(tmp_path):
     assert "fig-timeline" in report.figures
 
 
-def test_the_batch_report_shows_carbon_against_slack(tmp_path):
-    cfg = carbonsim.load_config(
-        ["+experiment=batch_shifting", "sim_hours=3", "max_drain_hours=6", "scenario.batch.max_jobs=20"]
-    )
-    run_experiment(cfg, tmp_path)
-    report = _parse_report(carbonsim.report.write_report(tmp_path))
+def test_the_batch_report_shows_carbon_against_slack_and_nothing_about_requests(batch_sweep):
+    report = _parse_report(batch_sweep / "report.html")
     assert "fig-carbon_vs_slack" in report.figures and "fig-pareto" not in report.figures
+    text = (batch_sweep / "report.html").read_text(encoding="utf-8")
+    # One seed: no confidence intervals; no requests: no latency, SLO or request-carbon columns.
+    assert "confidence interval over" not in text and "one seed" in text
+    for header in ("mean latency ms", "SLO violations %", ">carbon reduction %<", "% of bound reduction"):
+        assert header not in text, header
+    assert "job carbon reduction %" in text and "deadlines met %" in text
 
 
 def test_progress_reports_simulated_time_and_changes_nothing():
     from carbonsim.runner import run
 
     cfg = carbonsim.load_config(["scenario=illustrative", "sim_hours=0.5"])
-    seen: dict[str, list[tuple[float, float]]] = {}
+    seen: dict[str, list] = {}
 
     def factory(label):
-        return lambda now_s, stop_s: seen.setdefault(label, []).append((now_s, stop_s))
+        return lambda p: seen.setdefault(label, []).append(p)
 
     with_bar = run(cfg, factory)
     without = run(cfg)
     assert json.dumps(with_bar.summary, sort_keys=True) == json.dumps(without.summary, sort_keys=True)
-    # The policy's run and the baseline's, each from 0 in steps of at least a simulated minute.
+    # The policy's run and the baseline's, each from 0 in steps of at least a simulated minute up to the end of
+    # the arrival window, one report exactly there, then the drain, and a last report once the run has ended.
     assert set(seen) == {with_bar.summary["label"], "latency_first"}
+    horizon_s = 0.5 * 3600.0
     for ticks in seen.values():
-        times = [t for t, _ in ticks]
-        assert times[0] == 0.0 and all(b - a >= 60.0 for a, b in itertools.pairwise(times))
-        assert {stop for _, stop in ticks} == {(0.5 + cfg.max_drain_hours) * 3600.0}
+        times = [p.now_s for p in ticks]
+        window = [t for t in times if t < horizon_s]
+        assert times[0] == 0.0 and all(b - a >= 60.0 for a, b in itertools.pairwise(window))
+        assert horizon_s in times and times == sorted(times)
+        assert {(p.horizon_s, p.stop_s) for p in ticks} == {(horizon_s, (0.5 + cfg.max_drain_hours) * 3600.0)}
+        assert [p.ended for p in ticks] == [False] * (len(ticks) - 1) + [True]
+        assert ticks[-1].finished == ticks[-1].requests == with_bar.summary["requests"]
+        assert all(a.finished <= b.finished for a, b in itertools.pairwise(ticks))
 
 
 def test_a_sweep_killed_in_the_middle_completes_on_the_next_run_without_redoing_finished_jobs(resumed_sweep):

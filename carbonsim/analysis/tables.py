@@ -28,14 +28,8 @@ JOB_METRIC_COLUMNS = (
     "job_migrations",
 )
 
-#: Columns of the aggregate comparison table, in order.
-AGGREGATE_COLUMNS = (
-    "label",
-    "variant",
-    "scenario",
-    "policy",
-    "batch_policy",
-    "seed",
+#: Inference-request metrics of the aggregate table (left out of the report of a sweep without requests).
+INFERENCE_COLUMNS = (
     "requests",
     "completed",
     "rejected",
@@ -56,6 +50,17 @@ AGGREGATE_COLUMNS = (
     "intensity_reduction_pct",
     "bound_carbon_kg",
     "share_of_bound_pct",
+)
+
+#: Columns of the aggregate comparison table, in order.
+AGGREGATE_COLUMNS = (
+    "label",
+    "variant",
+    "scenario",
+    "policy",
+    "batch_policy",
+    "seed",
+    *INFERENCE_COLUMNS,
     *JOB_METRIC_COLUMNS,
 )
 
@@ -67,7 +72,7 @@ REFERENCE_COLUMNS = (
     "p95_latency_ms",
     "slo_violation_pct",
     "mean_intensity_gco2_per_kwh",
-    "carbon_reduction_pct",
+    "intensity_reduction_pct",
 )
 
 
@@ -99,18 +104,146 @@ def job_comparison(summaries: Sequence[dict[str, Any]]) -> pd.DataFrame:
     return df.reindex(columns=[c for c in JOB_COLUMNS if c in df.columns])
 
 
-def to_markdown(df: pd.DataFrame, digits: int = 2) -> str:
-    """Renders a DataFrame as a GitHub-flavoured Markdown table (numbers rounded to ``digits``)."""
+#: Significant figures of a column's typical value (its median magnitude) in the human tables.
+SIGNIFICANT_FIGURES = 3
+#: Most decimals a human table shows.
+MAX_DECIMALS = 6
 
-    def cell(v: Any) -> str:
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.{digits}f}"
-        return str(v)
+#: One human name per metric, used by every human table (Markdown, the report, the terminal).
+COLUMN_NAMES = {
+    "label": "policy",
+    "variant": "variant",
+    "scenario": "scenario",
+    "seed": "seed",
+    "seeds": "seeds",
+    "policy": "routing policy",
+    "batch_policy": "batch policy",
+    "requests": "requests",
+    "completed": "completed",
+    "mean_latency_ms": "mean latency ms",
+    "p50_latency_ms": "p50 latency ms",
+    "p95_latency_ms": "p95 latency ms",
+    "p99_latency_ms": "p99 latency ms",
+    "slo_violation_pct": "SLO violations %",
+    "mean_intensity_gco2_per_kwh": "serving intensity gCO2/kWh",
+    "energy_kwh": "energy kWh",
+    "carbon_kg": "kg CO2",
+    "carbon_g_per_request": "g CO2 per request",
+    "cost_usd": "cost USD",
+    "carbon_reduction_pct": "carbon reduction %",
+    "intensity_reduction_pct": "intensity reduction %",
+    "bound_carbon_kg": "bound kg CO2",
+    "share_of_bound_pct": "% of bound reduction",
+    "jobs": "jobs",
+    "jobs_completed": "jobs done",
+    "jobs_in_flight": "jobs running",
+    "deadline_met_pct": "deadlines met %",
+    "job_mean_wait_h": "job wait h",
+    "job_p95_wait_h": "job p95 wait h",
+    "job_energy_kwh": "job energy kWh",
+    "job_carbon_kg": "job kg CO2",
+    "job_cost_usd": "job cost USD",
+    "job_migrations": "job migrations",
+    "job_carbon_reduction_pct": "job carbon reduction %",
+    "job_share_of_home_bound_pct": "% of home-region bound",
+    "job_share_of_any_bound_pct": "% of any-region bound",
+}
 
-    header = "| " + " | ".join(map(str, df.columns)) + " |"
+
+def column_name(column: str) -> str:
+    """The human name of a column (:data:`COLUMN_NAMES`), or the column itself."""
+    return COLUMN_NAMES.get(column, column)
+
+
+def column_decimals(values: Any) -> int:
+    """Decimals that show a column's values to :data:`SIGNIFICANT_FIGURES` significant figures.
+
+    One column shares one number of decimals: enough for the figures of its smallest non-zero magnitude,
+    but at most one more than its median non-zero magnitude needs (so that 0.09 beside 52.5 reads 0.09 and
+    52.50, not 52.5000; 0.0003 beside them rounds to 0.00). More decimals are added (up to
+    :data:`MAX_DECIMALS`) while values that differ would all print alike (never a column of identical 0.00s).
+    A column of whole numbers has none.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    nonzero = np.abs(x[x != 0])
+    if not nonzero.size or np.all(x == np.round(x)):
+        return 0
+
+    def needed(magnitude: float) -> int:
+        return min(max(SIGNIFICANT_FIGURES - 1 - math.floor(math.log10(magnitude)), 0), MAX_DECIMALS)
+
+    base = min(needed(float(nonzero.min())), needed(float(np.median(nonzero))) + 1)
+    d = base
+
+    def collapsed(d: int) -> bool:
+        return len({_fixed(v, d) for v in x}) == 1 and len(set(x.tolist())) > 1
+
+    while d < MAX_DECIMALS and collapsed(d):
+        d += 1
+    return d
+
+
+def _fixed(value: float, decimals: int) -> str:
+    text = f"{value:.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.0"
+
+
+def format_number(value: Any, decimals: int) -> str:
+    """A cell: empty for a missing value, integers as they are, floats with ``decimals``."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return _fixed(float(value), decimals)
+
+
+def format_table(df: pd.DataFrame, digits: int | None = None) -> pd.DataFrame:
+    """The table as text, each numeric column to its own precision (:func:`column_decimals`).
+
+    Args:
+        df: The table.
+        digits: Decimals for every float column instead (the machine tables of the learning scripts).
+    """
+    out = {}
+    for col in df.columns:
+        s = df[col]
+        if pd.api.types.is_float_dtype(s.dtype):
+            d = column_decimals(s.to_numpy()) if digits is None else digits
+            out[col] = [format_number(v, d) for v in s]
+        else:
+            out[col] = [format_number(v, 0) for v in s]
+    return pd.DataFrame(out, columns=list(df.columns), index=df.index)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """A table of text as a GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+
+    def esc(v: Any) -> str:
+        return str(v).replace("|", "\\|")
+
+    header = "| " + " | ".join(esc(c) for c in df.columns) + " |"
     rule = "| " + " | ".join("---" for _ in df.columns) + " |"
-    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    body = ["| " + " | ".join(esc(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([header, rule, *body]) + "\n"
+
+
+def human_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The table as text (:func:`format_table`) under the human column names (:data:`COLUMN_NAMES`).
+
+    ``policy`` is the run's label where the table has no ``label`` (the reference table).
+    """
+    names = {c: column_name(c) for c in df.columns}
+    if "label" not in df.columns and "policy" in df.columns:
+        names["policy"] = "policy"
+    return format_table(df).rename(columns=names)
+
+
+def to_markdown(df: pd.DataFrame, digits: int | None = None) -> str:
+    """Renders a DataFrame as a Markdown table, numbers to each column's precision (:func:`format_table`)."""
+    return markdown(format_table(df, digits))
 
 
 #: Metrics summarised over seeds (mean and 95 % confidence interval) in ``results_by_policy``.
@@ -156,3 +289,80 @@ def mean_ci(df: pd.DataFrame, by: Sequence[str], columns: Sequence[str], level: 
             row[f"{c}_ci95"] = half
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+#: Headline metrics of inference routing in the compact per-policy table.
+HEADLINE_INFERENCE = (
+    "mean_latency_ms",
+    "slo_violation_pct",
+    "carbon_kg",
+    "carbon_reduction_pct",
+    "share_of_bound_pct",
+)
+#: Headline metrics of batch jobs in the compact per-policy table.
+HEADLINE_JOBS = (
+    "deadline_met_pct",
+    "job_mean_wait_h",
+    "job_carbon_kg",
+    "job_carbon_reduction_pct",
+    "job_share_of_any_bound_pct",
+)
+
+
+def _present(by_policy: pd.DataFrame, metric: str) -> bool:
+    col = f"{metric}_mean"
+    return col in by_policy.columns and bool(pd.to_numeric(by_policy[col], errors="coerce").notna().any())
+
+
+def has_inference(by_policy: pd.DataFrame) -> bool:
+    """Whether a per-policy table (:func:`mean_ci`) comes from runs that served requests (a mean latency)."""
+    return _present(by_policy, "mean_latency_ms")
+
+
+def has_jobs(by_policy: pd.DataFrame) -> bool:
+    """Whether a per-policy table (:func:`mean_ci`) comes from runs with batch jobs."""
+    return _present(by_policy, "job_carbon_kg")
+
+
+def ci_cells(mean: pd.Series, half: pd.Series) -> list[str]:
+    """``mean ± half-width`` cells of one metric, both to the precision of the column of means.
+
+    A missing half-width (one seed) leaves the mean alone.
+    """
+    means = pd.to_numeric(mean, errors="coerce").to_numpy(dtype=np.float64)
+    halves = pd.to_numeric(half, errors="coerce").to_numpy(dtype=np.float64)
+    d = column_decimals(means)
+    return [
+        "" if math.isnan(m) else _fixed(m, d) + ("" if math.isnan(h) else f" ± {_fixed(h, d)}")
+        for m, h in zip(means, halves, strict=True)
+    ]
+
+
+def headline_table(by_policy: pd.DataFrame, metrics: Sequence[str] | None = None) -> pd.DataFrame:
+    """The compact human table of a sweep: per policy, ``mean ± 95 % CI`` of a handful of metrics.
+
+    Args:
+        by_policy: :func:`mean_ci`'s table.
+        metrics: The metrics, in order; by default the headline ones of what the sweep holds (inference
+            :data:`HEADLINE_INFERENCE`, batch jobs :data:`HEADLINE_JOBS`, or both).
+
+    Columns carry :data:`COLUMN_NAMES`; the variant and scenario appear where they vary, the seed count
+    where it differs between rows (a failed job). Cells are text (:func:`ci_cells`).
+    """
+    if metrics is None:
+        metrics = [
+            *(HEADLINE_INFERENCE if has_inference(by_policy) else ()),
+            *(HEADLINE_JOBS if has_jobs(by_policy) else ()),
+        ]
+    out = pd.DataFrame(index=by_policy.index)
+    for key in ("label", "variant", "scenario"):
+        if key not in by_policy.columns or not by_policy[key].astype(str).replace("nan", "").ne("").any():
+            continue
+        if key == "label" or by_policy[key].nunique(dropna=False) > 1:
+            out[column_name(key)] = by_policy[key].astype(str).to_numpy()
+    if "seeds" in by_policy.columns and by_policy["seeds"].nunique() > 1:
+        out[column_name("seeds")] = by_policy["seeds"].astype(int).astype(str).to_numpy()
+    for metric in metrics:
+        if _present(by_policy, metric):
+            out[column_name(metric)] = ci_cells(by_policy[f"{metric}_mean"], by_policy[f"{metric}_ci95"])
+    return out.reset_index(drop=True)

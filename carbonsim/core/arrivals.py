@@ -116,6 +116,18 @@ def arrival_times(
     Returns:
         Sorted arrival times in seconds.
     """
+    return _arrivals(cfg, sim_hours, rng, load_shape, replay_s, first_hour_of_day)[0]
+
+
+def _arrivals(
+    cfg: ArrivalConfig,
+    sim_hours: float,
+    rng: np.random.Generator,
+    load_shape: np.ndarray | None,
+    replay_s: np.ndarray | None,
+    first_hour_of_day: int,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Arrival times (see :func:`arrival_times`) and, for ``replay``, the trace row each one copies."""
     n_hours = int(np.ceil(sim_hours))
     horizon_s = sim_hours * SECONDS_PER_HOUR
     starts = np.arange(n_hours) * SECONDS_PER_HOUR
@@ -130,17 +142,17 @@ def arrival_times(
     offsets = rng.uniform(0.0, 1.0, int(counts.sum())) * np.repeat(durations, counts)
     times = np.repeat(starts, counts) + offsets
     # Uniform offsets within one hour stay within it, so a stable per-hour sort is a global sort.
-    return np.sort(times, kind="stable")
+    return np.sort(times, kind="stable"), None
 
 
 def _replay(
     rate: float, mult: np.ndarray, horizon_s: float, trace_s: np.ndarray, rng: np.random.Generator
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     if trace_s.size < 2 or not trace_s[-1] > trace_s[0]:
         raise ValueError("arrivals.trace: a replayed trace needs at least two distinct arrival times")
     peak = rate * float(mult.max()) if mult.size else 0.0
     if peak <= 0.0:
-        return np.empty(0)
+        return np.empty(0), np.empty(0, dtype=np.int64)
     offsets = trace_s - trace_s[0]
     span = float(offsets[-1])
     n = offsets.size
@@ -150,9 +162,12 @@ def _replay(
     scale = trace_rate / peak
     copies = int(np.ceil(horizon_s / (period * scale)))
     times = (offsets[None, :] * scale + (np.arange(copies) * period * scale)[:, None]).ravel()
-    times = times[times < horizon_s]
+    rows = np.tile(np.arange(n, dtype=np.int64), copies)
+    inside = times < horizon_s
+    times, rows = times[inside], rows[inside]
     keep = mult[(times // SECONDS_PER_HOUR).astype(np.int64)] / mult.max()
-    return np.asarray(times[rng.uniform(0.0, 1.0, times.size) < keep], dtype=np.float64)
+    kept = rng.uniform(0.0, 1.0, times.size) < keep
+    return np.asarray(times[kept], dtype=np.float64), rows[kept]
 
 
 def _index_dtype(n: int) -> type[np.signedinteger]:
@@ -165,6 +180,7 @@ def draw_requests(
     sim_hours: float,
     load_shape: np.ndarray | None = None,
     replay_s: np.ndarray | None = None,
+    replay_workload: np.ndarray | None = None,
 ) -> Requests:
     """Draws the full request stream of a run from the scenario's arrival process.
 
@@ -174,6 +190,8 @@ def draw_requests(
         sim_hours: Arrival window in hours.
         load_shape: Measured hourly load shape, when the scenario names one (loaded by the caller).
         replay_s: Recorded arrival times in seconds, for ``replay`` arrivals (loaded by the caller).
+        replay_workload: Workload index of each recorded arrival, when the trace says which model each
+            request asked for: every replayed copy keeps it (no workload is drawn).
 
     Returns:
         The requests.
@@ -183,11 +201,16 @@ def draw_requests(
     first_hour = (
         datetime.datetime.fromisoformat(scenario.start_utc.replace("Z", "+00:00")).hour if scenario.start_utc else 0
     )
-    times = arrival_times(scenario.arrivals, sim_hours, rng, load_shape, replay_s, first_hour)
+    times, rows = _arrivals(scenario.arrivals, sim_hours, rng, load_shape, replay_s, first_hour)
     origin_p = np.array([o.share for o in scenario.origins])
     workload_p = np.array([w.share for w in scenario.workloads])
     origins = rng.choice(len(origin_p), size=times.size, p=origin_p / origin_p.sum())
-    workloads = rng.choice(len(workload_p), size=times.size, p=workload_p / workload_p.sum())
+    if replay_workload is not None:
+        if rows is None:
+            raise ValueError("replay_workload: given for arrivals that are not a replayed trace")
+        workloads = np.asarray(replay_workload, dtype=np.int64)[rows]
+    else:
+        workloads = rng.choice(len(workload_p), size=times.size, p=workload_p / workload_p.sum())
     return from_trace(scenario, seed, times, origins, workloads)
 
 

@@ -7,6 +7,7 @@ trip, added to the latency afterwards: nothing in the system depends on it).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Generator
@@ -32,6 +33,27 @@ from carbonsim.core.world import World
 #: Requests converted from numpy to Python scalars at a time (keeps per-request work in plain Python
 #: without holding a Python object per request for the whole run).
 CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a running simulation is, for a progress display.
+
+    Attributes:
+        now_s: Simulated time in s.
+        horizon_s: End of the arrival window in s (the drain, if any, comes after it).
+        stop_s: Latest possible end in s (the window plus the drain bound).
+        requests: Requests of the run.
+        finished: Requests that have arrived and are no longer outstanding (completed, rejected or failed).
+        ended: Whether the run has ended (the last report of a run).
+    """
+
+    now_s: float
+    horizon_s: float
+    stop_s: float
+    requests: int
+    finished: int
+    ended: bool = False
 
 
 @dataclass(frozen=True)
@@ -489,21 +511,40 @@ class Simulation:
         if not self._stopped.triggered:
             self._stopped.succeed()
 
-    def _progress_process(self, progress: Callable[[float, float], None]) -> Generator[Event, Any, None]:
-        step = max(60.0, self.horizon_s / 200.0)
-        while True:
-            progress(float(self.env.now), self.stop_s)
-            yield self.env.timeout(step)
+    def progress(self) -> Progress:
+        """Where the run is (for a progress display; reading it changes nothing)."""
+        now = float(self.env.now)
+        arrived = int(np.searchsorted(self.requests.arrival_s, now, side="right"))
+        return Progress(
+            now_s=now,
+            horizon_s=self.horizon_s,
+            stop_s=self.stop_s,
+            requests=len(self.requests),
+            finished=max(arrived - self.state.outstanding, 0),
+        )
 
-    def run(self, progress: Callable[[float, float], None] | None = None) -> SimResult:
+    def _progress_process(self, progress: Callable[[Progress], None]) -> Generator[Event, Any, None]:
+        # About every half per cent of the arrival window (at least a simulated minute apart), once exactly at
+        # its end, then on through the drain at the same pace.
+        step = max(60.0, self.horizon_s / 200.0)
+        t = 0.0
+        while True:
+            progress(self.progress())
+            t = self.horizon_s if t < self.horizon_s < t + step else t + step
+            yield self.env.timeout(t - self.env.now)
+
+    def run(self, progress: Callable[[Progress], None] | None = None) -> SimResult:
         """Runs the simulation to the end and returns the raw result.
 
         Args:
-            progress: Called with (simulated time, latest possible end) in s about every half per cent of
-                the run (a progress display; it must not touch the simulation).
+            progress: Called with the run's :class:`Progress` at its start, about every half per cent of the
+                arrival window (at least a simulated minute apart), at the window's end, on through the
+                drain, and once more when the run has ended (a display; it must not touch the simulation).
         """
         self.start(progress)
         self.env.run(until=self._stopped)
+        if progress is not None:
+            progress(dataclasses.replace(self.progress(), ended=True))
         return self.finish()
 
     @property
@@ -524,7 +565,7 @@ class Simulation:
             env.step()
         return True
 
-    def start(self, progress: Callable[[float, float], None] | None = None) -> None:
+    def start(self, progress: Callable[[Progress], None] | None = None) -> None:
         """Schedules the run's processes (arrivals, planning, batch, limits) without running any event."""
         self.policy.reset(self.context)
         env = self.env
@@ -578,4 +619,4 @@ class Simulation:
         )
 
 
-__all__ = ["SECONDS_PER_HOUR", "SimResult", "Simulation"]
+__all__ = ["SECONDS_PER_HOUR", "Progress", "SimResult", "Simulation"]

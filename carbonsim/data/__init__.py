@@ -18,6 +18,8 @@ from carbonsim.data.paths import traces_dir
 from carbonsim.data.prices import available_markets, load_price
 from carbonsim.data.profiles import load_inference_profiles, service_profile
 from carbonsim.data.timeseries import CARBON_INTENSITY, PRICE, ValueRange, fill_gaps, require_span
+from carbonsim.data.user_arrivals import load_arrival_trace
+from carbonsim.data.user_signals import load_signal_file, read_signal_file
 from carbonsim.data.workloads import (
     available_gaia_traces,
     available_load_shapes,
@@ -37,6 +39,7 @@ __all__ = [
     "available_markets",
     "available_zones",
     "fill_gaps",
+    "load_arrival_trace",
     "load_eia930",
     "load_electricitymaps",
     "load_gaia_jobs",
@@ -46,7 +49,9 @@ __all__ = [
     "load_load_shape",
     "load_price",
     "load_rtt_matrix",
+    "load_signal_file",
     "load_watttime_moer",
+    "read_signal_file",
     "regions",
     "require_span",
     "rtt_ms",

@@ -39,7 +39,10 @@ import numpy as np
 import pandas as pd
 
 from carbonsim.data.errors import DataError
-from carbonsim.limits import JOB_DURATION_S, MAX_CPUS_PER_TASK, MAX_GPUS_PER_TASK, MAX_TASKS
+from carbonsim.limits import JOB_DURATION_S
+from carbonsim.limits import MAX_CPUS_PER_TASK as MAX_CPUS_PER_TASK  # re-exported: importers use them from here
+from carbonsim.limits import MAX_GPUS_PER_TASK as MAX_GPUS_PER_TASK
+from carbonsim.limits import MAX_TASKS as MAX_TASKS
 
 STAGE_COLUMNS: tuple[str, ...] = (
     "job",
@@ -73,12 +76,16 @@ class JobTrace:
         skipped: Reasons and counts of trace records an importer left out on purpose (for example the
             failed or killed jobs of a trace that only replays finished ones); reported in the run summary,
             never silent.
+        adjusted: Reasons and counts of records replayed with a documented change (for example a task whose
+            run time rounds to 0 s in a trace of 1 s resolution, replayed as 0.5 s); reported like
+            ``skipped``, but these records are in ``stages``.
     """
 
     stages: pd.DataFrame
     source: str
     origin_utc: pd.Timestamp | None = None
     skipped: dict[str, int] = field(default_factory=dict)
+    adjusted: dict[str, int] = field(default_factory=dict)
 
     @property
     def n_jobs(self) -> int:
