@@ -68,6 +68,12 @@ LOAD_SHAPE = (*ILLUSTRATIVE, "scenario.arrivals.load_shape=google_1", "scenario.
 # --- the command line, in this process ------------------------------------------------------------------------
 
 
+#: The progress lines a run prints to stderr when it is not a terminal (carbonsim.cli.sim_progress).
+PROGRESS = re.compile(
+    r"carbonsim: (.*: (done in |drain after |[\d,.]+ / [\d,.]+ simulated h)|[\d,]+ requests over .* simulated hours)"
+)
+
+
 @dataclass
 class Outcome:
     """What a command did: exit status, its output, and its run (or sweep) folder."""
@@ -79,8 +85,10 @@ class Outcome:
 
     @property
     def errors(self) -> list[str]:
-        """The lines on stderr that are not warnings."""
-        return [line for line in self.stderr.splitlines() if line and ": warning: " not in line]
+        """The lines on stderr that are neither warnings nor progress (a run's progress lines go there too)."""
+        return [
+            line for line in self.stderr.splitlines() if line and ": warning: " not in line and not PROGRESS.match(line)
+        ]
 
     @property
     def warnings(self) -> list[str]:
