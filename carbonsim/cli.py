@@ -38,7 +38,7 @@ from carbonsim.core import simulation
 from carbonsim.experiment import analyse, experiment_job, run_experiment
 from carbonsim.report import write_report
 from carbonsim.runner import ProgressFactory, report_warnings, run, write_outputs, write_text
-from carbonsim.sweep import EXPECTED_FILE, FAILED_FILE, RESULT_FILES, guarded
+from carbonsim.sweep import EXPECTED_FILE, RESULT_FILES, guarded, recorded_failure
 
 # Hydra's joblib and Ray launchers compose each job's config in a worker process, which imports this module
 # to find the task function: the schemas must be in that process's ConfigStore too.
@@ -390,15 +390,6 @@ def _raise(exc: Exception) -> None:
     raise exc
 
 
-def _failure(folder: Path) -> tuple[str, bool]:
-    """The error a failed job recorded, on one line, and whether it was bad input (not a bug)."""
-    try:
-        data = json.loads((folder / FAILED_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return "failed (no readable failed.json)", False
-    return str(data.get("error", "")), bool(data.get("bad_input", False))
-
-
 def hydra_task(cfg: DictConfig) -> None:
     """The Hydra task function: validate, run, write into Hydra's output directory.
 
@@ -439,11 +430,11 @@ def hydra_task(cfg: DictConfig) -> None:
         state = sweep_job(run_cfg, folder, Path(hc.sweep.dir))
         print(f"carbonsim: job {folder.name}: {state}")
         if state == "failed":
-            print(f"carbonsim: job {folder.name}: {_failure(folder)[0]}", file=sys.stderr)
+            print(f"carbonsim: job {folder.name}: {recorded_failure(folder)[0]}", file=sys.stderr)
         return
     if run_cfg.experiment is not None and run_cfg.experiment.run >= 0:
         if sweep_job(run_cfg, folder, folder) == "failed":
-            error, bad_input = _failure(folder)
+            error, bad_input = recorded_failure(folder)
             print(f"carbonsim: {error}", file=sys.stderr)
             raise SystemExit(EXIT_BAD_INPUT if bad_input else EXIT_JOBS_NOT_DONE)
         return

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -254,7 +255,8 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
         work = functools.partial(
             experiment_job, cfg, v, r, seed, folder, out_dir / ".cache", functools.partial(reuse, v)
         )
-        guarded(folder, work, identity, cfg.redo)
+        if guarded(folder, work, identity, cfg.redo) == "failed":
+            print(f"carbonsim: job {folder.name}: {sweep.recorded_failure(folder)[0]}", file=sys.stderr)
     return analyse(cfg, out_dir)
 
 

@@ -167,6 +167,14 @@ def guarded(folder: Path, work: Callable[[], None], identity: dict[str, Any], re
     return "done"
 
 
+def recorded_failure(folder: Path) -> tuple[str, bool]:
+    """The error a failed job recorded in ``failed.json`` (one line) and whether it was bad input (not a bug)."""
+    data = _read_mapping(folder / FAILED_FILE)
+    if not data:
+        return f"failed ({FAILED_FILE} missing or unreadable)", False
+    return str(data.get("error", "")), bool(data.get("bad_input", False))
+
+
 def _job_folders(sweep_dir: Path) -> list[Path]:
     folders = {p.parent for name in (DONE_FILE, FAILED_FILE, STARTED_FILE) for p in sweep_dir.rglob(name)}
     folders |= {p.parent for p in sweep_dir.rglob(".hydra") if p.parent != sweep_dir}

@@ -890,3 +890,17 @@ def test_every_bound_is_documented():
     for name in names:
         assert f"| `{name}` |" in doc, name
     assert "docs/errors.md" in (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def test_an_experiment_run_in_one_process_names_its_failed_job(tmp_path, capsys):
+    from carbonsim import load_config
+    from carbonsim.experiment import run_experiment
+
+    runs = "experiment.runs=[{name: latency_first}, {name: ppo}]"  # ppo without its checkpoint: bad input
+    tables = run_experiment(load_config(["+experiment=pareto_sweep", runs, *ILLUSTRATIVE]), tmp_path)
+    errors = [line for line in capsys.readouterr().err.splitlines() if not PROGRESS.match(line)]
+    assert errors == [
+        "carbonsim: job ppo_seed0: policy.checkpoint: expected the path of a trained policy (policy.npz), got ''"
+    ]
+    # execute() (python -m carbonsim +experiment=... hydra.mode=RUN) exits with status 1 on this table.
+    assert sorted(tables["results"]["status"]) == ["done", "failed"]
