@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from carbonsim import limits
 from carbonsim._schema import ConfigError
 from carbonsim.fault_config import FaultConfig
 from carbonsim.job_source_config import JobSourceConfig
@@ -225,7 +226,12 @@ class ServerPoolConfig:
     def __post_init__(self) -> None:
         _check(bool(self.hardware), "hardware", self.hardware, "a non-empty hardware name")
         if self.count is not None:
-            _check(self.count >= 1, "count", self.count, "at least 1 server (or null for unlimited)")
+            _check(
+                1 <= self.count <= limits.MAX_SERVERS_PER_POOL,
+                "count",
+                self.count,
+                f"1 to {limits.MAX_SERVERS_PER_POOL:,} servers (or null for unlimited)",
+            )
         _check(_finite(self.idle_w) and self.idle_w >= 0, "idle_w", self.idle_w, "a power >= 0 W")
         _check(
             _finite(self.busy_w) and self.busy_w >= self.idle_w,
@@ -287,7 +293,14 @@ class RegionConfig:
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
         check_region_sources(self)
-        _check(self.batch_cpus >= 0, "batch_cpus", self.batch_cpus, "a number of CPUs >= 0")
+        _check(0 <= self.batch_cpus <= limits.MAX_BATCH_CPUS, "batch_cpus", self.batch_cpus, "0 to 1e8 CPUs")
+        _check(limits.is_plain_name(self.grid_zone), "grid_zone", self.grid_zone, "a zone id without '/' or '..'")
+        _check(
+            not self.price_market or limits.is_plain_name(self.price_market),
+            "price_market",
+            self.price_market,
+            "a market id without '/' or '..' (or empty)",
+        )
         for gpu, count in self.batch_gpus.items():
             _check(bool(gpu) and count >= 0, f"batch_gpus.{gpu}", count, "a GPU type name and a count >= 0")
         _check(_finite(self.pue) and self.pue >= 1.0, "pue", self.pue, "a PUE >= 1")
@@ -413,7 +426,12 @@ class CarbonConfig:
         _check(self.kind in CARBON_KINDS, "kind", self.kind, f"one of {', '.join(CARBON_KINDS)}")
         _check(self.metric in CARBON_METRICS, "metric", self.metric, f"one of {', '.join(CARBON_METRICS)}")
         for zone, base in self.base_gco2_per_kwh.items():
-            _check(_finite(base) and base >= 0, f"base_gco2_per_kwh.{zone}", base, "an intensity >= 0")
+            _check(
+                limits.CARBON_INTENSITY.contains(base),
+                f"base_gco2_per_kwh.{zone}",
+                base,
+                f"an intensity in {limits.CARBON_INTENSITY.describe()}",
+            )
         _check(_finite(self.amplitude) and 0 <= self.amplitude <= 1, "amplitude", self.amplitude, "a value in [0, 1]")
         _check(_finite(self.noise) and 0 <= self.noise < 1, "noise", self.noise, "a value in [0, 1)")
         _check(
@@ -964,13 +982,24 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(
-            _finite(self.sim_hours) and self.sim_hours > 0, "sim_hours", self.sim_hours, "a positive number of hours"
+            _finite(self.sim_hours) and 0 < self.sim_hours <= limits.MAX_SIM_HOURS,
+            "sim_hours",
+            self.sim_hours,
+            f"a positive number of hours up to {limits.MAX_SIM_HOURS:,.0f} (10 years)",
         )
         _check(
-            _finite(self.max_drain_hours) and self.max_drain_hours >= 0,
+            _finite(self.max_drain_hours) and 0 <= self.max_drain_hours <= limits.MAX_DRAIN_HOURS,
             "max_drain_hours",
             self.max_drain_hours,
-            "a number of hours >= 0",
+            f"a number of hours in [0, {limits.MAX_DRAIN_HOURS:,.0f}]",
+        )
+        arrivals = self.scenario.arrivals
+        expected = arrivals.rate_per_s * self.sim_hours * 3600.0 * max(arrivals.hourly_profile or (1.0,))
+        _check(
+            expected <= limits.MAX_EXPECTED_REQUESTS,
+            "scenario.arrivals.rate_per_s",
+            arrivals.rate_per_s,
+            f"at most {limits.MAX_EXPECTED_REQUESTS:.0e} requests per run (here {expected:.3g})",
         )
         if self.baseline:
             # Imported here: the registry imports this module.
@@ -991,8 +1020,8 @@ class RunConfig:
             f"a batch policy name; valid batch policies: {', '.join(batch_policy_names())}",
         )
         _check(
-            _finite(self.planning_interval_min) and self.planning_interval_min > 0,
+            _finite(self.planning_interval_min) and self.planning_interval_min >= limits.MIN_PLANNING_INTERVAL_MIN,
             "planning_interval_min",
             self.planning_interval_min,
-            "a positive number of minutes",
+            "a number of minutes >= 1/60 (one second)",
         )
