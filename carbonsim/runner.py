@@ -231,8 +231,9 @@ def simulate_policy(
 def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[str]:
     """What in a finished run is legal but surely not what was meant, one sentence each.
 
-    * batch jobs that need more CPUs than the largest batch cluster (they fail: nowhere can run them), or a
-      job trace whose window holds no job;
+    * batch jobs that need more CPUs than the largest batch cluster or a GPU type no region has (they fail:
+      nowhere can run them), records of a user's trace its importer left out, or a job source whose window
+      holds no job;
     * no requests and no jobs at all;
     * an outage or network cut that starts after the run ended (it never happened);
     * a learned policy whose network overflowed (non-finite logits) on some decisions.
@@ -247,7 +248,7 @@ def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[st
     """
     sc = cfg.scenario
     notes: list[str] = []
-    if sc.batch.trace and len(jobs):
+    if sc.batch.has_jobs and len(jobs):
         largest = max(r.batch_cpus for r in sc.regions)
         too_big = int((jobs.cpus > largest).sum())
         if too_big:
@@ -256,9 +257,23 @@ def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[st
                 f"scenario.regions[*].batch_cpus: {which} batch jobs need more CPUs than the largest batch cluster"
                 f" ({largest} CPUs) and fail"
             )
-    elif sc.batch.trace:
+        no_gpu = int(summary.get("jobs_failed_gpu_type_in_no_region", 0))
+        if no_gpu:
+            notes.append(
+                f"scenario.regions[*].batch_gpus: {no_gpu} of {len(jobs)} batch jobs need a GPU type no region has"
+                " and fail"
+            )
+        skipped = int(summary.get("jobs_skipped_by_importer", 0))
+        if skipped:
+            notes.append(
+                f"scenario.batch.source: the importer left {skipped} records of the trace out"
+                f" ({summary.get('jobs_trace_notes', '')})"
+            )
+    elif sc.batch.has_jobs:
+        source = sc.batch.trace or sc.batch.generator.kind or sc.batch.source.format
+        field = "trace" if sc.batch.trace else "generator" if sc.batch.generator.kind else "source"
         notes.append(
-            f"scenario.batch.trace: no job of {sc.batch.trace} arrives in its window"
+            f"scenario.batch.{field}: no job of {source} arrives in its window"
             f" [{sc.batch.trace_offset_h:g}, {sc.batch.trace_offset_h + cfg.sim_hours:g}) h; the run has no jobs"
         )
     if not summary.get("requests") and not len(jobs):

@@ -82,6 +82,8 @@ def test_a_scenario_runs_from_each_job_trace_format(fmt, tmp_path, monkeypatch):
     assert s["jobs_adjusted_by_importer"] == sum(trace.adjusted.values())
     for reason in trace.skipped:
         assert f"skipped: {reason}" in s["jobs_trace_notes"]
+    left_out = [w for w in s["warnings"] if w.startswith("scenario.batch.source: the importer left")]
+    assert len(left_out) == (1 if trace.skipped else 0)
     assert out.jobs is not None and set(out.jobs["trace_job"]) == set(trace.stages["job"])
     if fmt == "pai_2020":
         # V100 and T4 jobs: no region of the scenario has those GPUs; reported, never dropped.
