@@ -20,6 +20,7 @@ ZONES = ("DE-LU", "GB", "US-CAL-CISO", "US-TEX-ERCO")
 
 
 def main() -> None:
+    """Writes the job trace and copies the zones' carbon series (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=int, default=8760, help="jobs: one per hour for this many hours")
     parser.add_argument("--duration-h", type=float, default=1.0, help="run time of each job in hours")
