@@ -28,8 +28,8 @@ from carbonsim._schema import ConfigError
 from carbonsim.config import PolicyConfig
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.learn.config import OnlineConfig
+from carbonsim.learn.learned_policy import greedy_choice
 from carbonsim.policies.base import BasePolicy
-from carbonsim.policies.learned import greedy_choice
 from carbonsim.policies.registry import register
 
 if TYPE_CHECKING:
