@@ -233,7 +233,7 @@ def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[st
 
     * batch jobs that need more CPUs than the largest batch cluster or a GPU type no region has (they fail:
       nowhere can run them), records of a user's trace its importer left out, or a job source whose window
-      holds no job;
+      holds no job; batch jobs still in flight at the end (their emissions cover unequal work);
     * no requests and no jobs at all;
     * an outage or network cut that starts after the run ended (it never happened);
     * a learned policy whose network overflowed (non-finite logits) on some decisions.
@@ -268,6 +268,12 @@ def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[st
             notes.append(
                 f"scenario.batch.source: the importer left {skipped} records of the trace out"
                 f" ({summary.get('jobs_trace_notes', '')})"
+            )
+        in_flight = int(summary.get("jobs_in_flight", 0))
+        if in_flight:
+            notes.append(
+                f"max_drain_hours: {in_flight} of {len(jobs)} batch jobs are still in flight when the run ends, so"
+                " job emissions (and reductions against another policy) cover unequal work; raise max_drain_hours"
             )
     elif sc.batch.has_jobs:
         source = sc.batch.trace or sc.batch.generator.kind or sc.batch.source.format
