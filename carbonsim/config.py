@@ -869,5 +869,5 @@ class RunConfig:
             _finite(self.planning_interval_min) and self.planning_interval_min >= limits.MIN_PLANNING_INTERVAL_MIN,
             "planning_interval_min",
             self.planning_interval_min,
-            "a number of minutes >= 1/60 (one second)",
+            "a number of minutes >= 1/60000 (one millisecond)",
         )

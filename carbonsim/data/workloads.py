@@ -161,7 +161,7 @@ def load_load_shape(name: str, path: PathLike | None = None) -> npt.NDArray[np.f
         raise DataError(f"{file}: no data rows; expected one row per hour")
     counter_column = df.columns[0]
     counter = pd.to_numeric(df[counter_column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(counter) | (counter != np.floor(counter))
+    bad = ~np.isfinite(counter) | (counter != np.floor(counter))
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(f"{_where(file, i + 1)}: hour counter {df[counter_column].iloc[i]!r}; expected an integer")
