@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sys
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
-from carbonsim._schema import ConfigError, build, thaw
+from carbonsim._schema import build, thaw
 from carbonsim.config import RunConfig, ScenarioConfig
 from carbonsim.policies.registry import BATCH, ROUTING
 
@@ -22,6 +22,8 @@ def register_configs() -> None:
     routing policy and ``schema/batch_policy/<name>`` for every batch policy (YAML files extend them with
     ``- /schema/policy/<name>@_here_``); with them, Hydra rejects unknown keys and wrong types.
     """
+    if not OmegaConf.has_resolver(JOB_DIR_RESOLVER):
+        OmegaConf.register_new_resolver(JOB_DIR_RESOLVER, job_dir_name)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
     # experiments/train_ppo.py and train_transformer.py (conf/train_*.yaml); torch-free modules only.
@@ -38,6 +40,37 @@ def register_configs() -> None:
             cs.store(group=f"schema/{registry.field}", name=name, node=thaw(config_cls)(name=name))
 
 
+JOB_DIR_RESOLVER = "carbonsim.job_dir"
+"""The resolver that names a sweep job's folder (``hydra.sweep.subdir`` in ``conf/config.yaml``)."""
+
+#: Longest job folder name kept as is; longer ones are cut and end in a digest (file systems allow 255 bytes).
+MAX_JOB_DIR_BYTES = 200
+
+
+def job_dir_name(override_dirname: str, num: Any = 0) -> str:
+    """The folder name of a sweep job: its overrides (Hydra's ``override_dirname``), made safe as one name.
+
+    A swept value may hold ``/`` or ``..`` (``scenario.name=a/../../x``); used as it is, the job's folder
+    would land outside ``hydra.sweep.dir``. Here ``%``, slash, backslash and NUL are percent-encoded, so the
+    name is always one folder inside the sweep directory, and the same overrides always give the same name
+    (a sweep run again finds its finished jobs). A name longer than :data:`MAX_JOB_DIR_BYTES` is cut and
+    ends in a digest of the whole; a job without overrides is ``job<num>``.
+
+    Args:
+        override_dirname: Hydra's ``hydra.job.override_dirname``.
+        num: Hydra's ``hydra.job.num``, for a job without overrides.
+    """
+    name = str(override_dirname)
+    if any(c in name for c in "/\\\0"):
+        name = name.replace("%", "%25").replace("/", "%2F").replace("\\", "%5C").replace("\0", "%00")
+    if not name or name in (".", ".."):
+        return f"job{num}" if not name else name.replace(".", "%2E")
+    if len(name.encode()) > MAX_JOB_DIR_BYTES:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+        name = name.encode()[: MAX_JOB_DIR_BYTES - 17].decode(errors="ignore") + "_" + digest
+    return name
+
+
 class _WithOutDir(Protocol):
     out_dir: str
 
@@ -49,25 +82,26 @@ def script_main(prog: str, config_name: str, schema: type[S], work: Callable[[S,
     """Runs an experiment script: compose ``conf/<config_name>.yaml``, validate it, run ``work``.
 
     Hydra composes the configuration (with the command line's overrides), :func:`build` validates it into
-    ``schema`` and ``work(config, output folder)`` runs. An invalid configuration prints ``<prog>: invalid
-    configuration: ...`` (the field and what was expected) and exits with status 2. The output folder is
-    the configuration's ``out_dir``, or Hydra's run folder.
+    ``schema`` and ``work(config, output folder)`` runs. Bad input anywhere (an invalid configuration, a
+    data file, a checkpoint, an override Hydra rejects) prints ``<prog>: <field or file>: ...`` on one line
+    and exits with status 2 (:mod:`carbonsim._errors`). The output folder is the configuration's
+    ``out_dir``, or Hydra's run folder.
     """
     import hydra
     from hydra.core.hydra_config import HydraConfig
 
+    from carbonsim._errors import exit_on_user_error, mark_started, run_hydra_app
+
     register_configs()
 
     def task(cfg: DictConfig) -> None:
-        try:
+        mark_started()
+        with exit_on_user_error(prog):
             built = build(schema, OmegaConf.to_container(cfg, resolve=True), "")
-        except ConfigError as exc:
-            print(f"{prog}: invalid configuration: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-        out = Path(built.out_dir) if built.out_dir else Path(HydraConfig.get().runtime.output_dir)
-        work(built, out)
+            out = Path(built.out_dir) if built.out_dir else Path(HydraConfig.get().runtime.output_dir)
+            work(built, out)
 
-    hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task)()
+    run_hydra_app(prog, hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)(task))
 
 
 def config_dir() -> Path:

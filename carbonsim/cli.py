@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import math
 import os
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,6 +21,15 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from carbonsim._errors import (
+    EXIT_BAD_INPUT,
+    EXIT_JOBS_NOT_DONE,
+    debugging,
+    exit_on_user_error,
+    mark_started,
+    one_line,
+    report,
+)
 from carbonsim._hydra import config_from_hydra, register_configs
 from carbonsim._schema import ConfigError
 from carbonsim.analysis import tables
@@ -26,8 +37,8 @@ from carbonsim.config import RunConfig
 from carbonsim.core import simulation
 from carbonsim.experiment import analyse, experiment_job, run_experiment
 from carbonsim.report import write_report
-from carbonsim.runner import ProgressFactory, run, write_outputs, write_text
-from carbonsim.sweep import guarded
+from carbonsim.runner import ProgressFactory, report_warnings, run, write_outputs, write_text
+from carbonsim.sweep import EXPECTED_FILE, RESULT_FILES, guarded, recorded_failure
 
 # Hydra's joblib and Ray launchers compose each job's config in a worker process, which imports this module
 # to find the task function: the schemas must be in that process's ConfigStore too.
@@ -171,19 +182,28 @@ def print_tables(console: Console, tables_: dict[str, pd.DataFrame], title: str)
 
 
 def execute(cfg: RunConfig, out_dir: Path, console: Console | None = None) -> None:
-    """Runs a validated config (a single simulation or an experiment) and writes into ``out_dir``."""
+    """Runs a validated config (a single simulation or an experiment) and writes into ``out_dir``.
+
+    Raises:
+        SystemExit: with status 1 after an experiment in which a job did not finish (its tables are
+            written first).
+    """
     console = console or make_console()
     if cfg.experiment is not None:
         tables_ = run_experiment(cfg, out_dir)
         print_tables(console, tables_, f"{cfg.experiment.name} on {cfg.scenario.name} ({cfg.sim_hours:g} h)")
         console.print(f"report: {write_report(out_dir)}")
         console.print(f"results in {out_dir}")
+        results = tables_["results"]
+        if len(results) and (results["status"] != "done").any():
+            raise SystemExit(EXIT_JOBS_NOT_DONE)
         return
     runs = 1 if cfg.baseline in ("", cfg.policy.name) else 2  # the policy, and the baseline on the same arrivals
     with sim_progress(console, runs) as progress:
         out = run(cfg, progress)
     write_outputs(out, out_dir, cfg.write_requests)
     print_summary(console, out.summary, out.timing)
+    report_warnings(out.summary)
     console.print(f"results in {out_dir}")
 
 
@@ -361,6 +381,7 @@ def sweep_job(cfg: RunConfig, folder: Path, sweep_dir: Path) -> str:
         def work() -> None:
             out = run(cfg)
             write_outputs(out, folder, cfg.write_requests)
+            report_warnings(out.summary, f"carbonsim: job {folder.name}")
 
     return guarded(folder, work, identity, cfg.redo)
 
@@ -370,30 +391,55 @@ def _raise(exc: Exception) -> None:
 
 
 def hydra_task(cfg: DictConfig) -> None:
-    """The Hydra task function: validate, run, write into Hydra's output directory."""
+    """The Hydra task function: validate, run, write into Hydra's output directory.
+
+    Bad input ends as one line on stderr and exit status 2 (:mod:`carbonsim._errors`); in a sweep it is
+    recorded in the job's ``failed.json`` instead, and the sweep goes on. A sweep job whose folder would be
+    outside ``hydra.sweep.dir`` writes nothing and counts as missing.
+    """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    mark_started()
     hc = HydraConfig.get()
     folder = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
+    if multirun:
+        sweep_dir = Path(hc.sweep.dir)
+        if not folder.resolve().is_relative_to(sweep_dir.resolve()):
+            print(
+                f"carbonsim: hydra.sweep.subdir: expected a job folder inside hydra.sweep.dir {sweep_dir}, got"
+                f" {folder}; the job did not run",
+                file=sys.stderr,
+            )
+            return
     try:
         run_cfg = config_from_hydra(cfg)
     except ConfigError as exc:
-        print(f"carbonsim: invalid configuration: {exc}", file=sys.stderr)
-        if hc.mode == RunMode.MULTIRUN:
-            # One bad job of a sweep is recorded like any failed job; the others go on.
-            identity = {"overrides": " ".join(hc.overrides.task)}
-            guarded(folder, functools.partial(_raise, exc), identity, redo=True)
-            return
-        raise SystemExit(2) from None
-    if hc.mode == RunMode.MULTIRUN and not (run_cfg.experiment is not None and run_cfg.experiment.run < 0):
+        if not multirun:
+            if debugging():
+                raise
+            report("carbonsim", exc)
+            raise SystemExit(EXIT_BAD_INPUT) from None
+        # One bad job of a sweep is recorded like any failed job; the others go on.
+        print(f"carbonsim: job {folder.name}: {one_line(exc)}", file=sys.stderr)
+        identity = {"overrides": " ".join(hc.overrides.task)}
+        guarded(folder, functools.partial(_raise, exc), identity, redo=True)
+        return
+    if multirun and not (run_cfg.experiment is not None and run_cfg.experiment.run < 0):
         state = sweep_job(run_cfg, folder, Path(hc.sweep.dir))
-        print(f"carbonsim: job {hc.job.override_dirname or hc.job.num}: {state}")
+        print(f"carbonsim: job {folder.name}: {state}")
+        if state == "failed":
+            print(f"carbonsim: job {folder.name}: {recorded_failure(folder)[0]}", file=sys.stderr)
         return
     if run_cfg.experiment is not None and run_cfg.experiment.run >= 0:
-        sweep_job(run_cfg, folder, folder)
+        if sweep_job(run_cfg, folder, folder) == "failed":
+            error, bad_input = recorded_failure(folder)
+            print(f"carbonsim: {error}", file=sys.stderr)
+            raise SystemExit(EXIT_BAD_INPUT if bad_input else EXIT_JOBS_NOT_DONE)
         return
-    execute(run_cfg, folder)
+    with exit_on_user_error("carbonsim"):
+        execute(run_cfg, folder)
 
 
 JOBS_TOTAL_FILE = ".jobs_total"
@@ -413,6 +459,22 @@ def count_jobs(overrides: list[str]) -> int:
     return total
 
 
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def expected_jobs(overrides: list[str]) -> list[dict[str, str]]:
+    """The overrides of every job Hydra's basic sweeper launches for these overrides, as key -> value."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return [
+        dict(item.split("=", 1) for item in job)
+        for batch in BasicSweeper.split_arguments(parsed, None)
+        for job in batch
+    ]
+
+
 class SweepCallback(Callback):
     """Hydra callback: after a multirun, collects every job of the sweep directory and writes the tables.
 
@@ -422,11 +484,25 @@ class SweepCallback(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Counts the sweep's jobs (for the jobs-done display of :meth:`on_job_end`)."""
+        """Lists the sweep's jobs and removes the tables of an earlier collection.
+
+        Writes the number of jobs (for the jobs-done display of :meth:`on_job_end`) and, with Hydra's basic
+        sweeper, the overrides of every job (:data:`carbonsim.sweep.EXPECTED_FILE`), against which the
+        collection checks that each job is there exactly once.
+        """
+        mark_started()
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        for name in RESULT_FILES:  # tables of an earlier run of the sweep would be stale until collected again
+            (sweep_dir / name).unlink(missing_ok=True)
         params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-        write_text(sweep_dir / JOBS_TOTAL_FILE, f"{count_jobs([*params, *config.hydra.overrides.task])}\n")
+        overrides = [*params, *config.hydra.overrides.task]
+        write_text(sweep_dir / JOBS_TOTAL_FILE, f"{count_jobs(overrides)}\n")
+        expected = sweep_dir / EXPECTED_FILE
+        if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER:
+            write_text(expected, json.dumps(expected_jobs(overrides), indent=1) + "\n")
+        else:
+            expected.unlink(missing_ok=True)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Prints how many of the sweep's jobs have finished (it runs in the job's process)."""
@@ -442,18 +518,36 @@ class SweepCallback(Callback):
             print(f"carbonsim: jobs finished: {finished} / {total_file.read_text().strip()}", flush=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        """Aggregates the sweep."""
+        """Aggregates the sweep; exits with status 1 if a job is not done.
+
+        Hydra turns an exception of a callback into a warning and carries on, so a bug here would end the
+        sweep with status 0: it is printed in full and the command exits with status 1 instead.
+        """
+        try:
+            self._aggregate(config)
+        except Exception:  # a bug, not the user's input: show it whole, and fail
+            traceback.print_exc()
+            raise SystemExit(EXIT_JOBS_NOT_DONE) from None
+
+    def _aggregate(self, config: DictConfig) -> None:
         sweep_dir = Path(str(config.hydra.sweep.dir))
         data = OmegaConf.to_container(config, resolve=False)
         assert isinstance(data, dict)
         data.pop("hydra", None)
-        run_cfg = config_from_hydra(OmegaConf.create(data))
-        tables_ = analyse(run_cfg, sweep_dir)
-        name = run_cfg.experiment.name if run_cfg.experiment is not None else "sweep"
+        try:
+            run_cfg: RunConfig | None = config_from_hydra(OmegaConf.create(data))
+        except ConfigError:
+            # The sweep's own values are invalid (so is every job, each recorded as failed): collect anyway.
+            run_cfg = None
+        tables_ = analyse(run_cfg, sweep_dir, baseline=str(data.get("baseline") or ""))
         console = make_console()
-        print_tables(console, tables_, f"{name} on {run_cfg.scenario.name} ({run_cfg.sim_hours:g} h)")
+        if run_cfg is not None:
+            name = run_cfg.experiment.name if run_cfg.experiment is not None else "sweep"
+            print_tables(console, tables_, f"{name} on {run_cfg.scenario.name} ({run_cfg.sim_hours:g} h)")
+        else:
+            print_tables(console, tables_, "sweep")
         console.print(f"report: {write_report(sweep_dir)}")
         console.print(f"results in {sweep_dir}")
         results = tables_["results"]
         if len(results) and (results["status"] != "done").any():
-            raise SystemExit(1)
+            raise SystemExit(EXIT_JOBS_NOT_DONE)

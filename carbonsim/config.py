@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import datetime
 import itertools
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from carbonsim import limits
+from carbonsim._checks import check as _check
+from carbonsim._checks import finite as _finite
+from carbonsim._checks import shares_sum_to_one as _shares_sum_to_one
 from carbonsim._schema import ConfigError
+from carbonsim.batch_config import BatchConfig as BatchConfig
 from carbonsim.fault_config import FaultConfig
-from carbonsim.job_source_config import JobSourceConfig
-from carbonsim.jobs_config import JobGeneratorConfig
 from carbonsim.signal_config import (
     ArrivalTraceConfig,
     SignalSourceConfig,
@@ -44,20 +46,7 @@ CARBON_KINDS = ("synthetic_diurnal", "electricitymaps", "watttime_marginal")
 WATTTIME_ZONES = {"US-CAL-CISO": "CAISO_NORTH"}
 CARBON_METRICS = ("direct", "lca")
 PRICE_KINDS = ("flat", "market")
-BATCH_TRACES = ("azure_100k", "pai_100k", "mustang_trace_2015_100k", "pai_1k")
-DEADLINE_RULES = ("slack", "window")
 FORECAST_KINDS = ("perfect", "persistence", "seasonal_naive", "noisy_oracle", "learned")
-#: Shares must sum to one within this tolerance (YAML decimals such as 0.1 are not exact in binary).
-SHARE_TOLERANCE = 1e-6
-
-
-def _check(ok: bool, name: str, value: Any, expected: str) -> None:
-    if not ok:
-        raise ConfigError(f"{name}: expected {expected}, got {value!r}")
-
-
-def _finite(x: float) -> bool:
-    return math.isfinite(x)
 
 
 @dataclass(frozen=True)
@@ -225,7 +214,12 @@ class ServerPoolConfig:
     def __post_init__(self) -> None:
         _check(bool(self.hardware), "hardware", self.hardware, "a non-empty hardware name")
         if self.count is not None:
-            _check(self.count >= 1, "count", self.count, "at least 1 server (or null for unlimited)")
+            _check(
+                1 <= self.count <= limits.MAX_SERVERS_PER_POOL,
+                "count",
+                self.count,
+                f"1 to {limits.MAX_SERVERS_PER_POOL:,} servers (or null for unlimited)",
+            )
         _check(_finite(self.idle_w) and self.idle_w >= 0, "idle_w", self.idle_w, "a power >= 0 W")
         _check(
             _finite(self.busy_w) and self.busy_w >= self.idle_w,
@@ -287,7 +281,14 @@ class RegionConfig:
     def __post_init__(self) -> None:
         _check(bool(self.name), "name", self.name, "a non-empty name")
         check_region_sources(self)
-        _check(self.batch_cpus >= 0, "batch_cpus", self.batch_cpus, "a number of CPUs >= 0")
+        _check(0 <= self.batch_cpus <= limits.MAX_BATCH_CPUS, "batch_cpus", self.batch_cpus, "0 to 1e8 CPUs")
+        _check(limits.is_plain_name(self.grid_zone), "grid_zone", self.grid_zone, "a zone id without '/' or '..'")
+        _check(
+            not self.price_market or limits.is_plain_name(self.price_market),
+            "price_market",
+            self.price_market,
+            "a market id without '/' or '..' (or empty)",
+        )
         for gpu, count in self.batch_gpus.items():
             _check(bool(gpu) and count >= 0, f"batch_gpus.{gpu}", count, "a GPU type name and a count >= 0")
         _check(_finite(self.pue) and self.pue >= 1.0, "pue", self.pue, "a PUE >= 1")
@@ -413,7 +414,12 @@ class CarbonConfig:
         _check(self.kind in CARBON_KINDS, "kind", self.kind, f"one of {', '.join(CARBON_KINDS)}")
         _check(self.metric in CARBON_METRICS, "metric", self.metric, f"one of {', '.join(CARBON_METRICS)}")
         for zone, base in self.base_gco2_per_kwh.items():
-            _check(_finite(base) and base >= 0, f"base_gco2_per_kwh.{zone}", base, "an intensity >= 0")
+            _check(
+                limits.CARBON_INTENSITY.contains(base),
+                f"base_gco2_per_kwh.{zone}",
+                base,
+                f"an intensity in {limits.CARBON_INTENSITY.describe()}",
+            )
         _check(_finite(self.amplitude) and 0 <= self.amplitude <= 1, "amplitude", self.amplitude, "a value in [0, 1]")
         _check(_finite(self.noise) and 0 <= self.noise < 1, "noise", self.noise, "a value in [0, 1)")
         _check(
@@ -482,141 +488,6 @@ class ForecastConfig:
         if self.kind == "learned":
             return self.window_days * 24 - 1
         return 0
-
-
-@dataclass(frozen=True)
-class BatchConfig:
-    """Deferrable batch jobs: where they come from, their deadlines and the power they draw.
-
-    Jobs come from a GAIA cluster trace (Hanafy et al., ASPLOS 2024; traces/workloads, docs/data/gaia_jobs.md):
-    the jobs arriving in ``[trace_offset_h, trace_offset_h + sim_hours)`` of the trace, shifted to start at
-    simulated t = 0, each with its measured duration and CPU count. Regions run them on their batch
-    clusters (``RegionConfig.batch_cpus``).
-
-    Attributes:
-        trace: ``azure_100k``, ``pai_100k``, ``mustang_trace_2015_100k`` or ``pai_1k``; empty for no jobs.
-        trace_offset_h: First hour of the trace used.
-        deadline: ``slack``: deadline = arrival + ``slack_factor`` x duration (the slack-factor rule of
-            CarbonScaler and PCAPS; 1 = no slack); ``window``: deadline = arrival + duration +
-            ``window_h`` (the fixed waiting windows of GAIA and Let's Wait Awhile, e.g. 6, 12, 24 h).
-        slack_factor: For ``slack``: completion time allowed, as a multiple of the duration (>= 1).
-        window_h: For ``window``: hours a job may be delayed in total.
-        interruptible_share: Fraction of jobs that may be suspended and resumed (drawn per job from the
-            ``jobs`` random stream); the others run without interruption once started.
-        home_shares: Share of jobs submitted to each region (region name -> share, summing to 1): the
-            region a carbon-agnostic scheduler runs them in and temporal-only policies keep them in.
-        cpu_busy_w: Power of one busy CPU in W (before PUE). The default, 3.54 W, is Cloud Carbon Footprint's
-            average for Azure at 100 % utilisation per vCPU (AzureFootprintEstimationConstants.ts,
-            ``MAX_WATTS_AVG``), from SPECpower data.
-        max_jobs: Upper bound on the jobs taken from the trace window (0 for all), for quick runs; the
-            first ``max_jobs`` arrivals are kept and the cut is reported in the summary.
-        max_scale: Largest number of copies of its CPU allocation an interruptible job may run on at once
-            (elastic scaling, for CarbonScaler); 1 disables scaling.
-        parallel_fraction: Share of a job's work that parallelises (Amdahl's law): on ``k`` allocations a
-            job progresses ``1 / ((1 - p) + p / k)`` times as fast as on one, so every extra allocation
-            adds less (the concave "marginal capacity curve" CarbonScaler assumes).
-        migration_gb_per_cpu: State a job carries when it starts away from where it is (its home before
-            its first start, else the region it last ran in), in GB per CPU. The default, 4 GB, is the
-            memory per vCPU of Azure's general-purpose Dv5/Dsv5 sizes: a full memory image, an upper
-            estimate of a checkpoint.
-        network_kwh_per_gb: Energy of moving one GB between regions, in kWh. The default extrapolates
-            Aslan et al.'s 0.06 kWh/GB for 2015 ("Electricity Intensity of Internet Data Transmission",
-            J. Industrial Ecology 22(4), 2018) by their observed halving every two years to 2023:
-            0.06 / 2^4 = 0.00375 kWh/GB.
-        migration_gbps: Transfer rate of a migration in Gbit/s. The transfer time is added to the job's
-            remaining work in the destination (the restore holds its CPUs and draws their power).
-        source: A job trace from the user's files in a published schema (Google, Alibaba, PAI, SWF,
-            Slurm, plain CSV; :mod:`carbonsim.job_source_config`), instead of ``trace``.
-        migration_gb_per_gpu: State a job carries per GPU when it moves, in GB. The default, 40 GB, is the
-            memory of an A100-40GB (``traces/catalog/gpus.csv``): a full image of the board's memory, an
-            upper estimate of a training checkpoint's share per GPU.
-        gpu_busy_w: Power of one busy GPU of each type in W (before PUE); types not listed take the
-            catalog's busy power (``traces/catalog/gpus.csv``).
-        generator: A generated job stream (TPC-H DAGs, GPU training mix) instead of ``trace``
-            (:mod:`carbonsim.jobs_config`).
-    """
-
-    trace: str = ""
-    trace_offset_h: float = 0.0
-    deadline: str = "window"
-    slack_factor: float = 2.0
-    window_h: float = 24.0
-    interruptible_share: float = 1.0
-    home_shares: dict[str, float] = field(default_factory=dict)
-    cpu_busy_w: float = 3.54
-    max_jobs: int = 0
-    max_scale: int = 1
-    parallel_fraction: float = 0.9
-    migration_gb_per_cpu: float = 4.0
-    network_kwh_per_gb: float = 0.00375
-    migration_gbps: float = 1.0
-    migration_gb_per_gpu: float = 40.0
-    gpu_busy_w: dict[str, float] = field(default_factory=dict)
-    generator: JobGeneratorConfig = field(default_factory=JobGeneratorConfig)
-    source: JobSourceConfig = field(default_factory=JobSourceConfig)
-
-    @property
-    def has_jobs(self) -> bool:
-        """Whether the scenario has batch jobs (a trace, a generated stream or the user's job trace)."""
-        return bool(self.trace or self.generator.kind or self.source.format)
-
-    def __post_init__(self) -> None:
-        chosen = [
-            k
-            for k, v in (
-                ("trace", self.trace),
-                ("generator.kind", self.generator.kind),
-                ("source.format", self.source.format),
-            )
-            if v
-        ]
-        _check(len(chosen) <= 1, chosen[-1] if chosen else "trace", chosen, "at most one of trace, generator, source")
-        for gpu, watts in self.gpu_busy_w.items():
-            _check(_finite(watts) and watts >= 0, f"gpu_busy_w.{gpu}", watts, "a power >= 0 W")
-        for name in ("migration_gb_per_cpu", "network_kwh_per_gb", "migration_gb_per_gpu"):
-            value = getattr(self, name)
-            _check(_finite(value) and value >= 0, name, value, "a number >= 0")
-        _check(
-            _finite(self.migration_gbps) and self.migration_gbps > 0,
-            "migration_gbps",
-            self.migration_gbps,
-            "a transfer rate > 0 Gbit/s",
-        )
-        _check(1 <= self.max_scale <= 64, "max_scale", self.max_scale, "an integer in [1, 64]")
-        _check(
-            _finite(self.parallel_fraction) and 0 <= self.parallel_fraction <= 1,
-            "parallel_fraction",
-            self.parallel_fraction,
-            "a fraction in [0, 1]",
-        )
-        if self.trace:
-            _check(self.trace in BATCH_TRACES, "trace", self.trace, f"one of {', '.join(BATCH_TRACES)} (or empty)")
-        # A user's trace may name each job's home; jobs that name none take home_shares (jobs_build).
-        if self.trace or self.generator.kind:
-            _check(bool(self.home_shares), "home_shares", self.home_shares, "a share per home region")
-        if self.home_shares:
-            _shares_sum_to_one("home_shares", self.home_shares)
-        _check(
-            _finite(self.trace_offset_h) and self.trace_offset_h >= 0,
-            "trace_offset_h",
-            self.trace_offset_h,
-            "an hour >= 0",
-        )
-        _check(self.deadline in DEADLINE_RULES, "deadline", self.deadline, f"one of {', '.join(DEADLINE_RULES)}")
-        _check(
-            _finite(self.slack_factor) and self.slack_factor >= 1, "slack_factor", self.slack_factor, "a factor >= 1"
-        )
-        _check(_finite(self.window_h) and self.window_h >= 0, "window_h", self.window_h, "a number of hours >= 0")
-        _check(
-            _finite(self.interruptible_share) and 0 <= self.interruptible_share <= 1,
-            "interruptible_share",
-            self.interruptible_share,
-            "a fraction in [0, 1]",
-        )
-        for region, share in self.home_shares.items():
-            _check(_finite(share) and 0 <= share <= 1, f"home_shares.{region}", share, "a fraction in [0, 1]")
-        _check(_finite(self.cpu_busy_w) and self.cpu_busy_w >= 0, "cpu_busy_w", self.cpu_busy_w, "a power >= 0 W")
-        _check(self.max_jobs >= 0, "max_jobs", self.max_jobs, "a number of jobs >= 0 (0 for all)")
 
 
 @dataclass(frozen=True)
@@ -806,13 +677,6 @@ def _unique(name: str, names: list[str]) -> None:
         seen.add(n)
 
 
-def _shares_sum_to_one(name: str, shares: dict[str, float]) -> None:
-    total = sum(shares.values())
-    if abs(total - 1.0) > SHARE_TOLERANCE:
-        listing = ", ".join(f"{k}={v}" for k, v in shares.items())
-        raise ConfigError(f"{name}: shares must sum to 1, they sum to {total:.6g} ({listing})")
-
-
 @dataclass(frozen=True)
 class PolicyConfig:
     """Base of every policy's parameters; each registered policy has a subclass (possibly this one).
@@ -964,13 +828,24 @@ class RunConfig:
     def __post_init__(self) -> None:
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         _check(
-            _finite(self.sim_hours) and self.sim_hours > 0, "sim_hours", self.sim_hours, "a positive number of hours"
+            _finite(self.sim_hours) and 0 < self.sim_hours <= limits.MAX_SIM_HOURS,
+            "sim_hours",
+            self.sim_hours,
+            f"a positive number of hours up to {limits.MAX_SIM_HOURS:,.0f} (10 years)",
         )
         _check(
-            _finite(self.max_drain_hours) and self.max_drain_hours >= 0,
+            _finite(self.max_drain_hours) and 0 <= self.max_drain_hours <= limits.MAX_DRAIN_HOURS,
             "max_drain_hours",
             self.max_drain_hours,
-            "a number of hours >= 0",
+            f"a number of hours in [0, {limits.MAX_DRAIN_HOURS:,.0f}]",
+        )
+        arrivals = self.scenario.arrivals
+        expected = arrivals.rate_per_s * self.sim_hours * 3600.0 * max(arrivals.hourly_profile or (1.0,))
+        _check(
+            expected <= limits.MAX_EXPECTED_REQUESTS,
+            "scenario.arrivals.rate_per_s",
+            arrivals.rate_per_s,
+            f"at most {limits.MAX_EXPECTED_REQUESTS:.0e} requests per run (here {expected:.3g})",
         )
         if self.baseline:
             # Imported here: the registry imports this module.
@@ -991,8 +866,8 @@ class RunConfig:
             f"a batch policy name; valid batch policies: {', '.join(batch_policy_names())}",
         )
         _check(
-            _finite(self.planning_interval_min) and self.planning_interval_min > 0,
+            _finite(self.planning_interval_min) and self.planning_interval_min >= limits.MIN_PLANNING_INTERVAL_MIN,
             "planning_interval_min",
             self.planning_interval_min,
-            "a positive number of minutes",
+            "a number of minutes >= 1/60000 (one millisecond)",
         )

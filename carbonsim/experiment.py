@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from carbonsim.runner import (
     baseline_policies,
     is_baseline,
     prepare,
+    report_warnings,
     run_label,
     simulate_policy,
     write_json,
@@ -201,6 +203,7 @@ def experiment_job(
         add_reductions(summary, base.summary, vcfg)
         sweep.add_bound_shares(summary)
     write_outputs(out, folder, write_requests=False)
+    report_warnings(summary, f"carbonsim: job {folder.name}")
 
 
 def job_folder_name(cfg: RunConfig, variant_index: int, run_index: int, seed: int) -> str:
@@ -236,19 +239,37 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
             last[:] = [((v, seed), prepare(vcfg, seed))]
         return last[0][1]
 
+    folders: dict[str, tuple[int, int, int]] = {}
+    for unit in experiment_units(cfg):
+        name = job_folder_name(cfg, *unit)
+        if name in folders:
+            # Two jobs in one folder: the second would find the first done and never run.
+            raise ConfigError(
+                f"experiment.runs: jobs {folders[name]} and {unit} (variant, run, seed) share the folder {name!r};"
+                " expected labels that differ"
+            )
+        folders[name] = unit
     for v, r, seed in experiment_units(cfg):
         folder = out_dir / "runs" / job_folder_name(cfg, v, r, seed)
         identity = {"experiment": cfg.experiment.name, "variant_index": v, "run_index": r, "seed": seed}
         work = functools.partial(
             experiment_job, cfg, v, r, seed, folder, out_dir / ".cache", functools.partial(reuse, v)
         )
-        guarded(folder, work, identity, cfg.redo)
+        if guarded(folder, work, identity, cfg.redo) == "failed":
+            print(f"carbonsim: job {folder.name}: {sweep.recorded_failure(folder)[0]}", file=sys.stderr)
     return analyse(cfg, out_dir)
 
 
-def analyse(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
-    """Collects every job below ``out_dir``, adds reductions and bound shares, writes and returns the tables."""
-    df = sweep.finish(sweep.collect(out_dir), cfg.baseline)
+def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[str, pd.DataFrame]:
+    """Collects every job below ``out_dir``, adds reductions and bound shares, writes and returns the tables.
+
+    Args:
+        cfg: The sweep's configuration; None if it is invalid (every job then failed), in which case the
+            jobs are collected against ``baseline``.
+        out_dir: The sweep's folder.
+        baseline: The baseline policy's name when ``cfg`` is None.
+    """
+    df = sweep.finish(sweep.collect(out_dir), cfg.baseline if cfg is not None else baseline)
     result = sweep.write_tables(df, out_dir)
     rows = []
     for job in df[df["status"] == "done"]["job"] if len(df) else []:
@@ -260,10 +281,11 @@ def analyse(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
                 if col in df.columns:
                     wl.insert(0, col, row[col])
             rows.append(wl)
-    result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+    empty = pd.DataFrame(columns=["seed", "variant", "label", "workload", "requests", "completed"])
+    result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else empty
     write_text(out_dir / "comparison_per_workload.csv", result["per_workload"].to_csv(index=False, float_format="%.6g"))
     write_text(out_dir / "comparison_per_workload.md", tables.markdown(tables.human_table(result["per_workload"])))
-    if cfg.experiment is not None and cfg.experiment.published:
+    if cfg is not None and cfg.experiment is not None and cfg.experiment.published:
         ref = reference_table(result["comparison"], cfg.experiment.published)
         write_text(out_dir / "reference_table.csv", ref.to_csv(index=False, float_format="%.6g"))
         write_text(out_dir / "reference_table.md", tables.markdown(tables.human_table(ref)))

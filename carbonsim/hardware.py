@@ -166,7 +166,7 @@ def resolve_profiles(scenario: ScenarioConfig) -> ScenarioConfig:
             try:
                 service[hw] = measured_service(spec, profiles)
             except DataError as exc:
-                raise DataError(f"workloads[{i}].service.{hw}: {exc}") from None
+                raise DataError(f"scenario.workloads[{i}].service.{hw}: {exc}") from None
         workloads.append(dataclasses.replace(wl, service=service))
     return dataclasses.replace(scenario, workloads=tuple(workloads))
 

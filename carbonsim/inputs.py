@@ -8,22 +8,23 @@ the window a run needs, starting at the scenario's ``start_utc``, and hands the 
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from carbonsim._schema import ConfigError
 from carbonsim.config import ScenarioConfig
 from carbonsim.core import rng as rngmod
 from carbonsim.core.jobs import Jobs
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import carbon_signal as synthetic_carbon_signal
 from carbonsim.core.world import flat_price
-from carbonsim.data.carbon import load_electricitymaps, load_watttime_moer
+from carbonsim.data.carbon import available_zones, load_electricitymaps, load_watttime_moer
 from carbonsim.data.carbon_cache import cache_root, fetch_command, load_cached, signal_name
 from carbonsim.data.errors import DataError
 from carbonsim.data.importers import load_job_trace
-from carbonsim.data.prices import load_price
+from carbonsim.data.prices import available_markets, load_price
 from carbonsim.data.user_arrivals import load_arrival_trace
 from carbonsim.data.user_signals import Quantity, load_signal_file
 from carbonsim.data.workloads import load_gaia_trace, load_llm_arrivals, load_load_shape
@@ -63,7 +64,7 @@ def hourly_window(series: pd.Series, start: pd.Timestamp, hours: int, wrap: bool
     pos = int(index.searchsorted(start))
     if pos >= len(index) or not (start <= index[pos] < start + HOUR):
         raise DataError(
-            f"{what}: start {start.isoformat()} is not an hour of the data, which covers "
+            f"scenario.start_utc: {what}: start {start.isoformat()} is not an hour of the data, which covers "
             f"{first.isoformat()} to {last.isoformat()}"
         )
     values = series.to_numpy(dtype=np.float64)
@@ -73,9 +74,9 @@ def hourly_window(series: pd.Series, start: pd.Timestamp, hours: int, wrap: bool
     if not wrap:
         end = start + hours * HOUR
         raise DataError(
-            f"{what}: the run may need data until {end.isoformat()} (the arrival window plus the drain bound "
-            f"max_drain_hours) but the data ends at {last.isoformat()}; start earlier, shorten the run, or set "
-            f"wrap: true to continue from the data's first hour"
+            f"scenario.start_utc: {what}: the run may need data until {end.isoformat()} (the arrival window plus "
+            f"the drain bound max_drain_hours) but the data ends at {last.isoformat()}; start earlier, shorten the "
+            f"run, or set wrap: true to continue from the data's first hour"
         )
     return np.concatenate([values[pos:], np.resize(values, hours - available)])
 
@@ -101,7 +102,8 @@ def window_with_history(
         history = hourly_window(series, first, past_h, False, what)
     except DataError:
         raise DataError(
-            f"{what}: the {scenario.forecast.kind} forecaster learns from the {past_h} h before start_utc, i.e. from "
+            f"scenario.forecast.kind: {what}: the {scenario.forecast.kind} forecaster learns from the {past_h} h "
+            f"before start_utc, i.e. from "
             f"{first.isoformat()}, but the data begin at {series.index[0].isoformat()}; start later or choose "
             f"another forecast.kind"
         ) from None
@@ -208,6 +210,7 @@ def carbon_signal(scenario: ScenarioConfig, seed: int, hours: int) -> HourlySign
         sample = window_with_history(hourly_mean(load_watttime_moer(), what), scenario, hours, cfg.wrap, what)
         name = f"carbon intensity ({what}, gCO2/kWh)"
         return _stack([row or sample for row in rows], name if not sourced else f"{name} and sources", False)
+    _check_names(scenario, rows, "grid_zone", available_zones(), "an Electricity Maps zone with data")
     by_zone: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for zone in dict.fromkeys(r.grid_zone for r, row in zip(scenario.regions, rows, strict=True) if row is None):
         series = load_electricitymaps(zone, kind=cfg.metric)
@@ -238,6 +241,7 @@ def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
             return flat
         rows = [row or (flat.history[i].copy(), flat.values[i].copy()) for i, row in enumerate(rows)]
         return _stack(_present(rows), "electricity price (flat and regions' sources, USD/kWh)", allow_negative=True)
+    _check_names(scenario, rows, "price_market", available_markets(), "a market with price data")
     by_market: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     unsourced = [r.price_market for r, row in zip(scenario.regions, rows, strict=True) if row is None]
     for market in dict.fromkeys(unsourced):
@@ -250,6 +254,14 @@ def price_signal(scenario: ScenarioConfig, hours: int) -> HourlySignal:
         else "electricity price (market and regions' sources, USD/kWh)",
         allow_negative=True,
     )
+
+
+def _check_names(scenario: ScenarioConfig, rows: list[Any], field: str, valid: list[str], expected: str) -> None:
+    """Raises ConfigError naming the first region without a source whose zone or market has no data file."""
+    for i, (region, row) in enumerate(zip(scenario.regions, rows, strict=True)):
+        name = getattr(region, field)
+        if row is None and name not in valid:
+            raise ConfigError(f"scenario.regions[{i}].{field}: expected {expected} ({', '.join(valid)}), got {name!r}")
 
 
 def _present(rows: list[tuple[np.ndarray, np.ndarray] | None]) -> list[tuple[np.ndarray, np.ndarray]]:

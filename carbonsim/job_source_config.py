@@ -3,7 +3,7 @@
 Part of the scenario's batch section (``scenario.batch.source``); frozen dataclasses validated like the rest
 of :mod:`carbonsim.config`. The importers that read the files live in :mod:`carbonsim.data.importers`;
 ``carbonsim.data.importers.load_job_trace(source)`` turns this configuration into a
-:class:`~carbonsim.data.job_trace.JobTrace`. ``docs/own_data_jobs.md`` documents every format.
+:class:`~carbonsim.data.job_trace.JobTrace`. ``docs/own_data.md`` (Job traces) documents every format.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class JobImportOptions:
 
     Attributes:
         start_s: Start of the time window in seconds after the trace's origin (see each format in
-            ``docs/own_data_jobs.md``); jobs submitted earlier are left out and counted. The window's start
+            ``docs/own_data.md``); jobs submitted earlier are left out and counted. The window's start
             becomes ``submit_s = 0``.
         end_s: End of the window (exclusive), seconds after the origin; None for the end of the trace.
         home: Region every job is placed in ("" = drawn by the scenario), or the fallback for pools that

@@ -151,6 +151,10 @@ def build_jobs(
         stages=stages,
         dropped_from_trace=dropped,
         trace_id=tuple(st["job"].to_numpy(dtype=object)[first_row].tolist()),
+        trace_notes=(
+            *((f"skipped: {reason}", count) for reason, count in trace.skipped.items()),
+            *((f"adjusted: {reason}", count) for reason, count in trace.adjusted.items()),
+        ),
     )
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from carbonsim._schema import ConfigError
 from carbonsim.analysis import invariants, metrics
 from carbonsim.analysis import jobs as job_metrics
 from carbonsim.analysis.stream import StreamedTables
@@ -179,7 +181,9 @@ def simulate_policy(
     t_sim = time.perf_counter() - t0
     energy = metrics.energy_account(result)
     streamed = StreamedTables(result, energy)
-    job_df = job_metrics.job_table(result) if len(jobs) else None
+    # A scenario with a job trace whose window holds no job still gets its job table and numbers (all empty).
+    with_trace = cfg.scenario.batch.has_jobs
+    job_df = job_metrics.job_table(result) if len(jobs) else job_metrics.empty_job_table() if with_trace else None
     summary = {
         "policy": policy.name,
         "label": run_label_,
@@ -196,6 +200,9 @@ def simulate_policy(
         )
         summary.update(job_metrics.job_summary(job_df, result))
         invariants.check_jobs(result, job_df, summary)
+    notes = run_warnings(cfg, jobs, summary)
+    summary["warning_count"] = len(notes)
+    summary["warnings"] = notes
     n = max(len(requests), 1)
     timing = {
         "simulation_wall_s": t_sim,
@@ -219,6 +226,85 @@ def simulate_policy(
         timeline=streamed.timeline(),
         signals=metrics.signals(result),
     )
+
+
+def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[str]:
+    """What in a finished run is legal but surely not what was meant, one sentence each.
+
+    * batch jobs that need more CPUs than the largest batch cluster or a GPU type no region has (they fail:
+      nowhere can run them), records of a user's trace its importer left out, or a job source whose window
+      holds no job; batch jobs still in flight at the end (their emissions cover unequal work);
+    * no requests and no jobs at all;
+    * an outage or network cut that starts after the run ended (it never happened);
+    * a learned policy whose network overflowed (non-finite logits) on some decisions.
+
+    Args:
+        cfg: The run's configuration.
+        jobs: Its batch jobs.
+        summary: Its summary so far (``requests``, ``sim_end_s``, ``policy_nonfinite_decisions``).
+
+    Returns:
+        The warnings, in this order; empty for a run without surprises.
+    """
+    sc = cfg.scenario
+    notes: list[str] = []
+    if sc.batch.has_jobs and len(jobs):
+        largest = max(r.batch_cpus for r in sc.regions)
+        too_big = int((jobs.cpus > largest).sum())
+        if too_big:
+            which = f"all {len(jobs)}" if too_big == len(jobs) else f"{too_big} of {len(jobs)}"
+            notes.append(
+                f"scenario.regions[*].batch_cpus: {which} batch jobs need more CPUs than the largest batch cluster"
+                f" ({largest} CPUs) and fail"
+            )
+        no_gpu = int(summary.get("jobs_failed_gpu_type_in_no_region", 0))
+        if no_gpu:
+            notes.append(
+                f"scenario.regions[*].batch_gpus: {no_gpu} of {len(jobs)} batch jobs need a GPU type no region has"
+                " and fail"
+            )
+        skipped = int(summary.get("jobs_skipped_by_importer", 0))
+        if skipped:
+            notes.append(
+                f"scenario.batch.source: the importer left {skipped} records of the trace out"
+                f" ({summary.get('jobs_trace_notes', '')})"
+            )
+        in_flight = int(summary.get("jobs_in_flight", 0))
+        if in_flight:
+            notes.append(
+                f"max_drain_hours: {in_flight} of {len(jobs)} batch jobs are still in flight when the run ends, so"
+                " job emissions (and reductions against another policy) cover unequal work; raise max_drain_hours"
+            )
+    elif sc.batch.has_jobs:
+        source = sc.batch.trace or sc.batch.generator.kind or sc.batch.source.format
+        field = "trace" if sc.batch.trace else "generator" if sc.batch.generator.kind else "source"
+        notes.append(
+            f"scenario.batch.{field}: no job of {source} arrives in its window"
+            f" [{sc.batch.trace_offset_h:g}, {sc.batch.trace_offset_h + cfg.sim_hours:g}) h; the run has no jobs"
+        )
+    if not summary.get("requests") and not len(jobs):
+        notes.append("scenario.arrivals.rate_per_s: the run has no requests and no batch jobs")
+    end_h = float(summary.get("sim_end_s", math.inf)) / 3600.0
+    windows = [(f"outages[{i}]", o.start_h) for i, o in enumerate(sc.faults.outages)]
+    windows += [(f"cuts[{i}]", c.start_h) for i, c in enumerate(sc.faults.cuts)]
+    for name, start_h in windows:
+        if start_h >= end_h:
+            notes.append(
+                f"scenario.faults.{name}.start_h: {start_h:g} h is after the run ended ({end_h:g} h); it never happened"
+            )
+    overflow = int(summary.get("policy_nonfinite_decisions", 0))
+    if overflow:
+        notes.append(
+            f"policy: {overflow} of {summary.get('requests', 0)} decisions had non-finite scores (the network's"
+            " weights are so large that it overflows); they went to the first available region"
+        )
+    return notes
+
+
+def report_warnings(summary: dict[str, Any], prefix: str = "carbonsim") -> None:
+    """Prints a run's warnings (:func:`run_warnings`) to stderr, one line each."""
+    for note in summary.get("warnings") or ():
+        print(f"{prefix}: warning: {note}", file=sys.stderr)
 
 
 BaselinePair = tuple[PolicyConfig, BatchPolicyConfig]
@@ -264,11 +350,14 @@ def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
     pair = baseline_policies(cfg)
     if pair is not None:
         same = is_baseline(pair, cfg.policy, cfg.batch_policy, jobs, requests)
-        base = (
-            out
-            if same
-            else simulate_policy(cfg, pair[0], world, requests, jobs=jobs, batch_policy=pair[1], progress=progress)
-        )
+        try:
+            base = (
+                out
+                if same
+                else simulate_policy(cfg, pair[0], world, requests, jobs=jobs, batch_policy=pair[1], progress=progress)
+            )
+        except ConfigError as exc:  # the baseline's policy refused to run: say it is the baseline's
+            raise ConfigError(f"baseline={cfg.baseline}: {exc}") from None
         add_reductions(out.summary, base.summary, cfg)
     return out
 

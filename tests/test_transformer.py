@@ -38,7 +38,7 @@ from carbonsim.learn.config import (  # noqa: E402
     TransformerConfig,
 )
 from carbonsim.learn.tokens import FIXED_TOKENS, TokenBuilder, token_width  # noqa: E402
-from carbonsim.policies.transformer import TransformerPolicy, TransformerPolicyConfig  # noqa: E402
+from carbonsim.learn.transformer_policy import TransformerPolicy, TransformerPolicyConfig  # noqa: E402
 from carbonsim.runner import prepare, simulate_policy  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

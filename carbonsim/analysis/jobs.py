@@ -93,6 +93,36 @@ def job_table(result: SimResult) -> pd.DataFrame:
     )
 
 
+def empty_job_table() -> pd.DataFrame:
+    """The job table of a run whose trace window holds no job: no rows, every column of :func:`job_table`."""
+    return pd.DataFrame(
+        {
+            **{c: pd.Series([], dtype=np.int64) for c in ("job", "cpus", "suspensions", "migrations")},
+            **{c: pd.Series([], dtype=np.float64) for c in ("arrival_s", "duration_s", "deadline_s")},
+            "interruptible": pd.Series([], dtype=bool),
+            "home": pd.Series([], dtype=object),
+            "region": pd.Series([], dtype=object),
+            "status": pd.Categorical([], categories=sorted(set(JOB_STATUS_NAMES))),
+            **{c: pd.Series([], dtype=np.float64) for c in ("start_s", "end_s", "completion_h", "wait_h")},
+            "deadline": pd.Categorical([], categories=["met", "missed", "pending"]),
+            **{c: pd.Series([], dtype=np.float64) for c in ("energy_kwh", "carbon_g", "cost_usd")},
+            "trace_job": pd.Series([], dtype=object),
+            **{c: pd.Series([], dtype=np.int64) for c in ("stages", "tasks", "tasks_completed", "tasks_failed")},
+            "tasks_in_flight": pd.Series([], dtype=np.int64),
+            **{c: pd.Series([], dtype=np.float64) for c in ("gpus", "gpu_energy_kwh")},
+            "failure": pd.Series([], dtype=object),
+        }
+    )[list(_JOB_COLUMNS)]
+
+
+_JOB_COLUMNS = (
+    "job", "arrival_s", "duration_s", "cpus", "deadline_s", "interruptible", "home", "region", "status",
+    "start_s", "end_s", "completion_h", "wait_h", "deadline", "suspensions", "migrations", "energy_kwh",
+    "carbon_g", "cost_usd", "trace_job", "stages", "tasks", "tasks_completed", "tasks_failed", "tasks_in_flight",
+    "gpus", "gpu_energy_kwh", "failure",
+)  # fmt: skip
+
+
 def stage_table(result: SimResult) -> pd.DataFrame:
     """One row per stage: where and when it ran (a Gantt chart's bars), its tasks and its energy.
 
@@ -195,13 +225,16 @@ def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
     met = int((df["deadline"] == "met").sum())
     missed = int((df["deadline"] == "missed").sum())
     rec = result.job_records
-    assert rec is not None
     out: dict[str, Any] = {
         "jobs": n,
         "jobs_completed": len(done),
         "jobs_failed": int((df["status"] == JOB_STATUS_NAMES[FAILED]).sum()),
         "jobs_in_flight": int((df["status"] == "in_flight").sum()),
         "jobs_left_out_of_trace": result.jobs.dropped_from_trace,
+        # Records of a user's trace its importer did not replay, or replayed changed (reasons in jobs_trace_notes).
+        "jobs_skipped_by_importer": sum(c for r, c in result.jobs.trace_notes if r.startswith("skipped: ")),
+        "jobs_adjusted_by_importer": sum(c for r, c in result.jobs.trace_notes if r.startswith("adjusted: ")),
+        "jobs_trace_notes": "; ".join(f"{reason} ({count})" for reason, count in result.jobs.trace_notes),
         "jobs_deadline_met": met,
         "jobs_deadline_missed": missed,
         "jobs_deadline_pending": n - met - missed,
@@ -215,6 +248,12 @@ def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
         "job_suspensions": int(df["suspensions"].sum()),
         "job_migrations": int(df["migrations"].sum()),
     }
+    if rec is None:  # a job source whose window holds no job: every count 0, every column present
+        out.update({f"jobs_failed_{reason}": 0 for reason in FAILURE_REASONS[1:]})
+        out.update(dict.fromkeys(("stages", "stages_completed", "tasks", "tasks_completed", "tasks_failed"), 0))
+        out.update({"tasks_in_flight": 0, "tasks_running": 0, "job_gpu_energy_kwh": 0.0, "job_network_kwh": 0.0})
+        out.update({f"job_energy_kwh_{name}": 0.0 for name in result.world.scenario.region_names})
+        return out
     for code, reason in enumerate(FAILURE_REASONS):
         if code:
             out[f"jobs_failed_{reason}"] = int((rec.failure == code).sum())

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from carbonsim._schema import ConfigError
 from carbonsim.config import ArrivalConfig, ScenarioConfig
 from carbonsim.core import rng as rngmod
 from carbonsim.core.service import sample_ms
@@ -63,21 +64,24 @@ def hourly_multipliers(
         divided by its mean over the window, or ones.
 
     Raises:
-        ValueError: if a load shape is configured but not given, is too short, or is zero over the window.
+        ValueError: if a load shape is configured but not given.
+        ConfigError: if the load shape is too short for the window, or zero over it.
     """
     if cfg.load_shape:
         if load_shape is None:
             raise ValueError(f"arrivals.load_shape: {cfg.load_shape!r} is configured but no shape was loaded")
         lo, hi = cfg.load_shape_offset_h, cfg.load_shape_offset_h + n_hours
         if hi > load_shape.size:
-            raise ValueError(
-                f"arrivals.load_shape: {cfg.load_shape} has {load_shape.size} hours, the run needs hours "
-                f"{lo}..{hi - 1}; lower load_shape_offset_h or shorten the run"
+            raise ConfigError(  # the user's offset or horizon, not a bug: reported as bad input
+                f"scenario.arrivals.load_shape_offset_h: {cfg.load_shape} has {load_shape.size} hours, the run needs"
+                f" hours {lo}..{hi - 1}; lower load_shape_offset_h or shorten the run"
             )
         window = np.asarray(load_shape[lo:hi], dtype=np.float64)
         mean = float(window.mean())
         if not mean > 0:
-            raise ValueError(f"arrivals.load_shape: {cfg.load_shape} is zero over hours {lo}..{hi - 1}")
+            raise ConfigError(
+                f"scenario.arrivals.load_shape_offset_h: {cfg.load_shape} is zero over hours {lo}..{hi - 1}"
+            )
         return window / mean
     profile = np.asarray(cfg.hourly_profile, dtype=np.float64) if cfg.hourly_profile else np.ones(24)
     return profile[(first_hour_of_day + np.arange(n_hours)) % 24]

@@ -22,17 +22,17 @@ import pandas as pd
 
 from carbonsim.data._io import at_row, read_csv
 from carbonsim.data.errors import DataError
-from carbonsim.data.paths import PathLike, names_with_suffix, trace_path
+from carbonsim.data.paths import PathLike, check_name, names_with_suffix, trace_path
 from carbonsim.data.timeseries import (
     CARBON_INTENSITY,
     HOUR,
     FillMethod,
-    ValueRange,
     validate_series,
 )
 from carbonsim.data.timeseries import (
     fill_gaps as _fill_gaps,
 )
+from carbonsim.limits import MARGINAL_EMISSIONS
 
 ELECTRICITYMAPS_DIR = ("carbon_intensity", "electricitymaps_hourly")
 _EM_SUFFIX = "_2021-2024_hourly.csv.gz"
@@ -77,13 +77,13 @@ EIA930_HEADER = (
 WATTTIME_FILE = ("carbon_intensity", "watttime_moer_caiso_north_2023-06-08_2023-07-08_5min.csv.gz")
 WATTTIME_HEADER = ("oootime", "Caiso_North")
 WATTTIME_STEP = pd.Timedelta(minutes=5)
-MOER = ValueRange(0.0, 2500.0, "MOER (unit unverified, probably gCO2/kWh)")
-"""Wide enough for either candidate unit of the WattTime file: gCO2/kWh or lbs CO2/MWh (coal ~2,200 lbs/MWh)."""
+MOER = MARGINAL_EMISSIONS
+"""Wide enough for either candidate unit of the WattTime file (:data:`carbonsim.limits.MARGINAL_EMISSIONS`)."""
 
 
 def electricitymaps_path(zone: str, root: PathLike | None = None) -> Path:
     """Path of the Electricity Maps file of ``zone`` below the trace folder ``root`` (default: shipped)."""
-    return trace_path(*ELECTRICITYMAPS_DIR, f"{zone}{_EM_SUFFIX}", root=root)
+    return trace_path(*ELECTRICITYMAPS_DIR, f"{check_name(zone, 'Electricity Maps zone')}{_EM_SUFFIX}", root=root)
 
 
 def available_zones(root: PathLike | None = None) -> list[str]:

@@ -39,6 +39,10 @@ import numpy as np
 import pandas as pd
 
 from carbonsim.data.errors import DataError
+from carbonsim.limits import JOB_DURATION_S
+from carbonsim.limits import MAX_CPUS_PER_TASK as MAX_CPUS_PER_TASK  # re-exported: importers use them from here
+from carbonsim.limits import MAX_GPUS_PER_TASK as MAX_GPUS_PER_TASK
+from carbonsim.limits import MAX_TASKS as MAX_TASKS
 
 STAGE_COLUMNS: tuple[str, ...] = (
     "job",
@@ -57,11 +61,8 @@ STAGE_COLUMNS: tuple[str, ...] = (
 _STRING_COLUMNS = ("job", "stage", "gpu_type", "parents", "home")
 _FLOAT_COLUMNS = ("submit_s", "task_duration_s", "cpus_per_task", "gpus_per_task", "deadline_s", "interruptible")
 
-#: Physical bounds that no real job exceeds; a value beyond them is a unit error in the input, not a job.
-MAX_TASKS = 1_000_000
-MAX_TASK_DURATION_S = 366 * 24 * 3600.0
-MAX_CPUS_PER_TASK = 4096.0
-MAX_GPUS_PER_TASK = 64.0
+#: Physical bounds that no real job exceeds (:mod:`carbonsim.limits`); beyond them is a unit error, not a job.
+MAX_TASK_DURATION_S = JOB_DURATION_S.high
 
 
 @dataclass(frozen=True)

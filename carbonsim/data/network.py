@@ -8,6 +8,7 @@ round-trip latency between 54 Azure regions over the 30 days ending 2026-07-30, 
 
 from __future__ import annotations
 
+import io
 import math
 from functools import lru_cache
 from pathlib import Path
@@ -16,14 +17,12 @@ from typing import cast
 import numpy as np
 import pandas as pd
 
-from carbonsim.data._io import at_row, read_header
+from carbonsim.data._io import at_row, check_fields, read_header, read_text
 from carbonsim.data.errors import DataError
 from carbonsim.data.paths import PathLike, trace_path
-from carbonsim.data.timeseries import ValueRange
+from carbonsim.limits import RTT
 
 RTT_MATRIX_FILE = ("network", "azure_inter_region_rtt_p50_ms_2026-07-30_matrix.csv")
-RTT = ValueRange(0.0, 1000.0, "ms")
-"""Plausible round-trip time: the longest published pair is 344 ms; a second would mean a wrong unit."""
 
 
 def load_rtt_matrix(path: PathLike | None = None) -> pd.DataFrame:
@@ -52,11 +51,12 @@ def load_rtt_matrix(path: PathLike | None = None) -> pd.DataFrame:
         raise DataError(f"{file}: line 1: unexpected header {header[:3]}...; expected first cell 'Source'")
     columns = header[1:]
     _check_names(columns, file, "header (line 1)")
+    text = read_text(file)
+    check_fields(text, len(header), file)
     try:
-        raw = pd.read_csv(file, index_col=0, dtype=str, keep_default_na=False)
+        raw = pd.read_csv(io.StringIO(text), index_col=0, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, ValueError) as exc:
         raise DataError(f"{file}: cannot parse as CSV: {exc}") from exc
-    raw = raw.fillna("")  # a short line leaves its last cells missing: report them as empty
     rows = [str(r) for r in raw.index]
     _check_names(rows, file, "first column")
     if set(rows) != set(columns):

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from carbonsim.data.errors import DataError
+from carbonsim.limits import is_plain_name
 
 # Both the same folder as ``Path(carbonsim.__file__).parent``; derived from this file so that importing the
 # data layer does not import the whole ``carbonsim`` package.
@@ -19,16 +20,26 @@ PathLike = str | os.PathLike[str]
 """A file or folder path accepted by the loaders."""
 
 
+TRACES_ENV = "CARBONSIM_TRACES"
+"""Environment variable naming a trace folder to read instead of the shipped one (same layout)."""
+
+
 def traces_dir() -> Path:
     """The folder holding the trace files.
 
     Returns:
-        ``<package>/traces`` if it exists (installed package), else the repository's top-level ``traces/``
-        (checkout or editable install).
+        The folder named by the environment variable ``CARBONSIM_TRACES`` if set (a copy of the traces with
+        the same layout, e.g. with newer data); else ``<package>/traces`` if it exists (installed package),
+        else the repository's top-level ``traces/`` (checkout or editable install).
 
     Raises:
-        DataError: if neither folder exists.
+        DataError: if the folder named by ``CARBONSIM_TRACES`` does not exist, or neither shipped folder does.
     """
+    chosen = os.environ.get(TRACES_ENV)
+    if chosen:
+        if not Path(chosen).is_dir():
+            raise DataError(f"{TRACES_ENV}={chosen}: expected a folder of trace files, got no such folder")
+        return Path(chosen)
     installed = _PACKAGE_DIR / "traces"
     if installed.is_dir():
         return installed
@@ -44,15 +55,39 @@ def names_with_suffix(*parts: str, suffix: str, root: PathLike | None = None) ->
     return sorted(p.name.removesuffix(suffix) for p in folder.glob(f"*{suffix}"))
 
 
+def check_name(name: str, what: str) -> str:
+    """Returns ``name`` if it can be part of a file name below the trace folder; raises otherwise.
+
+    Zone, market and trace names become file names (``<zone>_2021-2024_hourly.csv.gz``); a name with a
+    path separator, a NUL byte, or one that is ``.`` or ``..``, could reach a file outside the trace folder.
+
+    Args:
+        name: The name.
+        what: What it names, for the message (e.g. ``"Electricity Maps zone"``).
+
+    Raises:
+        DataError: naming ``what`` and the name.
+    """
+    if not is_plain_name(name):
+        raise DataError(f"{what} {name!r}: expected a name without '/', '\\' or '..' (names stay in the trace folder)")
+    return name
+
+
 def trace_path(*parts: str, root: PathLike | None = None) -> Path:
     """Path of a file below the trace folder.
 
     Args:
-        *parts: Path components relative to the trace folder, e.g. ``("network", "x.csv")``.
+        *parts: Path components relative to the trace folder, e.g. ``("network", "x.csv")``; each must be a
+            plain name (:func:`check_name`), so the path cannot leave the folder.
         root: Trace folder to use instead of :func:`traces_dir` (tests pass a copy).
 
     Returns:
         The joined path; whether it exists is checked by the loader that opens it.
+
+    Raises:
+        DataError: if a component is empty, ``.``/``..`` or holds a path separator.
     """
+    for part in parts:
+        check_name(part, "trace file or folder name")
     base = Path(root) if root is not None else traces_dir()
     return base.joinpath(*parts)

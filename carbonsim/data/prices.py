@@ -14,7 +14,7 @@ import pandas as pd
 
 from carbonsim.data._io import read_csv
 from carbonsim.data.errors import DataError
-from carbonsim.data.paths import PathLike, names_with_suffix, trace_path
+from carbonsim.data.paths import PathLike, check_name, names_with_suffix, trace_path
 from carbonsim.data.timeseries import ON_THE_HOUR, PRICE, validate_series
 
 PRICES_DIR = ("electricity_prices", "hourly_usd_per_mwh")
@@ -28,7 +28,7 @@ hh:30 UTC. Every other market is stamped on the hour."""
 
 def price_path(market: str, root: PathLike | None = None) -> Path:
     """Path of the price file of ``market`` below the trace folder ``root`` (default: shipped)."""
-    return trace_path(*PRICES_DIR, f"{market}{_SUFFIX}", root=root)
+    return trace_path(*PRICES_DIR, f"{check_name(market, 'price market')}{_SUFFIX}", root=root)
 
 
 def available_markets(root: PathLike | None = None) -> list[str]:

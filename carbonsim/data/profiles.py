@@ -18,6 +18,7 @@ import pandas as pd
 from carbonsim.data._io import at_row, at_rows, read_csv
 from carbonsim.data.errors import DataError
 from carbonsim.data.paths import PathLike, trace_path
+from carbonsim.limits import LATENCY_MS
 
 PROFILES_FILE = ("inference_profiles", "nvidia_dle_inference_latency_bert_resnet50.csv")
 LATENCY_COLUMNS = (
@@ -66,8 +67,8 @@ PROFILES_HEADER = (
 SERVING_STACKS = ("framework_benchmark", "triton_offline")
 PRECISIONS = ("fp32", "tf32", "fp16", "int8")
 THROUGHPUT_UNITS = ("img/s", "sequences/s", "inferences/s")
-MAX_LATENCY_MS = 60_000.0
-"""Plausible upper bound of one measured latency; the published worst case (p100) is a few seconds."""
+MAX_LATENCY_MS = LATENCY_MS.high
+"""Plausible upper bound of one measured latency (:data:`carbonsim.limits.LATENCY_MS`)."""
 
 
 # Percentile pairs that must be ordered. p90 <= p95 is not enforced: NVIDIA's ResNet-50 TF1 table for T4

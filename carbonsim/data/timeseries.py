@@ -17,7 +17,6 @@ it filled; :func:`require_span` checks that a series covers the window a run nee
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
@@ -27,6 +26,7 @@ import pandas as pd
 
 from carbonsim.data._io import at_row, at_rows
 from carbonsim.data.errors import DataError
+from carbonsim.limits import CARBON_INTENSITY, PRICE, ValueRange
 
 HOUR = pd.Timedelta(hours=1)
 """Step of an hourly series."""
@@ -50,34 +50,6 @@ RowNumbers = npt.NDArray[np.int64]
 _TIMESTAMP = r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})?"
 _OFFSET = r"(?:Z|[+-]\d{2}:?\d{2})$"
 _UTC_OFFSET = r"(?:Z|\+00:?00)$"
-
-
-@dataclass(frozen=True)
-class ValueRange:
-    """Plausible range of a quantity, used to catch wrong units and corrupt values.
-
-    Attributes:
-        low: Smallest plausible value, inclusive.
-        high: Largest plausible value, inclusive.
-        unit: Unit of the values, for messages.
-    """
-
-    low: float
-    high: float
-    unit: str
-
-    def describe(self) -> str:
-        """The range as text, e.g. ``[0, 2000] gCO2eq/kWh``."""
-        return f"[{self.low:g}, {self.high:g}] {self.unit}"
-
-
-CARBON_INTENSITY = ValueRange(0.0, 2000.0, "gCO2eq/kWh")
-"""Grid carbon intensity: no grid averages above ~1,200 gCO2eq/kWh (pure lignite); 2,000 leaves headroom."""
-
-PRICE = ValueRange(-1000.0, 20000.0, "USD/MWh")
-"""Wholesale electricity price. Negative prices are real (EU harmonised floor -500 EUR/MWh, Australian NEM
-floor -1,000 AUD/MWh). The top is above the NEM market price cap (AUD 15,500-17,500/MWh in 2022-2025), the
-highest cap among the markets shipped here; the shipped AU-NSW series reaches 15,637."""
 
 
 def _rows(n: int, rows: RowNumbers | None) -> RowNumbers:
@@ -246,8 +218,8 @@ def check_values(
         The values as float64 (NaN only where ``allow_nan`` let an empty cell through).
 
     Raises:
-        DataError: at the first non-numeric cell, empty cell (unless allowed), negative value where the range
-            starts at 0, or value outside the range.
+        DataError: at the first non-numeric cell, empty cell (unless allowed), infinite value, negative value
+            where the range starts at 0, or value outside the range.
     """
     row_numbers = _rows(len(raw), rows)
 
@@ -267,7 +239,7 @@ def check_values(
     with np.errstate(invalid="ignore"):
         negative = values < 0
         below = values < valid.low
-        above = values > valid.high
+        above = (values > valid.high) | np.isinf(values)  # infinity is never plausible, whatever the range
     if valid.low >= 0 and negative.any():
         i = int(np.argmax(negative))
         raise DataError(

@@ -23,13 +23,14 @@ from carbonsim.data.errors import DataError
 from carbonsim.data.job_trace import JobTrace, one_task_jobs
 from carbonsim.data.paths import PathLike, trace_path
 from carbonsim.data.timeseries import ValueRange, check_values, parse_utc
+from carbonsim.limits import CPU_LOAD, JOB_CPUS, JOB_DURATION_S, TOKENS, TRACE_SPAN_S
 
 WORKLOADS_DIR = "workloads"
 SECONDS_PER_HOUR = 3600.0
 
 LLM_KINDS = ("code", "conv")
 LLM_HEADER = ("TIMESTAMP", "ContextTokens", "GeneratedTokens")
-_TOKENS = ValueRange(0.0, 1_000_000.0, "tokens")
+_TOKENS = TOKENS
 
 LOAD_SHAPES = {
     "alibaba_1": "sustaindc_Alibaba_CPU_Data_Hourly_1.csv.gz",
@@ -38,7 +39,7 @@ LOAD_SHAPES = {
 }
 """Load-shape name -> file: Alibaba 2017 (8,904 h each) and Google 2011 (8,760 h)."""
 LOAD_SHAPE_HEADER = ("", "cpu_load")
-_CPU_LOAD = ValueRange(0.0, 1.0, "fraction of capacity")
+_CPU_LOAD = CPU_LOAD
 
 GAIA_HEADER = ("arrival_time", "length", "cpus")
 GAIA_TRACES = {
@@ -160,7 +161,7 @@ def load_load_shape(name: str, path: PathLike | None = None) -> npt.NDArray[np.f
         raise DataError(f"{file}: no data rows; expected one row per hour")
     counter_column = df.columns[0]
     counter = pd.to_numeric(df[counter_column], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    bad = np.isnan(counter) | (counter != np.floor(counter))
+    bad = ~np.isfinite(counter) | (counter != np.floor(counter))
     if bad.any():
         i = int(np.argmax(bad))
         raise DataError(f"{_where(file, i + 1)}: hour counter {df[counter_column].iloc[i]!r}; expected an integer")
@@ -200,16 +201,22 @@ def load_gaia_jobs(name: str, path: PathLike | None = None) -> pd.DataFrame:
         s, positive) and ``cpus`` (int64, CPUs requested, positive).
 
     Raises:
-        DataError: unknown name; unexpected header; an empty, non-numeric, negative or out-of-order arrival;
-            an empty, non-numeric or non-positive length; a CPU count that is not a positive integer.
+        DataError: unknown name; unexpected header; an empty, non-numeric, negative, out-of-order or
+            implausible arrival (beyond :data:`~carbonsim.limits.TRACE_SPAN_S`); an empty, non-numeric,
+            non-positive or implausible length (beyond :data:`~carbonsim.limits.JOB_DURATION_S`); a CPU count
+            that is not a whole number in :data:`~carbonsim.limits.JOB_CPUS` (1 to 65,536).
     """
     if name not in GAIA_TRACES:
         raise DataError(f"unknown GAIA trace {name!r}; expected one of {available_gaia_traces()}")
     file = Path(path) if path is not None else trace_path(WORKLOADS_DIR, f"gaia_batch_jobs_{name}.csv.gz")
     df = read_csv(file, GAIA_HEADER)
-    unit = "h" if GAIA_TRACES[name] == SECONDS_PER_HOUR else "s"
+    scale = GAIA_TRACES[name]
+    unit = "h" if scale == SECONDS_PER_HOUR else "s"
     arrival = check_values(
-        df["arrival_time"], source=str(file), column="arrival_time", valid=ValueRange(0.0, np.inf, unit)
+        df["arrival_time"],
+        source=str(file),
+        column="arrival_time",
+        valid=ValueRange(TRACE_SPAN_S.low / scale, TRACE_SPAN_S.high / scale, unit),
     )
     backwards = np.flatnonzero(np.diff(arrival) < 0)
     if backwards.size:
@@ -218,17 +225,21 @@ def load_gaia_jobs(name: str, path: PathLike | None = None) -> pd.DataFrame:
             f"{_where(file, i + 1)}: arrival_time {arrival[i]:g} {unit} before {at_row(i)} with {arrival[i - 1]:g};"
             " expected non-decreasing arrivals"
         )
-    length = check_values(df["length"], source=str(file), column="length", valid=ValueRange(0.0, np.inf, unit))
+    length = check_values(
+        df["length"],
+        source=str(file),
+        column="length",
+        valid=ValueRange(JOB_DURATION_S.low / scale, JOB_DURATION_S.high / scale, unit),
+    )
     zero = np.flatnonzero(length <= 0)
     if zero.size:
         i = int(zero[0])
         raise DataError(f"{_where(file, i + 1)}: length {length[i]:g} {unit}; expected a positive job duration")
-    cpus = check_values(df["cpus"], source=str(file), column="cpus", valid=ValueRange(1.0, 1_000_000.0, "CPUs"))
+    cpus = check_values(df["cpus"], source=str(file), column="cpus", valid=JOB_CPUS)
     fractional = np.flatnonzero(cpus != np.floor(cpus))
     if fractional.size:
         i = int(fractional[0])
         raise DataError(f"{_where(file, i + 1)}: cpus {cpus[i]:g}; expected a whole number of CPUs")
-    scale = GAIA_TRACES[name]
     return pd.DataFrame({"arrival_s": arrival * scale, "duration_s": length * scale, "cpus": cpus.astype(np.int64)})
 
 

@@ -13,6 +13,8 @@ import itertools
 import json
 import os
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +138,11 @@ def load(path: str | Path) -> MLPPolicy:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as data:
+        # Opened here, not by NumPy: NumPy leaves its file open when the zip turns out to be damaged.
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # A truncated or damaged zip, a file that is not one, a member that is not a NumPy array.
         raise CheckpointError(
             f"{path}: not a carbonsim policy checkpoint (.npz without pickled objects): {exc}"
         ) from None
@@ -178,6 +182,12 @@ def load(path: str | Path) -> MLPPolicy:
     for key in ("features", "regions", "workloads"):
         if key not in header:
             raise CheckpointError(f"{path}: header lacks {key!r}")
+    if not isinstance(header["features"], dict):
+        raise CheckpointError(f"{path}: header 'features': expected a mapping, got {header['features']!r}")
+    for key in ("regions", "workloads"):
+        names = header[key]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise CheckpointError(f"{path}: header {key!r}: expected a list of names, got {names!r}")
     header.pop("format")
     header.pop("version")
     return MLPPolicy(tuple(weights), tuple(biases), str(activation), header)

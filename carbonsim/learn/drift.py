@@ -45,7 +45,7 @@ def _window_run(base: RunConfig, start_utc: str, cfg: DriftConfig, seed: int) ->
 
 def deployed_policies(cfg: DriftConfig) -> dict[str, tuple[Any, Policy]]:
     """The policies of the experiment by label: (config, object); the transformer ones persist across windows."""
-    from carbonsim.policies.transformer import TransformerPolicyConfig
+    from carbonsim.learn.transformer_policy import TransformerPolicyConfig
 
     frozen = TransformerPolicyConfig(checkpoint=cfg.checkpoint)
     learning = TransformerPolicyConfig(checkpoint=cfg.checkpoint, online=dataclasses.replace(cfg.online, enabled=True))

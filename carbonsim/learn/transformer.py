@@ -41,6 +41,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from carbonsim._schema import ConfigError, build
+from carbonsim.learn import checkpoint as mlp_checkpoint
 from carbonsim.learn.checkpoint import write_atomically
 from carbonsim.learn.config import FeatureConfig, TransformerConfig
 from carbonsim.learn.tokens import FIXED_TOKENS, N_KINDS, token_kinds, token_width
@@ -51,8 +52,8 @@ MINILM_PACKAGE = "all_minilm_l6_v2"
 MINILM_PARAMETERS = 22_713_728
 
 
-class CheckpointError(ValueError):
-    """A transformer checkpoint that is missing, malformed or does not fit."""
+class CheckpointError(mlp_checkpoint.CheckpointError):
+    """A transformer checkpoint that is missing, malformed or does not fit (a kind of checkpoint error)."""
 
 
 def minilm_archive() -> Path:

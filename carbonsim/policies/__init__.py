@@ -1,6 +1,8 @@
 """Routing policies and their registry.
 
-Importing this package registers every built-in policy. Add a policy by decorating a class with
+Importing this package registers every built-in rule-based policy; the learned ones (``ppo``,
+``transformer``) live in :mod:`carbonsim.learn` and are registered when ``carbonsim`` is imported, so that
+``learn`` depends on ``policies`` and never the reverse. Add a policy by decorating a class with
 :func:`register` (see README, "Adding a policy").
 """
 
@@ -13,10 +15,8 @@ from carbonsim.policies import (  # noqa: F401  (registers the built-in policies
     casper_batch,
     heuristics,
     hybrid,
-    learned,
     llm_planner,
     pcaps,
-    transformer,
 )
 from carbonsim.policies.base import BasePolicy, predicted_latency_ms
 from carbonsim.policies.hybrid import ConstrainedHybridConfig, HybridConfig

@@ -143,6 +143,8 @@ class Jobs:
         dropped_from_trace: Jobs of the trace window left out by ``max_jobs``.
         stages: The stage table (built as one task per job when None).
         trace_id: Job ids from the trace (for outputs), or None.
+        trace_notes: What the importer of a user's trace did not replay (``skipped: <reason>``) or replayed
+            with a documented change (``adjusted: <reason>``), with counts; reported in the run summary.
     """
 
     arrival_s: np.ndarray
@@ -154,6 +156,7 @@ class Jobs:
     dropped_from_trace: int = 0
     stages: Stages = None  # type: ignore[assignment]  # filled in __post_init__
     trace_id: tuple[str, ...] | None = None
+    trace_notes: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         n = np.asarray(self.arrival_s).size
@@ -206,6 +209,7 @@ class Jobs:
         stages: Stages,
         dropped_from_trace: int = 0,
         trace_id: tuple[str, ...] | None = None,
+        trace_notes: tuple[tuple[str, int], ...] = (),
     ) -> Jobs:
         """Jobs with the given stage table; ``duration_s`` and ``cpus`` are derived from it."""
         n = np.asarray(arrival_s).size
@@ -225,6 +229,7 @@ class Jobs:
             dropped_from_trace=dropped_from_trace,
             stages=stages,
             trace_id=trace_id,
+            trace_notes=trace_notes,
         )
 
     @staticmethod

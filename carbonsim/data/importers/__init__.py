@@ -16,7 +16,7 @@ format             what it reads                                           loade
 
 :func:`load_job_trace` reads a :class:`~carbonsim.job_source_config.JobSourceConfig` (the scenario's
 ``batch.source``). Deadlines are left NaN unless the trace has them; :func:`with_deadlines` applies the
-slack-factor or window rule. ``docs/own_data_jobs.md`` documents the formats, options and commands.
+slack-factor or window rule. ``docs/own_data.md`` (Job traces) documents the formats, options and commands.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 import pandas as pd
 
+from carbonsim.data._io import read_csv, read_header
 from carbonsim.data.errors import DataError
 from carbonsim.data.job_trace import STAGE_COLUMNS, JobTrace, validate_stages
 from carbonsim.data.paths import PathLike, trace_path
@@ -229,7 +230,8 @@ def catalog_gpus(root: PathLike | None = None) -> tuple[str, ...]:
     """GPU names of the hardware catalog ``traces/catalog/gpus.csv``."""
     path = trace_path("catalog", "gpus.csv", root=root)
     try:
-        frame = pd.read_csv(path, usecols=["gpu"], dtype=str)
+        # Every line as many fields as the header (usecols alone would let a long line shift its values).
+        frame = read_csv(path, read_header(path), usecols=["gpu"], dtype={"gpu": str})
     except (*READ_ERRORS, ValueError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot read the GPU catalog: {exc}") from exc
     return tuple(frame["gpu"].str.strip())

@@ -28,6 +28,7 @@ from carbonsim._schema import ConfigError
 from carbonsim.config import PolicyConfig
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.learn.config import OnlineConfig
+from carbonsim.learn.learned_policy import greedy_choice
 from carbonsim.policies.base import BasePolicy
 from carbonsim.policies.registry import register
 
@@ -105,6 +106,7 @@ class TransformerPolicy(BasePolicy):
         self._last_plan_s = 0.0
         self._marginal_w: tuple[float, ...] = ()
         self._pue: tuple[float, ...] = ()
+        self.nonfinite_decisions = 0
 
     def reset(self, context: PolicyContext) -> None:
         """Prepares the tokens for this run's regions; a learning policy keeps what it has learned."""
@@ -127,6 +129,7 @@ class TransformerPolicy(BasePolicy):
                 self._learner.rng = context.rng
             self._learner.start_run(context.outcomes)
         self._last_plan_s = 0.0
+        self.nonfinite_decisions = 0
         self._marginal_w = tuple(b - i for b, i in zip(context.busy_w, context.idle_w, strict=True))
         self._pue = context.pue
 
@@ -147,12 +150,16 @@ class TransformerPolicy(BasePolicy):
         tokens = builder.build(view)
         logits = self.model.region_logits(tokens)
         available = view.available
+        greedy, overflow = greedy_choice(logits, available)
+        self.nonfinite_decisions += overflow
+        if overflow:
+            logits = np.where(np.arange(len(logits)) == greedy, 0.0, -np.inf)  # no softmax over NaN
         if not all(available) and any(available):
             # Regions that cannot take the request are masked out of the pointer's choice.
             logits = np.where(np.asarray(available), logits, -np.inf)
         learner = self._learner
         if learner is None:
-            return int(np.argmax(logits))
+            return greedy
         online = self.config.online
         z = logits.astype(np.float64) / online.temperature
         z -= z.max()
@@ -181,9 +188,12 @@ class TransformerPolicy(BasePolicy):
 
     def stats(self) -> dict[str, float]:
         """Learning counters (cumulative over the runs this policy has served)."""
+        # Present only when it happened (the summary's keys stay those of a sound network otherwise).
+        counts = {"nonfinite_decisions": float(self.nonfinite_decisions)} if self.nonfinite_decisions else {}
         if self._learner is None:
-            return {}
+            return counts
         return {
+            **counts,
             "online_updates": float(self._learner.updates),
             "online_samples": float(self._learner.samples_used),
             "online_decisions": float(self._learner.decisions),

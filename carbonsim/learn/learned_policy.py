@@ -9,6 +9,7 @@ regions and workloads it was trained on, in the same order; anything else is ref
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,29 @@ class LearnedPolicyConfig(PolicyConfig):
     checkpoint: str = ""
 
 
+def greedy_choice(logits: np.ndarray, available: Sequence[bool]) -> tuple[int, bool]:
+    """The available region with the largest logit, and whether a logit overflowed (was not finite).
+
+    A network whose weights are far too large computes infinite or NaN logits; ``np.argmax`` would then pick
+    the first NaN, i.e. some fixed region, without a word. Here NaN never wins (+inf does), the choice falls
+    back to the first available region if nothing finite is left, and the overflow is reported so that the
+    policy can count it (``policy_nonfinite_decisions`` in the summary, and a warning).
+
+    Args:
+        logits: One score per region.
+        available: Whether each region can take the request (all false: every region counts).
+    """
+    scores = np.asarray(logits, dtype=np.float64)
+    mask = np.asarray(available, dtype=bool)
+    if not mask.any():
+        mask = np.ones(scores.size, dtype=bool)
+    overflow = not bool(np.isfinite(scores[mask]).all())
+    masked = np.where(mask & ~np.isnan(scores), scores, -np.inf)
+    if overflow and np.isneginf(masked).all():
+        return int(np.argmax(mask)), overflow
+    return int(np.argmax(masked)), overflow
+
+
 @register("ppo", LearnedPolicyConfig)
 class LearnedPolicy(BasePolicy):
     """Routes with a trained policy network (greedy action)."""
@@ -58,6 +82,7 @@ class LearnedPolicy(BasePolicy):
         except (TypeError, ConfigError) as exc:
             raise ConfigError(f"policy.checkpoint: {config.checkpoint}: header 'features'/'reward': {exc}") from None
         self._builder: FeatureBuilder | None = None
+        self.nonfinite_decisions = 0
 
     def reset(self, context: PolicyContext) -> None:
         """Checks that the scenario is the one the network was trained for and prepares the features."""
@@ -77,13 +102,18 @@ class LearnedPolicy(BasePolicy):
             )
         self._builder = FeatureBuilder(context, self.features)
         self._builder.set_reward(self.reward)
+        self.nonfinite_decisions = 0
 
     def decide(self, view: DecisionView) -> int:
         """The available region with the largest logit."""
         assert self._builder is not None, "reset() first"
         obs = self._builder.build(view)
-        available = view.available
-        if all(available):
-            return self.network.act(obs)
-        logits = np.where(np.asarray(available), self.network.logits(obs), -np.inf)
-        return int(np.argmax(logits))
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = self.network.logits(obs)
+        choice, overflow = greedy_choice(logits, view.available)
+        self.nonfinite_decisions += overflow
+        return choice
+
+    def stats(self) -> dict[str, float]:
+        """Decisions whose logits were not all finite (weights so large that the network overflows), if any."""
+        return {"nonfinite_decisions": float(self.nonfinite_decisions)} if self.nonfinite_decisions else {}
