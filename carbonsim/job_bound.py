@@ -566,7 +566,7 @@ def _check(res: object, what: str) -> None:
 
 
 def job_bounds(world: World, jobs: Jobs) -> dict[str, float]:
-    """Both region rules' bounds in kg, keyed as run summaries carry them (``bound_<rule>_job_carbon_kg``)."""
+    """Both region rules' bounds of a run's jobs, in kg CO2eq by rule (``home``, ``any``); empty without jobs."""
     if not len(jobs):
         return {}
-    return {f"bound_{rule}_job_carbon_kg": batch_bound(world, jobs, rule).carbon_g / 1e3 for rule in RULES}
+    return {rule: batch_bound(world, jobs, rule).carbon_g / 1e3 for rule in RULES}

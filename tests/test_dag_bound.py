@@ -234,3 +234,30 @@ def test_the_bound_never_exceeds_a_policy_that_met_every_deadline(instance):
         rec = result.job_records
         if np.all(rec.seg_region == js.home[rec.seg_job]):  # it kept every job at home
             assert bounds["home"].carbon_g <= carbon_g * (1 + 1e-7) + 1e-9, name
+
+
+def test_runs_and_experiments_report_the_bound_and_shares_for_gpu_and_dag_jobs(tmp_path):
+    from carbonsim.experiment import run_experiment
+
+    # A single run of GPU training jobs carries both bounds and its share of their reductions.
+    s = carbonsim.run(
+        carbonsim.load_config(["scenario=gpu_training", "sim_hours=3", "batch_policy=gaia_lowest_window"])
+    )
+    summary = s.summary
+    assert summary["jobs"] > 5 and summary["jobs_failed"] == 0
+    assert 0 < summary["bound_any_job_carbon_kg"] <= summary["bound_home_job_carbon_kg"]
+    base = summary["baseline_job_carbon_kg"]
+    for rule in ("home", "any"):
+        saved = base - summary["job_carbon_kg"]
+        share = 100.0 * saved / (base - summary[f"bound_{rule}_job_carbon_kg"])
+        assert summary[f"job_share_of_{rule}_bound_pct"] == pytest.approx(share) and saved > 0
+    # An experiment on TPC-H DAGs: every policy's row has the bounds (the same for all) in its table.
+    cfg = carbonsim.load_config(["+experiment=batch_shifting", "scenario=dag_tpch", "sim_hours=0.25"])
+    assert cfg.experiment is not None
+    exp = dataclasses.replace(cfg.experiment, runs=cfg.experiment.runs[:2], variants=())
+    jobs_table = run_experiment(dataclasses.replace(cfg, experiment=exp), tmp_path)["jobs"]
+    assert len(jobs_table) == 2
+    for rule in ("home", "any"):
+        values = jobs_table[f"bound_{rule}_job_carbon_kg"]
+        assert values.notna().all() and values.nunique() == 1 and (values > 0).all()
+    assert "job_share_of_any_bound_pct" in jobs_table.columns
