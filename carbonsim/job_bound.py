@@ -27,26 +27,45 @@ descendants cannot finish in time, no on-time schedule runs it. Only hours meeti
                 sum_o x[s, o, t, k] <= tasks_s x |hour t within the window of s|           (parallelism)
                 sum x[s, o, t, k] cpus_s <= cpus_r x 3600, per region and hour            (CPU capacity)
                 sum x[s, o, t, k] gpus_s <= gpus_r,g x 3600, per region, GPU type, hour   (GPU capacity)
-                W_c(t) <= A_c(t) x W_p(t) / work_p, per edge p -> c and hour t             (precedence)
+                W_c(<= t) <= A_c(t) x W_p(<= t) / work_p, per edge p -> c, hour t          (across hours)
+                y[s, t] >= (1 + off_s(t) / len_s(t)) W_s(t) / (tasks_s c_top)             (clock)
+                y[c, t] >= y[p, t] + W_c(t) / (tasks_c c_top), per edge p -> c, hour t     (within an hour)
+                0 <= y[s, t] <= min(end of hour t, latest finish of s) - start of hour t
                 x >= 0
 
 with ``P`` the power of one allocation of one task (``cpus x cpu_busy_w + gpus x gpu_busy_w[type]``),
-``W_s(t) = sum_{o, t' <= t, k} m_k x[s, o, t', k]`` the stage's work done by the end of hour ``t`` and
+``W_s(t)`` and ``W_s(<= t)`` the stage's work (``sum m_k x``) in hour ``t`` and by its end,
 ``A_c(t) = min(work_c, tasks_c x c_top x (end of hour t - earliest start of c))`` the most work the child
-can have done by then. The precedence row is valid for every schedule: a child that has done any work by
-the end of hour ``t`` started after all its parents finished, so ``W_p(t) = work_p`` and the row reads
-``W_c(t) <= A_c(t)``, which holds; a child that has done none satisfies it trivially. It is stronger than
-the cumulative-fraction row ``W_c(t) / work_c <= W_p(t) / work_p`` whenever the child could not finish by
-then. Rows are needed only for hours in which both the child can already have run and the parent can
-still run; where the two windows share no hour boundary (a whole TPC-H job inside one hour) precedence acts
-through the windows alone.
+can have done by then, ``len_s(t)`` the length of hour ``t`` within the window of ``s`` and ``off_s(t)``
+the part of the hour before the window opens.
+
+*Across hours*: valid for every schedule, since a child that has done any work by the end of hour ``t``
+started after all its parents finished, so ``W_p(<= t) = work_p`` and the row reads ``W_c(<= t) <=
+A_c(t)``, which holds; a child that has done none satisfies it trivially. It implies the cumulative-
+fraction row ``W_c(<= t) / work_c <= W_p(<= t) / work_p`` and is stronger whenever the child could not
+finish by then. Rows are built for the hours from the child's first to the one before the parent's last
+(later the parent is done, earlier the child cannot run).
+
+*Within an hour*: ``y[s, t]`` stands for the time from the start of hour ``t`` until ``s`` completes,
+clipped to the hour. In any schedule, a stage's work in the hour runs after ``off`` and takes at least
+``W / (tasks c_top)`` seconds (at most ``tasks`` tasks, each at most ``c_top`` work per second), and
+``W / len <= tasks c_top`` bounds the share of ``off`` charged; a child's work in the hour runs after its
+parent completed, so ``y[c] >= y[p] + W_c / (tasks_c c_top)`` (and ``y[c] >= y[p]`` when it does none).
+So along a path the stages share the hour instead of filling it side by side, which the columns alone
+allow. Clocks exist for the stages and hours an edge's two windows share.
+
+Neither kind is built for a job whose stages can all run only in one and the same hour (most TPC-H jobs,
+whose deadlines are seconds away): each stage then does all its work in that hour, where neither cost nor
+capacity depends on the order, and running every stage from its earliest start with all its tasks at top
+speed meets every row, so they cannot change the optimum.
 
 **Why it is a lower bound.** Every engine schedule that completes each job by its deadline maps to a
 feasible point of equal emissions: a task running on ``k`` copies for ``d`` seconds fills columns
 ``1..k`` for ``d`` seconds; tasks, waves, suspensions, the one-region-per-job rule and the
 non-interruptible rule only restrict it. Migration energy (network) and the restore time a migration adds
 to a task (more running time, more energy) only add emissions, so the program ignores them; so does the
-engine's relative completion tolerance (1e-9 of a task). A non-interruptible job could be started at a
+engine's relative completion tolerance (1e-9 of a task) and the 1e-6 s by which a run may pass a deadline
+and still meet it. A non-interruptible job could be started at a
 scale > 1 by a policy (the engine allows it), so every job gets the scaling columns, not only interruptible
 ones.
 
