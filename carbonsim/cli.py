@@ -68,6 +68,9 @@ SUMMARY_ROWS = (
     ("job_carbon_kg", "job carbon (kg CO2eq)", "{:.3f}"),
     ("job_cost_usd", "job electricity cost (USD)", "{:.2f}"),
     ("job_carbon_reduction_pct", "job carbon reduction vs baseline (%)", "{:.1f}"),
+    ("bound_any_job_carbon_kg", "job carbon, clairvoyant bound (kg CO2eq)", "{:.3f}"),
+    ("job_share_of_home_bound_pct", "share of the home-region bound's reduction (%)", "{:.1f}"),
+    ("job_share_of_any_bound_pct", "share of the any-region bound's reduction (%)", "{:.1f}"),
 )
 
 JOB_COMPARISON_COLUMNS = (

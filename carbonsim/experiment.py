@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from carbonsim import sweep
 from carbonsim._schema import ConfigError, build
 from carbonsim.analysis import tables
-from carbonsim.bounds import batch_bound, inference_bound
+from carbonsim.bounds import inference_bound, job_bounds
 from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.jobs import Jobs
@@ -177,9 +177,8 @@ def experiment_job(
 
     def compute_bounds() -> dict[str, float]:
         out: dict[str, float] = {}
-        if len(jobs) and jobs.independent:  # the bound with precedence and GPUs is issue 17's item 4
-            for rule in ("home", "any"):
-                out[f"bound_{rule}_job_carbon_kg"] = batch_bound(world, jobs, rule).carbon_g / 1e3
+        for rule, kg in job_bounds(world, jobs).items():
+            out[f"bound_{rule}_job_carbon_kg"] = kg
         if len(requests):
             out["bound_carbon_kg"] = inference_bound(world, requests, vcfg.sim_hours * 3600.0).carbon_g / 1e3
         return out

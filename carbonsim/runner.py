@@ -32,6 +32,7 @@ from carbonsim.core.simulation import Progress, Simulation
 from carbonsim.core.world import World, compile_world, signal_hours
 from carbonsim.hardware import resolve_profiles
 from carbonsim.inputs import batch_jobs, request_inputs, signals
+from carbonsim.job_bound import job_bounds
 from carbonsim.policies import batch_policy_config, make_batch_policy, make_policy, policy_config
 
 #: Given a run's label, the callback its simulation reports its :class:`~carbonsim.core.simulation.Progress` to.
@@ -343,7 +344,9 @@ def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
     """Runs the configured policies and, if a baseline is set, the baseline on the same arrivals.
 
     With batch jobs, the baseline run pairs the baseline routing policy with the baseline batch policy
-    (``batch_baseline``). ``progress`` as in :func:`simulate_policy`.
+    (``batch_baseline``), and the summary carries the clairvoyant job bounds (``bound_<rule>_job_carbon_kg``)
+    and the policy's share of their reduction (:func:`carbonsim.job_bound.job_bounds`). ``progress`` as in
+    :func:`simulate_policy`.
     """
     world, requests, jobs = prepare(cfg)
     out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs, progress=progress)
@@ -359,6 +362,8 @@ def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
         except ConfigError as exc:  # the baseline's policy refused to run: say it is the baseline's
             raise ConfigError(f"baseline={cfg.baseline}: {exc}") from None
         add_reductions(out.summary, base.summary, cfg)
+    if len(jobs):
+        job_metrics.add_bound(out.summary, job_bounds(world, jobs))
     return out
 
 

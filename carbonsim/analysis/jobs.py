@@ -298,7 +298,9 @@ def add_bound(summary: dict[str, Any], bounds: dict[str, float]) -> None:
             of temporal shifting; ``any``: jobs may run anywhere).
 
     ``job_share_of_<rule>_bound_pct`` = (baseline - policy) / (baseline - bound) x 100: 100 % means the
-    policy reached the bound, 0 % that it saved nothing.
+    policy reached the bound, 0 % that it saved nothing. It is NaN when the bound saves nothing, or less
+    than a millionth of the baseline (e.g. deadlines of seconds, which leave no hour to shift to): a
+    share of the solver's rounding is no measure.
     """
     if "job_carbon_kg" not in summary:
         return
@@ -307,5 +309,5 @@ def add_bound(summary: dict[str, Any], bounds: dict[str, float]) -> None:
         summary[f"bound_{rule}_job_carbon_kg"] = kg
         gap = base - kg
         summary[f"job_share_of_{rule}_bound_pct"] = (
-            float((base - summary["job_carbon_kg"]) / gap * 100.0) if gap > 0 else float("nan")
+            float((base - summary["job_carbon_kg"]) / gap * 100.0) if gap > 1e-6 * abs(base) else float("nan")
         )
