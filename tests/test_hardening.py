@@ -309,7 +309,7 @@ CONFIG_CASES = [
     C("seed-not-int", ["seed=abc", *ILLUSTRATIVE], "seed: expected an integer", "'abc'"),
     C("sim-hours-huge", ["sim_hours=1e9", "scenario=illustrative"], "sim_hours:", "10 years"),
     C("drain-huge", ["max_drain_hours=1e9", *ILLUSTRATIVE], "max_drain_hours: expected a number of hours"),
-    C("planning-interval-tiny", ["planning_interval_min=1e-9", *ILLUSTRATIVE], "planning_interval_min:", "one millisecond"),
+    C("planning-interval-tiny", ["planning_interval_min=1e-9", *ILLUSTRATIVE], "planning_interval_min:", "millisecond"),
     C("policy-unknown", ["policy=nope"], "policy: expected one of", "latency_first"),
     C("policy-key-typo", ["policy.alhpa=0.3"], "policy.alhpa: expected a known key"),
     C("policy-key-appended", ["+policy.alhpa=0.3", *ILLUSTRATIVE], "policy: unknown field", "alhpa"),
