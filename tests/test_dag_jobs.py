@@ -336,22 +336,27 @@ def test_every_batch_policy_completes_dag_jobs_at_job_level(policy: str):
     assert (df["deadline"] == "met").all()
 
 
+def random_stages(draw, max_stages: int, max_tasks: int, max_cpus: int) -> list:
+    """A random DAG's stages (tasks, hours per task, CPUs per task, parents), for Hypothesis strategies."""
+    stages = []
+    for k in range(draw(st.integers(1, max_stages))):
+        parents = [p for p in range(k) if draw(st.booleans())]
+        stages.append(
+            (
+                draw(st.integers(1, max_tasks)),
+                draw(st.sampled_from([0.25, 0.5, 1.0, 1.5])),
+                draw(st.integers(1, max_cpus)),
+                parents,
+            )
+        )
+    return stages
+
+
 @st.composite
 def random_dags(draw):
     specs = []
     for _ in range(draw(st.integers(1, 4))):
-        n = draw(st.integers(1, 5))
-        stages = []
-        for k in range(n):
-            parents = [p for p in range(k) if draw(st.booleans())]
-            stages.append(
-                (
-                    draw(st.integers(1, 4)),
-                    draw(st.sampled_from([0.25, 0.5, 1.0, 1.5])),
-                    draw(st.integers(1, 3)),
-                    parents,
-                )
-            )
+        stages = random_stages(draw, 5, 4, 3)
         specs.append(
             {
                 "arrival_h": draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])),

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_batch import jobs
 from test_batch import run as run_jobs
-from test_dag_jobs import dag_jobs, run
+from test_dag_jobs import dag_jobs, random_stages, run
 
 import carbonsim
 from carbonsim.analysis.jobs import segment_table, stage_table
@@ -134,17 +134,7 @@ def roomy_instances(draw):
     """Random DAG jobs on two regions, each with room for every task of every job at once, feasible deadlines."""
     specs = []
     for _ in range(draw(st.integers(1, 4))):
-        stages = []
-        for k in range(draw(st.integers(1, 4))):
-            parents = [p for p in range(k) if draw(st.booleans())]
-            stages.append(
-                (
-                    draw(st.integers(1, 3)),
-                    draw(st.sampled_from([0.25, 0.5, 1.0, 1.5])),
-                    draw(st.integers(1, 2)),
-                    parents,
-                )
-            )
+        stages = random_stages(draw, 4, 3, 2)
         specs.append(
             {
                 "arrival_h": draw(st.sampled_from([0.0, 0.3, 1.0, 2.5])),
