@@ -248,7 +248,8 @@ def test_batch_shifting_experiment_compares_every_batch_policy_per_variant(tmp_p
     from carbonsim.experiment import run_experiment
     from carbonsim.policies import batch_policy_names
 
-    cfg = carbonsim.load_config(["+experiment=batch_shifting", "sim_hours=6"])
+    # 20 jobs of 3 hours, drained until every one has finished (the bounds compare complete work).
+    cfg = carbonsim.load_config(["+experiment=batch_shifting", "sim_hours=3", "scenario.batch.max_jobs=20"])
     tables = run_experiment(cfg, tmp_path)
     jobs_table = tables["jobs"]
     assert set(jobs_table["batch_policy"]) == set(batch_policy_names())
