@@ -42,8 +42,8 @@ def main(argv: list[str] | None = None) -> None:
 
             cfg = carbonsim.load_config(["+experiment=pcaps_reproduction", *args.overrides])
             run_experiment(cfg, folder)
-        elif not (folder / "multirun.yaml").is_file() and not any(folder.glob("*/summary.json")):
-            raise DataError(f"--sweep {folder}: expected the folder of a finished sweep (with job folders)")
+        elif not folder.is_dir():
+            raise DataError(f"--sweep {folder}: no such folder; expected the folder of a finished sweep")
         from carbonsim.analysis import reproduction, tables
 
         table = reproduction.write_comparison(folder)

@@ -130,14 +130,19 @@ def test_a_tiny_reproduction_runs_in_process_and_writes_the_comparison(tmp_path,
     md = (out / "pcaps_reproduction.md").read_text()
     assert "every job completed and no deadline could bind" in md and "| PCAPS | PCAPS (over Decima) | 1 |" in md
     assert "| PCAPS |" in printed
+    # The finished folder compares again from disk alone, to the same table.
+    _script().main(["--sweep", str(out)])
+    assert pd.read_csv(out / "pcaps_reproduction.csv").equals(table)
     # A stage wider than the cluster runs in waves: no warning that the job cannot run.
     summary = pd.read_json(out / "runs" / "a_FIFO_seed0" / "summary.json", typ="series")
     assert summary["jobs_failed"] == 0 and not summary.get("warnings")
 
 
-def test_the_script_reports_a_folder_that_is_not_a_sweep_in_one_line(tmp_path, capsys):
+@pytest.mark.parametrize(("name", "message"), [("absent", "no such folder"), ("", "no finished job of the experiment")])
+def test_the_script_reports_a_folder_that_is_not_a_sweep_in_one_line(name, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
-        _script().main(["--sweep", str(tmp_path)])
+        _script().main(["--sweep", str(tmp_path / name)])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "expected the folder of a finished sweep" in err[0]
+    assert len(err) == 1 and message in err[0], err
+    assert list(tmp_path.iterdir()) == []  # nothing written
