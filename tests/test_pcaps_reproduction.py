@@ -91,7 +91,8 @@ def test_checks_name_unfinished_jobs_and_deadlines_that_could_bind():
     trials.loc[1, ["jobs_completed", "guard_margin_h"]] = [50, 0.5]
     assert checks(trials) == [
         "PCAPS a seed 0: 50 of 51 jobs completed",
-        "PCAPS a seed 0: a job ended 0.50 h before its latest start",
+        "PCAPS a seed 0: a job's deadline could bind (it ended 0.50 h before its latest start, under the 1 h within"
+        " which the deadline guard may force a stage)",
     ]
 
 
@@ -135,6 +136,7 @@ def test_a_tiny_reproduction_runs_in_process_and_writes_the_comparison(tmp_path,
     assert pd.read_csv(out / "pcaps_reproduction.csv").equals(table)
     # A stage wider than the cluster runs in waves: no warning that the job cannot run.
     summary = pd.read_json(out / "runs" / "a_FIFO_seed0" / "summary.json", typ="series")
+    assert (pd.read_csv(out / "runs" / "a_FIFO_seed0" / "jobs.csv")["cpus"] > 100).any()  # widest stage
     assert summary["jobs_failed"] == 0 and not summary.get("warnings")
 
 

@@ -168,7 +168,10 @@ def checks(trials: pd.DataFrame) -> list[str]:
         if t["jobs_completed"] != t["jobs"]:
             problems.append(f"{where}: {t['jobs_completed']} of {t['jobs']} jobs completed")
         if not t["guard_margin_h"] > 1.0:
-            problems.append(f"{where}: a job ended {t['guard_margin_h']:.2f} h before its latest start")
+            problems.append(
+                f"{where}: a job's deadline could bind (it ended {t['guard_margin_h']:.2f} h before its latest "
+                "start, under the 1 h within which the deadline guard may force a stage)"
+            )
     jobs = sorted(set(trials["jobs"].tolist()))
     if len(jobs) > 1:
         problems.append(f"trials with different numbers of jobs: {jobs}")
