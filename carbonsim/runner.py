@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from carbonsim._schema import ConfigError
@@ -251,7 +252,10 @@ def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[st
     notes: list[str] = []
     if sc.batch.has_jobs and len(jobs):
         largest = max(r.batch_cpus for r in sc.regions)
-        too_big = int((jobs.cpus > largest).sum())
+        # A task that fits runs (a wide stage runs in waves): a job fails only if one of its tasks is larger.
+        task_cpus = np.zeros(len(jobs))
+        np.maximum.at(task_cpus, jobs.stages.job, jobs.stages.cpus_per_task)
+        too_big = int((task_cpus > largest).sum())
         if too_big:
             which = f"all {len(jobs)}" if too_big == len(jobs) else f"{too_big} of {len(jobs)}"
             notes.append(
