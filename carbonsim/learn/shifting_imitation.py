@@ -3,8 +3,9 @@
 A teacher is any batch policy (PCAPS, the CASPER batch analogue, ...). :class:`Recorder` runs it in an
 ordinary simulation and keeps, at each epoch, the network's inputs
 (:func:`carbonsim.learn.shifting_policy.epoch_inputs`) and the teacher's choice per item
-(:func:`carbonsim.learn.shifting_features.choices_of`: defer, or the region of its job). :func:`fit` minimises the cross-entropy of those choices under the network's
-per-item softmax (behaviour cloning), over padded batches of epochs.
+(:func:`carbonsim.learn.shifting_features.choices_of`: defer, or the region of its job). :func:`fit`
+minimises the cross-entropy of those choices under the network's per-item softmax (behaviour cloning), over
+padded batches of epochs.
 """
 
 from __future__ import annotations
