@@ -3,9 +3,10 @@
 For every scenario and window, the same jobs (same seed) run under ``carbon_agnostic``, ``pcaps``,
 ``casper_batch`` and ``learned_shifting`` (the checkpoint, at ``--weights``); the clairvoyant bound of the
 window's jobs (:func:`carbonsim.job_bound.job_bounds`, any region and home only) is computed with
-``--bound``. Scenarios: ``dag_tpch`` and ``gpu_training`` (the presets) and ``dag_tpch_europe``, the TPC-H
-stream on the two European regions of the ``europe`` preset (London, Frankfurt; 100-CPU clusters, homes
-50/50): a region set the network never saw in training. Prints a Markdown table per scenario (sums over
+``--bound``. Scenarios: ``dag_tpch`` and ``gpu_training`` (the presets), and ``dag_tpch_europe`` and
+``gpu_training_europe``, the same job streams on the two European regions of the ``europe`` preset (London,
+Frankfurt; 100-CPU clusters, or 64 A100s and 32 A100s + 32 H100s; homes 50/50): a region set (and a number
+of regions) the networks never saw in training. Prints a Markdown table per scenario (sums over
 windows) and writes every row to ``--out`` (CSV).
 
     python experiments/eval_shifting.py --checkpoint outputs/train_shifting/shifting.npz
@@ -29,10 +30,16 @@ def scenario_run(name: str, start_utc: str, hours: float, seed: int, max_drain_h
     """The run configuration of one window of a scenario (drained, as the environment's episodes)."""
     import carbonsim
 
-    if name == "dag_tpch_europe":
-        base = carbonsim.load_config(["scenario=dag_tpch"])
+    if name in ("dag_tpch_europe", "gpu_training_europe"):
+        base = carbonsim.load_config([f"scenario={name.removesuffix('_europe')}"])
         eu = carbonsim.load_config(["scenario=europe"]).scenario
-        regions = tuple(dataclasses.replace(r, batch_cpus=100) for r in eu.regions)
+        if name == "dag_tpch_europe":
+            regions = tuple(dataclasses.replace(r, batch_cpus=100) for r in eu.regions)
+        else:  # as gpu_training's clusters: one all-A100, one half A100 half H100
+            gpus = ({"A100": 64}, {"A100": 32, "H100": 32})
+            regions = tuple(
+                dataclasses.replace(r, batch_cpus=1024, batch_gpus=g) for r, g in zip(eu.regions, gpus, strict=True)
+            )
         shares = {r.name: 1.0 / len(regions) for r in regions}
         batch = dataclasses.replace(base.scenario.batch, home_shares=shares)
         scenario = dataclasses.replace(
@@ -56,7 +63,11 @@ def main() -> None:
     """Parses the options, runs every policy on every window, prints and writes the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--scenarios", nargs="+", default=["dag_tpch", "gpu_training", "dag_tpch_europe"])
+    parser.add_argument(
+        "--scenarios",
+        nargs="+",
+        default=["dag_tpch", "gpu_training", "dag_tpch_europe", "gpu_training_europe"],
+    )
     parser.add_argument("--starts", nargs="+", default=list(DEFAULT_STARTS))
     parser.add_argument("--hours", type=float, default=2.0, help="arrival window per start (dag scenarios)")
     parser.add_argument("--gpu-hours", type=float, default=12.0, help="arrival window per start (gpu_training)")
@@ -81,8 +92,9 @@ def main() -> None:
     weights = tuple(args.weights)
     rows: list[dict[str, Any]] = []
     for scenario in args.scenarios:
-        hours = args.gpu_hours if scenario == "gpu_training" else args.hours
-        drain = 72.0 if scenario == "gpu_training" else 24.0
+        gpu = scenario.startswith("gpu_training")
+        hours = args.gpu_hours if gpu else args.hours
+        drain = 72.0 if gpu else 24.0
         for i, start in enumerate(args.starts):
             run = scenario_run(scenario, start, hours, args.seed + i, drain)
             policies: dict[str, Any] = {n: make_batch_policy(batch_policy_config({"name": n})) for n in BASELINES}

@@ -89,11 +89,11 @@ def test_return_equals_weighted_totals_of_the_job_table(env: ShiftingEnv) -> Non
     assert env.totals["energy_kwh"] == pytest.approx(df["energy_kwh"].sum(), rel=1e-9)
 
 
-def test_lateness_is_charged_when_a_region_is_overloaded() -> None:
-    """Everything in one 100-CPU cluster: jobs queue past their deadlines and the reward says so."""
-    env = ShiftingEnv(dataclasses.replace(SMALL, episode_hours=0.1))
-    one = lambda obs: np.where(obs["item_mask"] > 0, 1, 0).astype(np.int64)  # noqa: E731
-    ret, _, _ = rollout(env, one, seed=3, options={"weights": (0.0, 1.0, 0.0)})
+def test_lateness_is_charged_when_the_clusters_are_small() -> None:
+    """Clusters of 20 CPUs: jobs queue past their deadlines and the reward says so."""
+    small = [f"scenario.regions.{r}.batch_cpus=20" for r in range(3)]
+    env = ShiftingEnv(dataclasses.replace(SMALL, episode_hours=0.1, overrides=(*SMALL.overrides, *small)))
+    ret, _, _ = rollout(env, agnostic, seed=3, options={"weights": (0.0, 1.0, 0.0)})
     assert env.totals["lateness_h"] > 0
     assert ret == pytest.approx(-env.totals["lateness_h"])
 

@@ -42,9 +42,13 @@ import numpy as np
 from carbonsim._hydra import load_config
 from carbonsim._schema import ConfigError
 from carbonsim.config import PolicyConfig, RunConfig
+from carbonsim.core.arrivals import draw_requests
 from carbonsim.core.jobs import FAILED, JobContext, JobView
 from carbonsim.core.policy import AwaitDecision
 from carbonsim.core.simulation import SimResult, Simulation
+from carbonsim.core.world import compile_world, signal_hours
+from carbonsim.hardware import resolve_profiles
+from carbonsim.inputs import batch_jobs, request_inputs, signals
 from carbonsim.learn.config import parse_utc_hour
 from carbonsim.learn.shifting_config import ShiftingEnvConfig, check_weights
 from carbonsim.learn.shifting_features import (
@@ -121,7 +125,7 @@ class ExternalBatchPolicy:
         full = np.where(st.running > 0, st.region, DEFER).astype(np.int64)  # items past the slots
         k = min(choices.size, full.size)
         full[:k] = choices[:k]
-        out, forced = decisions(view, full)
+        out, forced = decisions(view, full, self.context)
         self.forced += forced
         return out
 
@@ -252,6 +256,7 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
         self.episode_start_utc = ""
         self.episode_seed = 0
         self.episode_config_: RunConfig | None = None
+        self._signals: dict[tuple[str, int], tuple[Any, Any, Any]] = {}
 
     def episode_config(self, start_hour: int, seed: int) -> RunConfig:
         """The run configuration of an episode starting ``start_hour`` hours into the window."""
@@ -291,7 +296,7 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
             weights = (float(draw[0]), float(draw[1]), float(draw[2]))
         self.weights = (weights[0], weights[1], weights[2])
         cfg = self.episode_config(start_hour, sim_seed)
-        world, requests, jobs = prepare(cfg)
+        world, requests, jobs = self._prepare(cfg)
         if not len(jobs):
             raise ValueError(
                 f"episode from {cfg.scenario.start_utc or 't = 0'} (seed {sim_seed}) has no jobs; raise the job "
@@ -310,6 +315,29 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
         if not sim.advance():
             raise ValueError(f"episode from {cfg.scenario.start_utc} (seed {sim_seed}) has no batch epoch")
         return self._obs(), self._info(None)
+
+    def _prepare(self, cfg: RunConfig) -> tuple[Any, Any, Any]:
+        """:func:`carbonsim.runner.prepare`, reading measured signals once per episode start.
+
+        Measured signals of a window do not depend on the seed, and reading them (years of hourly data per
+        zone) takes about a second, most of a short episode's reset; synthetic ones do, and are not kept.
+        """
+        scenario = cfg.scenario
+        if scenario.carbon.kind == "synthetic_diurnal":
+            return prepare(cfg)
+        hours = signal_hours(cfg.sim_hours, cfg.drain, cfg.max_drain_hours)
+        key = (scenario.start_utc, hours)
+        if key not in self._signals:
+            self._signals.clear()  # one window at a time: episodes mostly start at different hours
+            resolved = resolve_profiles(scenario)
+            self._signals[key] = (resolved, *signals(resolved, cfg.seed, hours))
+        resolved, carbon, price = self._signals[key]
+        world = compile_world(resolved, cfg.seed, hours, carbon=carbon, price=price)
+        inputs = request_inputs(resolved)
+        requests = draw_requests(
+            resolved, cfg.seed, cfg.sim_hours, inputs.load_shape, inputs.replay_s, inputs.replay_workload
+        )
+        return world, requests, batch_jobs(resolved, cfg.seed, cfg.sim_hours)
 
     def _obs(self) -> Obs:
         obs = self._policy.observed

@@ -134,12 +134,18 @@ def global_features(view: JobView, weights: tuple[float, float, float], n_items:
     return out
 
 
-def decisions(view: JobView, choices: np.ndarray) -> tuple[dict[Any, Decision], int]:
+def decisions(view: JobView, choices: np.ndarray, context: JobContext | None = None) -> tuple[dict[Any, Decision], int]:
     """The engine's decisions from one choice per row of ``view.stages``, under the deadline guard.
+
+    A move (a job placed away from where it runs, or from its home before its first start) delays its tasks
+    by the transfer of their state (:meth:`JobContext.migration_s`), which the deadline guard's critical
+    paths do not include; with ``context``, a move that would leave the job less than that delay before its
+    latest start is cancelled (the job stays where it is).
 
     Args:
         view: The epoch's view.
         choices: Per row: :data:`DEFER` (-1) or a region index.
+        context: The run's static facts (for the moves' delays); None: moves are not checked.
 
     Returns:
         The decisions, and the number of rows the deadline guard started against the choice.
@@ -165,6 +171,15 @@ def decisions(view: JobView, choices: np.ndarray) -> tuple[dict[Any, Decision], 
     pinned = (st.running > 0) & ~st.interruptible
     pinned_job = np.logical_or.reduceat(pinned, starts)
     job_region[pinned_job] = region[starts][pinned_job]
+    moving = np.flatnonzero(job_region != region[starts])
+    if context is not None and moving.size:
+        tasks = (st.running + st.waiting).astype(np.float64)
+        cpus = np.add.reduceat(tasks * st.cpus_per_task, starts)
+        gpus = np.add.reduceat(tasks * st.gpus_per_task, starts)
+        latest = st.deadline_s[starts] - np.maximum.reduceat(st.path_s, starts)
+        for j in moving.tolist():
+            if view.now_s + context.migration_s(float(cpus[j]), float(gpus[j])) > latest[j]:
+                job_region[j] = region[starts[j]]
     row_region = job_region[job_of_row]
     allow = np.where(choices >= 0, total, 0)
     allow = np.where(pinned_job[job_of_row], np.maximum(allow, running), allow)

@@ -147,7 +147,7 @@ class LearnedShifting:
         """The network's choices under the deadline guard."""
         if not len(view.stages):
             return {}
-        out, forced = decisions(view, self.choices(view))
+        out, forced = decisions(view, self.choices(view), self.context)
         self.forced += forced
         return out
 
