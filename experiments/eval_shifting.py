@@ -72,6 +72,13 @@ def main() -> None:
     parser.add_argument("--hours", type=float, default=2.0, help="arrival window per start (dag scenarios)")
     parser.add_argument("--gpu-hours", type=float, default=12.0, help="arrival window per start (gpu_training)")
     parser.add_argument("--weights", type=float, nargs=3, default=[1.0, 1.0, 1.0])
+    parser.add_argument(
+        "--sweep",
+        nargs="*",
+        default=[],
+        help="further weightings of the same network, each 'alpha,beta,gamma' (a row learned_shifting(a,b,g))",
+    )
+    parser.add_argument("--no-baselines", action="store_true", help="only the network (and the bound)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bound", action="store_true", help="also the clairvoyant bound (a linear program)")
     parser.add_argument("--out", default="eval_shifting.csv")
@@ -97,8 +104,12 @@ def main() -> None:
         drain = 72.0 if gpu else 24.0
         for i, start in enumerate(args.starts):
             run = scenario_run(scenario, start, hours, args.seed + i, drain)
-            policies: dict[str, Any] = {n: make_batch_policy(batch_policy_config({"name": n})) for n in BASELINES}
+            names = ("carbon_agnostic",) if args.no_baselines else BASELINES
+            policies: dict[str, Any] = {n: make_batch_policy(batch_policy_config({"name": n})) for n in names}
             policies["learned_shifting"] = LearnedShifting(LearnedShiftingConfig(weights=weights), model=model)
+            for spec in args.sweep:
+                w = tuple(float(x) for x in spec.split(","))
+                policies[f"learned_shifting({spec})"] = LearnedShifting(LearnedShiftingConfig(weights=w), model=model)
             for name, policy in policies.items():
                 result, wall = run_batch_policy(run, policy)
                 t = totals(result)
