@@ -27,6 +27,7 @@ from carbonsim.core.policy import Policy
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
 from carbonsim.envs import register_envs
 from carbonsim.learn import learned_policy as _learned_policy  # noqa: F401  (registers policy=ppo)
+from carbonsim.learn import shifting_policy as _shifting_policy  # noqa: F401  (batch_policy=learned_shifting)
 from carbonsim.learn import transformer_policy as _transformer_policy  # noqa: F401  (registers policy=transformer)
 from carbonsim.policies import (
     BasePolicy,

@@ -33,6 +33,9 @@ def register_configs() -> None:
     cs.store(name="train_transformer_schema", node=thaw(TrainTransformerConfig))
     cs.store(name="drift_schema", node=thaw(DriftConfig))
     cs.store(name="compare_schedulers_schema", node=thaw(CompareConfig))
+    from carbonsim.learn.shifting_config import TrainShiftingConfig
+
+    cs.store(name="train_shifting_schema", node=thaw(TrainShiftingConfig))
     # Schemas live in their own groups so that Hydra's lists of valid choices show only real configs.
     cs.store(group="schema/scenario", name="scenario", node=thaw(ScenarioConfig))
     for registry in (ROUTING, BATCH):

@@ -292,3 +292,14 @@ def policy_spec(name: str, folder: Path, regions: Sequence[str], workloads: Sequ
         network = tf.build_model(TransformerConfig(hidden_size=16, layers=1, heads=2, ffn_size=32), seed=0)
         return {"name": name, "checkpoint": str(tf.save(folder / "net.safetensors", network))}
     return {"name": name}
+
+
+#: Batch policies that need a trained network (tests/test_learned_shifting.py runs them with one).
+BATCH_NEEDS_CHECKPOINT = ("learned_shifting",)
+
+
+def batch_policies_without_checkpoint() -> list[str]:
+    """Registered batch policy names that run from their name alone (sorted)."""
+    from carbonsim.policies import batch_policy_names
+
+    return [n for n in batch_policy_names() if n not in BATCH_NEEDS_CHECKPOINT]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import batch_policies_without_checkpoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_batch import CPU_W, PUE, H, jobs, run, scenario
@@ -12,7 +13,6 @@ from carbonsim.analysis.jobs import job_summary
 from carbonsim.bounds import batch_bound
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import compile_world
-from carbonsim.policies import batch_policy_names
 
 
 def bound(js, carbon, cpus=(4,), rule="any", batch=None):
@@ -98,7 +98,7 @@ def _check_policies(js, carbon, capacity, scaling, require_all_met: bool):
     assert anywhere.late_s <= home.late_s * (1 + 1e-9) + 1e-6
     if anywhere.late_s >= home.late_s - 1e-6:
         assert anywhere.carbon_g <= home.carbon_g * (1 + 1e-9) + 1e-9
-    for name in batch_policy_names():
+    for name in batch_policies_without_checkpoint():
         result, df = run(js, carbon, policy=name, cpus=capacity, horizon_h=4.0, forecast="noisy_oracle", batch=scaling)
         s = job_summary(df, result)
         assert s["jobs"] == s["jobs_completed"] + s["jobs_failed"] + s["jobs_in_flight"]

@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import pytest
-from helpers import policy_spec
+from helpers import batch_policies_without_checkpoint, policy_spec
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from rich.console import Console
@@ -157,7 +157,7 @@ BATCH_SCENARIOS = [name for name in SCENARIOS if load(f"scenario={name}").scenar
 
 
 @pytest.mark.parametrize("scenario", BATCH_SCENARIOS)
-@pytest.mark.parametrize("batch_policy", batch_policy_names())
+@pytest.mark.parametrize("batch_policy", batch_policies_without_checkpoint())
 def test_every_batch_policy_runs_on_every_batch_scenario(batch_policy, scenario, shared_instances):
     cfg = load(f"scenario={scenario}", f"batch_policy={batch_policy}", "sim_hours=1", "seed=1")
     s = run(cfg).summary

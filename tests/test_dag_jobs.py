@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import make_scenario, origin, region, run_trace
+from helpers import batch_policies_without_checkpoint, make_scenario, origin, region, run_trace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,6 @@ from carbonsim.core.jobs import ANY_GPU, JobContext, Jobs, JobView, Run, Stages
 from carbonsim.data.errors import DataError
 from carbonsim.data.job_trace import STAGE_COLUMNS, JobTrace, validate_stages
 from carbonsim.jobs_build import build_jobs
-from carbonsim.policies import batch_policy_names
 
 H = 3600.0
 CPU_W = 3.54
@@ -317,7 +316,7 @@ def test_a_view_read_after_the_call_raises():
         _ = kept[0].stages
 
 
-@pytest.mark.parametrize("policy", batch_policy_names())
+@pytest.mark.parametrize("policy", batch_policies_without_checkpoint())
 def test_every_batch_policy_completes_dag_jobs_at_job_level(policy: str):
     js = dag_jobs(
         [

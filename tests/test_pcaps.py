@@ -70,7 +70,7 @@ def test_pcaps_config_is_validated():
     for bad, match in (
         ({"gamma": 1.5}, r"batch_policy\.gamma: expected a number in \[0, 1\]"),
         ({"draw": "ranked"}, r"batch_policy\.draw: expected sample or sequential"),
-        ({"base": "decima"}, r"batch_policy\.base: expected one of critical_path, fifo, got 'decima'"),
+        ({"base": "decima"}, r"batch_policy\.base: expected one of critical_path, fifo, learned, got 'decima'"),
         ({"temperature": 0.0}, r"batch_policy\.temperature: expected a number > 0"),
         ({"low_factor": 0.0}, r"batch_policy\.low_factor: expected a number in \(0, 1\]"),
     ):

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import batch_policies_without_checkpoint
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_batch import jobs
@@ -19,7 +20,6 @@ import carbonsim
 from carbonsim.analysis.jobs import segment_table, stage_table
 from carbonsim.core.forecast import MAX_HORIZON_H
 from carbonsim.core.jobs import JobContext, JobView, must_start
-from carbonsim.policies import batch_policy_names
 from carbonsim.policies.cap import cap_quota
 
 H = 3600.0
@@ -174,7 +174,7 @@ def test_with_room_for_every_job_no_deadline_is_missed(instance):
 
 
 @pytest.mark.parametrize(("scenario", "hours"), [("dag_tpch", 0.1), ("gpu_training", 1.0)])
-@pytest.mark.parametrize("batch_policy", batch_policy_names())
+@pytest.mark.parametrize("batch_policy", batch_policies_without_checkpoint())
 def test_every_batch_policy_runs_on_the_dag_and_gpu_presets(batch_policy, scenario, hours):
     cfg = carbonsim.load_config([f"scenario={scenario}", f"batch_policy={batch_policy}", f"sim_hours={hours}"])
     s = carbonsim.run(cfg).summary

@@ -571,7 +571,8 @@ class Simulation:
         """
         env = self.env
         stopped = self._stopped
-        while not self.awaiting:
+        batch = self.batch
+        while not (self.awaiting or (batch is not None and batch.awaiting)):
             if stopped.processed:
                 return False
             env.step()

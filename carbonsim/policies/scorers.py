@@ -78,11 +78,17 @@ class StageSchedulerConfig(BatchPolicyConfig):
         temperature: Softmax temperature of ``critical_path`` (> 0; smaller is more peaked).
         work_weight: Weight of the job's share of the work left in ``critical_path``'s logits (>= 0; 0 for
             the critical path alone).
+        checkpoint: Network of a learned base scheduler (``base: learned``, the importance head of
+            :mod:`carbonsim.learn.shifting_model`); empty for the others.
+        weights: The learned base's operator weights [alpha, beta, gamma] (carbon per kg, lateness per
+            job-hour, cost per USD); empty: those its checkpoint was selected at.
     """
 
     base: str = "fifo"
     temperature: float = 0.25
     work_weight: float = 1.0
+    checkpoint: str = ""
+    weights: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if self.base not in SCORERS:
@@ -91,6 +97,10 @@ class StageSchedulerConfig(BatchPolicyConfig):
             raise ConfigError(f"temperature: expected a number > 0, got {self.temperature!r}")
         if not (np.isfinite(self.work_weight) and self.work_weight >= 0):
             raise ConfigError(f"work_weight: expected a number >= 0, got {self.work_weight!r}")
+        if self.checkpoint and self.base != "learned":
+            raise ConfigError(f"checkpoint: only base learned reads a network; base is {self.base!r}")
+        if len(self.weights) not in (0, 3) or not all(np.isfinite(w) and w >= 0 for w in self.weights):
+            raise ConfigError(f"weights: expected [alpha, beta, gamma] >= 0 or [], got {list(self.weights)!r}")
 
 
 def make_scorer(cfg: StageSchedulerConfig) -> StageScorer:

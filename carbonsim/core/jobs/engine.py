@@ -39,6 +39,11 @@ signals exactly (:func:`carbonsim.core.jobs.records.job_account`).
 
 An independent job is a job of one stage of one task: everything above reduces to running, suspending,
 moving and scaling that job.
+
+**Decisions from outside.** A policy whose ``schedule`` raises :class:`~carbonsim.core.policy.AwaitDecision`
+(the Gymnasium environment ``carbonsim/Shifting-v0``) pauses the engine at that epoch (:attr:`awaiting`);
+:meth:`resume` wakes it at the same simulated time and the engine calls ``schedule`` again on the same
+state, which now returns the decision. Nothing of the engine's state changes in between.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from carbonsim.core.jobs import resources
 from carbonsim.core.jobs.model import ANY_GPU, Jobs
 from carbonsim.core.jobs.policy import BatchPolicy, JobContext, JobInfo, JobView, Run, RunnableStages
 from carbonsim.core.jobs.records import COMPLETED, FAILED, RUNNING, WAITING, JobRecords
+from carbonsim.core.policy import AwaitDecision
 from carbonsim.core.signals import SECONDS_PER_HOUR, HourlySignal
 
 #: Relative remaining work below which a task counts as finished (floating-point slack of event times).
@@ -179,6 +185,9 @@ class BatchEngine:
         self._epochs = 0
         self._view_epoch = -1  # epoch whose view may be read (-1: none)
         self._last = float(env.now)  # time up to which running tasks have progressed
+        #: True while the engine waits for a decision from outside (:class:`AwaitDecision`).
+        self.awaiting = False
+        self._wake: simpy.Event | None = None
 
     @property
     def epochs(self) -> int:
@@ -203,7 +212,11 @@ class BatchEngine:
                     self._runnable[nxt] = [s for s in range(first, self._first[nxt + 1]) if self._parents_left[s] == 0]
                 nxt += 1
             if self.active:
-                self._decide(now)
+                while not self._decide(now):
+                    # The decision comes from outside: wait (at this instant) until resume() is called.
+                    self.awaiting = True
+                    self._wake = self.env.event()
+                    yield self._wake
             if not self.active and nxt >= n:
                 self.finished = True
                 self.on_done()
@@ -419,11 +432,22 @@ class BatchEngine:
 
     # Decisions.
 
-    def _decide(self, now: float) -> None:
+    def resume(self) -> None:
+        """Wakes the engine paused by :class:`AwaitDecision` (the policy now has its decision)."""
+        if not self.awaiting or self._wake is None:
+            raise RuntimeError("resume() called while the batch engine awaits no decision")
+        self.awaiting = False
+        wake, self._wake = self._wake, None
+        wake.succeed()
+
+    def _decide(self, now: float) -> bool:
+        """Asks the policy and applies its decisions; False if it awaits them from outside."""
         name = type(self.policy).__name__
         self._view_epoch = self._epochs
         try:
             raw = self.policy.schedule(self._view(now))
+        except AwaitDecision:
+            return False
         finally:
             self._view_epoch = -1
         self._epochs += 1
@@ -432,6 +456,11 @@ class BatchEngine:
         for j in self.active:
             if j in job_dec or j in stage_dec:
                 self._place(j, job_dec.get(j), stage_dec.get(j), now)
+        return True
+
+    def live_segments(self, now: float) -> list[tuple[int, int, int, float, float, int, int, int]]:
+        """The running groups as segments cut at ``now`` (rows like :attr:`segments`; nothing is changed)."""
+        return [(g.job, g.stage, g.region, g.since_s, now, g.count, g.scale, g.gpu) for g in self._running]
 
     def _parse(self, raw: Any, name: str, now: float) -> tuple[dict[int, _Dec], dict[int, dict[int, _Dec]]]:
         """Validates the policy's mapping: per job, its job decision and its stage decisions (global stages)."""

@@ -1,0 +1,250 @@
+"""Configuration of the shifting environment ``carbonsim/Shifting-v0`` and of the learned shifting scheduler.
+
+Frozen dataclasses, like :mod:`carbonsim.learn.config`; the environment and the training script receive
+these objects.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from carbonsim._schema import ConfigError
+from carbonsim.learn.config import _check, parse_utc_hour
+
+#: Default cap on the items (runnable stages) the environment's fixed-size observation holds.
+MAX_ITEMS = 64
+
+
+def check_weights(weights: tuple[float, ...], name: str) -> None:
+    """Raises ConfigError unless ``weights`` is empty or three finite numbers >= 0."""
+    _check(
+        len(weights) in (0, 3) and all(math.isfinite(w) and w >= 0 for w in weights),
+        name,
+        list(weights),
+        "[alpha, beta, gamma]: three finite weights >= 0 (or [] to sample them)",
+    )
+
+
+@dataclass(frozen=True)
+class ShiftingEnvConfig:
+    """The shifting environment ``carbonsim/Shifting-v0`` (one step per batch epoch).
+
+    Attributes:
+        scenario: Scenario name (a ``conf/scenario`` file with batch jobs, e.g. ``dag_tpch``).
+        overrides: Further Hydra overrides of the run configuration.
+        episode_hours: Arrival window of one episode in hours.
+        window_start_utc: First hour an episode may start (ISO 8601 UTC); empty: the scenario's start.
+        window_end_utc: Episodes start before this hour and their arrivals end by it (required with a start).
+        drain: After the window, keep simulating until every job has finished (bounded by
+            ``max_drain_hours``).
+        max_drain_hours: Bound on the drain in hours.
+        max_items: Items (runnable stages) the observation holds; further items of an epoch keep running
+            if they run and wait otherwise (the deadline guard still starts those that must start).
+        weights: alpha (per kg CO2eq), beta (per job-hour late), gamma (per USD of electricity); empty:
+            drawn per episode as ``weight_scale x Dirichlet(1, 1, 1)`` (a uniform point of the simplex, so
+            every trade-off is seen; mean 1 each at the default scale 3).
+        weight_scale: Sum of the sampled weights.
+    """
+
+    scenario: str = "dag_tpch"
+    overrides: tuple[str, ...] = ()
+    episode_hours: float = 2.0
+    window_start_utc: str = ""
+    window_end_utc: str = ""
+    drain: bool = True
+    max_drain_hours: float = 24.0
+    max_items: int = MAX_ITEMS
+    weights: tuple[float, ...] = ()
+    weight_scale: float = 3.0
+
+    def __post_init__(self) -> None:
+        _check(
+            math.isfinite(self.episode_hours) and self.episode_hours > 0,
+            "episode_hours",
+            self.episode_hours,
+            "a positive number of hours",
+        )
+        _check(
+            math.isfinite(self.max_drain_hours) and self.max_drain_hours >= 0,
+            "max_drain_hours",
+            self.max_drain_hours,
+            "a number of hours >= 0",
+        )
+        _check(self.max_items >= 1, "max_items", self.max_items, "an integer >= 1")
+        check_weights(tuple(self.weights), "weights")
+        _check(
+            math.isfinite(self.weight_scale) and self.weight_scale > 0,
+            "weight_scale",
+            self.weight_scale,
+            "a number > 0",
+        )
+        if self.window_start_utc or self.window_end_utc:
+            start = parse_utc_hour(self.window_start_utc, "window_start_utc")
+            end = parse_utc_hour(self.window_end_utc, "window_end_utc")
+            span_h = (end - start).total_seconds() / 3600.0
+            _check(
+                span_h >= self.episode_hours,
+                "window_end_utc",
+                self.window_end_utc,
+                f"a time at least episode_hours ({self.episode_hours} h) after window_start_utc",
+            )
+
+    def start_hours(self) -> int:
+        """Number of whole hours an episode may start at within the window (1 without a window)."""
+        if not self.window_start_utc:
+            return 1
+        start = parse_utc_hour(self.window_start_utc, "window_start_utc")
+        end = parse_utc_hour(self.window_end_utc, "window_end_utc")
+        return int(((end - start).total_seconds() / 3600.0 - self.episode_hours) // 1) + 1
+
+
+@dataclass(frozen=True)
+class ShiftingModelConfig:
+    """Size of the network.
+
+    Attributes:
+        width: Embedding width.
+        heads: Attention heads (divides ``width``).
+        layers: Blocks.
+        inducing: Learned queries that summarise the items.
+        ffn: Hidden units of the feed-forward layers.
+    """
+
+    width: int = 32
+    heads: int = 2
+    layers: int = 2
+    inducing: int = 4
+    ffn: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("width", "heads", "layers", "inducing", "ffn"):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
+        if self.width % self.heads:
+            raise ConfigError(f"heads: expected a divisor of width {self.width}, got {self.heads}")
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """A teacher of the imitation stage and the weights its demonstrations are labelled with.
+
+    Attributes:
+        policy: The batch policy (a mapping with a ``name``, as ``batch_policy`` takes).
+        weights: [alpha, beta, gamma] written into the weights token of its demonstrations: the operating
+            point it stands for (a carbon-aware teacher at a high alpha, carbon_agnostic at a low one), so
+            that the network learns from the start that the weights move its choices.
+    """
+
+    policy: dict[str, Any] = field(default_factory=lambda: {"name": "pcaps"})
+    weights: tuple[float, ...] = (2.5, 0.5, 0.0)
+
+    def __post_init__(self) -> None:
+        _check("name" in self.policy, "policy", self.policy, "a batch policy mapping with a name")
+        check_weights(tuple(self.weights), "weights")
+        _check(len(self.weights) == 3, "weights", list(self.weights), "[alpha, beta, gamma]")
+
+
+def _default_teachers() -> tuple[TeacherConfig, ...]:
+    return (
+        TeacherConfig({"name": "pcaps"}, (2.5, 0.5, 0.0)),
+        TeacherConfig({"name": "carbon_agnostic"}, (0.1, 2.8, 0.1)),
+    )
+
+
+@dataclass(frozen=True)
+class TrainShiftingConfig:
+    """``experiments/train_shifting.py``: imitation of teachers, then PPO in Shifting-v0, then selection.
+
+    Attributes:
+        seed: Root seed (windows, initialisation, minibatches, environments).
+        model: The network.
+        init_checkpoint: Start from this network (``shifting.npz``: resume) instead of a new one.
+        teachers: Imitation teachers (empty, or ``imitation_steps: 0``: no imitation).
+        imitation_windows: Training windows (``env.episode_hours`` each) per teacher.
+        imitation_keep: Share of a teacher's epochs recorded.
+        imitation_steps: Adam steps of behaviour cloning.
+        imitation_batch: Epochs per step.
+        imitation_lr: Its learning rate.
+        env: The PPO environment and the training window (imitation draws its windows from it too).
+        ppo_timesteps: PPO environment steps (0: no PPO).
+        n_envs: Vectorised environments.
+        subprocess: Run them in subprocesses (else in this process, one after the other).
+        n_steps: Steps per environment per PPO rollout.
+        batch_size: PPO minibatch size.
+        n_epochs: PPO epochs per rollout.
+        learning_rate: PPO step size.
+        gamma: PPO discount per epoch (steps are short: an hour has thousands on dag_tpch).
+        ent_coef: PPO entropy bonus.
+        select_starts: Selection windows (ISO UTC hours, from 2023) on which the imitation-only and the PPO
+            network are compared; the better by the reward at ``select_weights`` is written.
+        select_hours: Arrival window of each selection run in hours.
+        select_weights: The operating point of the selection and the checkpoint's default weights.
+        torch_threads: Threads torch may use.
+        out_dir: Output folder; empty: the Hydra run folder.
+    """
+
+    seed: int = 0
+    model: ShiftingModelConfig = field(default_factory=ShiftingModelConfig)
+    init_checkpoint: str = ""
+    teachers: tuple[TeacherConfig, ...] = field(default_factory=_default_teachers)
+    imitation_windows: int = 3
+    imitation_keep: float = 0.5
+    imitation_steps: int = 300
+    imitation_batch: int = 32
+    imitation_lr: float = 3e-3
+    env: ShiftingEnvConfig = field(
+        default_factory=lambda: ShiftingEnvConfig(
+            window_start_utc="2021-01-01T00:00:00Z", window_end_utc="2023-01-01T00:00:00Z", episode_hours=1.0
+        )
+    )
+    ppo_timesteps: int = 2048
+    n_envs: int = 2
+    subprocess: bool = False
+    n_steps: int = 256
+    batch_size: int = 64
+    n_epochs: int = 4
+    learning_rate: float = 3e-4
+    gamma: float = 0.999
+    ent_coef: float = 0.0
+    select_starts: tuple[str, ...] = ("2023-03-06T00:00:00Z", "2023-09-04T12:00:00Z")
+    select_hours: float = 2.0
+    select_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
+    torch_threads: int = 1
+    out_dir: str = ""
+
+    def __post_init__(self) -> None:
+        _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
+        for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "torch_threads", "imitation_batch"):
+            _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
+        for name in ("imitation_windows", "imitation_steps", "ppo_timesteps"):
+            _check(getattr(self, name) >= 0, name, getattr(self, name), "an integer >= 0")
+        _check(0 < self.imitation_keep <= 1, "imitation_keep", self.imitation_keep, "a share in (0, 1]")
+        _check(self.imitation_lr > 0, "imitation_lr", self.imitation_lr, "a positive step size")
+        _check(self.learning_rate > 0, "learning_rate", self.learning_rate, "a positive step size")
+        _check(0 < self.gamma <= 1, "gamma", self.gamma, "a discount in (0, 1]")
+        _check(self.ent_coef >= 0, "ent_coef", self.ent_coef, "a number >= 0")
+        _check(self.select_hours > 0, "select_hours", self.select_hours, "a positive number of hours")
+        for i, start in enumerate(self.select_starts):
+            parse_utc_hour(start, f"select_starts[{i}]")
+        check_weights(tuple(self.select_weights), "select_weights")
+        _check(len(self.select_weights) == 3, "select_weights", list(self.select_weights), "[alpha, beta, gamma]")
+        if (self.imitation_steps and self.teachers) or self.ppo_timesteps:
+            _check(
+                bool(self.env.window_start_utc),
+                "env.window_start_utc",
+                self.env.window_start_utc,
+                "a training window (imitation and PPO draw their episodes from it)",
+            )
+
+
+__all__ = [
+    "MAX_ITEMS",
+    "ShiftingEnvConfig",
+    "ShiftingModelConfig",
+    "TeacherConfig",
+    "TrainShiftingConfig",
+    "check_weights",
+]

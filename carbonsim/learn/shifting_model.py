@@ -1,0 +1,239 @@
+"""The learned shifting scheduler's network: a set transformer over items, regions and a weights/time token.
+
+Inputs (:mod:`carbonsim.learn.shifting_features`): item tokens (one per runnable stage), region tokens and
+one global token (the operator's weights alpha, beta, gamma and the time). Each kind is projected linearly
+into a ``width``-dimensional space. Then ``layers`` blocks, each:
+
+1. ``inducing`` learned queries attend to the item tokens (and the global token, so that an epoch without
+   items is well defined): a fixed-size summary of the items (the induced set attention of Lee et al. 2019,
+   "Set Transformer", arXiv:1810.00825);
+2. the context (the global and region tokens) attends to itself and the summary (self-attention, FFN);
+3. every item token attends to the context and the summary (cross-attention, FFN).
+
+Items never attend to each other directly, so an epoch costs O(items x (regions + inducing)), not
+O(items^2): 1,000 items are one pass of a few small matrix products. Nothing depends on the order or the
+number of items or regions, so one network decides for any of them.
+
+Heads, per item ``i``:
+
+* a pointer score over the regions (after Vinyals et al. 2015, "Pointer Networks", arXiv:1506.03134),
+  additive: ``v . tanh(A h_i + B c_r + P pair_ir)``, where ``pair_ir`` says whether ``r`` is the item's
+  home and whether its job runs there; and a defer score from ``h_i`` and the global token. The softmax over
+  ``[defer, region 0 .. R-1]`` is the item's policy;
+* an *importance* logit (one number), the base scheduler's logit when the network serves as PCAPS's base
+  (:class:`~carbonsim.policies.scorers.StageScorer`).
+
+A value head (PPO's critic) reads the mean of the item tokens and the global token.
+
+Checkpoints are ``.npz`` files of float32 arrays and a JSON header, read with ``allow_pickle=False``
+(:mod:`carbonsim.learn.checkpoint`'s format and atomic write).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import zipfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - the usual name
+from torch import nn
+
+from carbonsim._schema import ConfigError
+from carbonsim.learn.checkpoint import CheckpointError, write_atomically
+from carbonsim.learn.shifting_config import ShiftingModelConfig
+from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES
+
+FORMAT = "carbonsim-shifting-policy"
+VERSION = 1
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: ShiftingModelConfig) -> None:
+        super().__init__()
+        w = cfg.width
+        self.summary = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
+        self.context = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
+        self.items = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
+        self.norms = nn.ModuleList(nn.LayerNorm(w) for _ in range(5))
+        self.ffn_context = nn.Sequential(nn.Linear(w, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, w))
+        self.ffn_items = nn.Sequential(nn.Linear(w, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, w))
+
+    def forward(
+        self, queries: torch.Tensor, ctx: torch.Tensor, items: torch.Tensor, pad: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n1, n2, n3, n4, n5 = self.norms
+        keys = torch.cat([ctx[:, :1], items], dim=1)  # the global token keeps the summary defined
+        attend = torch.cat([torch.ones(pad.shape[0], 1, dtype=torch.bool), ~pad], dim=1)
+        summary = n1(queries + _attention(self.summary, queries, keys, attend[:, None, None, :]))
+        both = torch.cat([ctx, summary], dim=1)
+        ctx = n2(ctx + _attention(self.context, ctx, both, None))
+        ctx = n3(ctx + self.ffn_context(ctx))
+        both = torch.cat([ctx, summary], dim=1)
+        items = n4(items + _attention(self.items, items, both, None))
+        items = n5(items + self.ffn_items(items))
+        return ctx, items
+
+
+def _attention(
+    mha: nn.MultiheadAttention, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """``mha(query, keys, keys)`` through :func:`torch.nn.functional.scaled_dot_product_attention`.
+
+    The same parameters and arithmetic as :class:`torch.nn.MultiheadAttention` without its per-call checks
+    (most of an epoch's time at a few dozen items). ``mask``: True where a query may attend.
+    """
+    b, q, w = query.shape
+    h = mha.num_heads
+    wq, wk, wv = mha.in_proj_weight.chunk(3)
+    bq, bk, bv = mha.in_proj_bias.chunk(3)
+    qh = F.linear(query, wq, bq).view(b, q, h, -1).transpose(1, 2)
+    kh = F.linear(keys, wk, bk).view(b, keys.shape[1], h, -1).transpose(1, 2)
+    vh = F.linear(keys, wv, bv).view(b, keys.shape[1], h, -1).transpose(1, 2)
+    out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)
+    return F.linear(out.transpose(1, 2).reshape(b, q, w), mha.out_proj.weight, mha.out_proj.bias)
+
+
+class ShiftingNet(nn.Module):
+    """The network of the module docstring.
+
+    Args:
+        config: Its size.
+    """
+
+    def __init__(self, config: ShiftingModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        w = config.width
+        self.embed_item = nn.Linear(ITEM_FEATURES, w)
+        self.embed_region = nn.Linear(REGION_FEATURES, w)
+        self.embed_global = nn.Linear(GLOBAL_FEATURES, w)
+        self.queries = nn.Parameter(torch.randn(config.inducing, w) / math.sqrt(w))
+        self.blocks = nn.ModuleList(_Block(config) for _ in range(config.layers))
+        self.point_item = nn.Linear(w, w)
+        self.point_region = nn.Linear(w, w, bias=False)
+        self.point_pair = nn.Linear(2, w, bias=False)
+        self.point_v = nn.Linear(w, 1, bias=False)
+        self.defer = nn.Sequential(nn.Linear(2 * w, w), nn.Tanh(), nn.Linear(w, 1))
+        self.importance = nn.Linear(w, 1)
+        self.value = nn.Sequential(nn.Linear(2 * w, w), nn.Tanh(), nn.Linear(w, 1))
+
+    def forward(
+        self,
+        items: torch.Tensor,
+        mask: torch.Tensor,
+        pairs: torch.Tensor,
+        regions: torch.Tensor,
+        globals_: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Choice logits (B, N, 1 + R), importance logits (B, N) and value (B,).
+
+        Args:
+            items: (B, N, ITEM_FEATURES).
+            mask: (B, N), 1 on real items.
+            pairs: (B, N, R, 2): home, runs there.
+            regions: (B, R, REGION_FEATURES).
+            globals_: (B, GLOBAL_FEATURES).
+        """
+        b = items.shape[0]
+        pad = mask <= 0
+        x = self.embed_item(items)
+        ctx = torch.cat([self.embed_global(globals_)[:, None], self.embed_region(regions)], dim=1)
+        q = self.queries.expand(b, -1, -1)
+        for block in self.blocks:
+            ctx, x = block(q, ctx, x, pad)
+        g, c = ctx[:, 0], ctx[:, 1:]
+        a = self.point_item(x)[:, :, None, :] + self.point_region(c)[:, None, :, :] + self.point_pair(pairs)
+        region_logits = self.point_v(torch.tanh(a)).squeeze(-1)
+        defer = self.defer(torch.cat([x, g[:, None].expand_as(x)], dim=-1))
+        logits = torch.cat([defer, region_logits], dim=-1)
+        importance = self.importance(x).squeeze(-1)
+        m = mask[..., None].to(x.dtype)
+        pooled = (x * m).sum(1) / m.sum(1).clamp(min=1.0)
+        value = self.value(torch.cat([pooled, g], dim=-1)).squeeze(-1)
+        return logits, importance, value
+
+    def decide(
+        self, items: np.ndarray, pairs: np.ndarray, regions: np.ndarray, globals_: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Choice logits (n, 1 + R) and importance logits (n,) of one epoch (no padding, no gradient)."""
+        with torch.inference_mode():
+            logits, importance, _ = self(
+                torch.from_numpy(items)[None],
+                torch.ones(1, items.shape[0]),
+                torch.from_numpy(pairs)[None],
+                torch.from_numpy(regions)[None],
+                torch.from_numpy(globals_)[None],
+            )
+        return logits[0].numpy().astype(np.float64), importance[0].numpy().astype(np.float64)
+
+
+def build(config: ShiftingModelConfig, seed: int = 0) -> ShiftingNet:
+    """A new network, initialised from ``seed`` without touching torch's global random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return ShiftingNet(config).eval()
+
+
+def save(path: str | Path, model: ShiftingNet, meta: dict[str, Any] | None = None) -> Path:
+    """Writes a checkpoint atomically (float32 arrays and a JSON header; nothing pickled)."""
+    header = {"format": FORMAT, "version": VERSION, "config": dataclasses.asdict(model.config), **(meta or {})}
+    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header, sort_keys=True))}
+    for name, tensor in model.state_dict().items():
+        arrays[f"p.{name}"] = tensor.detach().cpu().numpy().astype(np.float32)
+    return write_atomically(path, ".npz", lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
+
+
+def load(path: str | Path) -> tuple[ShiftingNet, dict[str, Any]]:
+    """Reads and validates a checkpoint; returns the network (eval mode) and the header.
+
+    Raises:
+        CheckpointError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise CheckpointError(f"{path}: not a carbonsim shifting checkpoint (.npz without pickles): {exc}") from None
+    try:
+        header = json.loads(str(arrays.pop("header")))
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: no JSON 'header' entry ({exc})") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else header
+        raise CheckpointError(f"{path}: header format is {got!r}, expected {FORMAT!r}")
+    if header.get("version") != VERSION:
+        raise CheckpointError(f"{path}: version {header.get('version')!r}, this carbonsim reads version {VERSION}")
+    try:
+        config = ShiftingModelConfig(**header["config"])
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise CheckpointError(f"{path}: header 'config': {exc}") from None
+    model = ShiftingNet(config)
+    state = model.state_dict()
+    found = {k[2:]: v for k, v in arrays.items() if k.startswith("p.")}
+    if set(found) != set(state) or len(found) != len(arrays):
+        missing, extra = sorted(set(state) - set(found)), sorted(set(arrays) - {f"p.{k}" for k in state})
+        raise CheckpointError(f"{path}: arrays do not fit the network (missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, value in found.items():
+        if value.shape != tuple(state[name].shape):
+            raise CheckpointError(f"{path}: {name} has shape {value.shape}, expected {tuple(state[name].shape)}")
+        if not np.isfinite(value).all():
+            raise CheckpointError(f"{path}: {name} holds non-finite values")
+    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in found.items()})
+    return model.eval(), header
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Parameters of a network."""
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = ["FORMAT", "ShiftingModelConfig", "ShiftingNet", "build", "load", "parameter_count", "save"]

@@ -1,0 +1,181 @@
+"""``batch_policy=learned_shifting`` and the ``learned`` base scheduler of PCAPS/CAP: the shifting network at work.
+
+:class:`LearnedShifting` reads the epoch (:mod:`carbonsim.learn.shifting_features`), runs the network
+(:mod:`carbonsim.learn.shifting_model`) and, for every runnable item, takes the most likely of "defer" and
+the regions (or samples, ``sample: true``, from the policy's own random stream); the deadline guard then
+starts what must start (:func:`carbonsim.learn.shifting_features.decisions`). The operator's priorities
+``weights: [alpha, beta, gamma]`` are inputs of the network: the same checkpoint serves any weighting.
+
+:class:`LearnedScorer` (``batch_policy.base=learned``) gives PCAPS or CAP the network's importance logits
+over the runnable stages (issue 17's "a learned scheduler that exposes probabilities" as PCAPS's base).
+
+torch is imported when a policy is built, so importing this module (which registers both) needs none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from carbonsim._schema import ConfigError
+from carbonsim.config import BatchPolicyConfig
+from carbonsim.core.jobs import Decision, JobContext, JobView
+from carbonsim.learn.checkpoint import CheckpointError
+from carbonsim.learn.shifting_config import check_weights
+from carbonsim.learn.shifting_features import decisions, global_features, item_features, region_features
+from carbonsim.policies.registry import register_batch
+from carbonsim.policies.scorers import StageSchedulerConfig, register_scorer
+
+if TYPE_CHECKING:
+    from carbonsim.learn.shifting_model import ShiftingNet
+
+INSTALL_HINT = 'pip install torch==2.13.0 && pip install ".[rl]"'
+#: Weights when neither the config nor the checkpoint gives any.
+DEFAULT_WEIGHTS = (1.0, 1.0, 1.0)
+
+
+def load_network(path: str, field: str, threads: int = 1) -> tuple[ShiftingNet, dict[str, Any]]:
+    """The network of checkpoint ``path``, or a ConfigError naming ``field`` (ImportError without torch)."""
+    if not path:
+        raise ConfigError(f"{field}: expected the path of a trained shifting network (shifting.npz), got ''")
+    try:
+        import torch
+    except ImportError as exc:
+        raise ImportError(f"the learned shifting scheduler needs torch ({exc}); install: {INSTALL_HINT}") from exc
+    from carbonsim.learn import shifting_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return shifting_model.load(Path(path))
+    except CheckpointError as exc:
+        raise ConfigError(f"{field}: {exc}") from None
+
+
+def weights_of(configured: tuple[float, ...], header: dict[str, Any]) -> tuple[float, float, float]:
+    """The configured weights, else the checkpoint's ``selected_weights``, else 1, 1, 1."""
+    w = tuple(configured) or tuple(header.get("selected_weights", DEFAULT_WEIGHTS))
+    return (float(w[0]), float(w[1]), float(w[2]))
+
+
+def epoch_inputs(
+    view: JobView, context: JobContext, weights: tuple[float, float, float]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The network's inputs for one epoch: items, pairs (n, R, 2), regions, globals."""
+    items, home, current = item_features(view)
+    n, r = items.shape[0], len(context.region_names)
+    pairs = np.zeros((n, r, 2), dtype=np.float32)
+    rows = np.arange(n)
+    pairs[rows, home, 0] = 1.0
+    on = current >= 0
+    pairs[rows[on], current[on], 1] = 1.0
+    return items, pairs, region_features(view, context), global_features(view, weights, n)
+
+
+@dataclass(frozen=True)
+class LearnedShiftingConfig(BatchPolicyConfig):
+    """Parameters of :class:`LearnedShifting`.
+
+    Attributes:
+        name: ``learned_shifting``.
+        checkpoint: The network (``shifting.npz`` written by ``experiments/train_shifting.py``).
+        weights: The operator's priorities [alpha, beta, gamma]: per kg CO2eq, per job-hour late, per USD
+            (empty: those the checkpoint was selected at).
+        sample: Sample each item's choice from the network's softmax (the policy's random stream) instead of
+            taking the most likely.
+        torch_threads: Threads torch may use (0: leave torch's setting alone).
+    """
+
+    name: str = "learned_shifting"
+    checkpoint: str = ""
+    weights: tuple[float, ...] = ()
+    sample: bool = False
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        check_weights(tuple(self.weights), "weights")
+        if self.torch_threads < 0:
+            raise ConfigError(f"torch_threads: expected a number of threads >= 0, got {self.torch_threads!r}")
+
+
+@register_batch("learned_shifting", LearnedShiftingConfig)
+class LearnedShifting:
+    """Defers or places every runnable item with the shifting network (see the module docstring).
+
+    Args:
+        config: The policy's parameters.
+        model: A network to use instead of reading ``config.checkpoint`` (training and tests pass their own).
+
+    Attributes:
+        forced: Items the deadline guard started against the network's choice so far.
+    """
+
+    def __init__(self, config: LearnedShiftingConfig, model: ShiftingNet | None = None) -> None:
+        self.config = config
+        header: dict[str, Any] = {}
+        if model is None:
+            model, header = load_network(config.checkpoint, "batch_policy.checkpoint", config.torch_threads)
+        self.model = model
+        self.weights = weights_of(tuple(config.weights), header)
+        self.context: JobContext | None = None
+        self.forced = 0
+
+    def reset(self, context: JobContext) -> None:
+        """Keeps the static facts."""
+        self.context = context
+        self.forced = 0
+
+    def choices(self, view: JobView) -> np.ndarray:
+        """Per row of ``view.stages``: -1 (defer) or a region."""
+        assert self.context is not None, "reset() first"
+        inputs = epoch_inputs(view, self.context, self.weights)
+        logits, _ = self.model.decide(*inputs)
+        if self.config.sample:
+            z = logits - logits.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            u = self.context.rng.random(p.shape[0])
+            pick = (np.cumsum(p, axis=1) < u[:, None]).sum(axis=1)
+            return np.asarray(np.minimum(pick, p.shape[1] - 1) - 1, dtype=np.int64)
+        return np.asarray(logits.argmax(axis=1) - 1, dtype=np.int64)
+
+    def schedule(self, view: JobView) -> Mapping[Any, Decision]:
+        """The network's choices under the deadline guard."""
+        if not len(view.stages):
+            return {}
+        out, forced = decisions(view, self.choices(view), self.context)
+        self.forced += forced
+        return out
+
+    def stats(self) -> dict[str, float]:
+        """Items forced by the deadline guard."""
+        return {"deadline_forced": float(self.forced)}
+
+
+@register_scorer("learned")
+class LearnedScorer:
+    """The network's importance logits over the runnable stages (a PCAPS/CAP base scheduler)."""
+
+    def __init__(self, cfg: StageSchedulerConfig) -> None:
+        self.model, header = load_network(cfg.checkpoint, "batch_policy.checkpoint")
+        self.weights = weights_of(tuple(cfg.weights), header)
+        self.context: JobContext | None = None
+
+    def reset(self, context: JobContext) -> None:
+        """Keeps the static facts."""
+        self.context = context
+
+    def logits(self, view: JobView) -> np.ndarray:
+        """One importance logit per row of ``view.stages``."""
+        assert self.context is not None, "reset() first"
+        if not len(view.stages):
+            return np.zeros(0)
+        _, importance = self.model.decide(*epoch_inputs(view, self.context, self.weights))
+        return np.asarray(importance, dtype=np.float64)
+
+
+__all__ = ["LearnedScorer", "LearnedShifting", "LearnedShiftingConfig", "epoch_inputs", "load_network"]

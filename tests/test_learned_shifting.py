@@ -1,0 +1,223 @@
+"""The learned shifting scheduler: checkpoints, any number of items and regions, weights as inputs, the CLI."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import carbonsim  # noqa: E402
+from carbonsim._schema import ConfigError  # noqa: E402
+from carbonsim.learn import shifting_imitation as im  # noqa: E402
+from carbonsim.learn import shifting_model as sm  # noqa: E402
+from carbonsim.learn.checkpoint import CheckpointError  # noqa: E402
+from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES  # noqa: E402
+
+TINY = sm.ShiftingModelConfig(width=16, heads=2, layers=1, inducing=2, ffn=32)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("shifting")
+    return sm.save(folder / "shifting.npz", sm.build(TINY, seed=0), {"selected_weights": [1.0, 1.0, 1.0]})
+
+
+def epoch_inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    pairs = np.zeros((n, r, 2), dtype=np.float32)
+    pairs[np.arange(n), rng.integers(r, size=n), 0] = 1.0
+    return (
+        rng.uniform(-1, 1, (n, ITEM_FEATURES)).astype(np.float32),
+        pairs,
+        rng.uniform(0, 1, (r, REGION_FEATURES)).astype(np.float32),
+        rng.uniform(0, 1, GLOBAL_FEATURES).astype(np.float32),
+    )
+
+
+def test_checkpoint_round_trip(checkpoint: Path) -> None:
+    model = sm.build(TINY, seed=0)
+    loaded, header = sm.load(checkpoint)
+    assert header["selected_weights"] == [1.0, 1.0, 1.0] and loaded.config == TINY
+    inputs = epoch_inputs(9, 3, 0)
+    for a, b in zip(model.decide(*inputs), loaded.decide(*inputs), strict=True):
+        assert np.array_equal(a, b)
+
+
+def test_corrupt_or_foreign_checkpoints_are_named(tmp_path: Path, checkpoint: Path) -> None:
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(checkpoint.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match=r"bad\.npz"):
+        sm.load(bad)
+    other = tmp_path / "other.npz"
+    np.savez(other, header=np.array('{"format": "carbonsim-mlp-policy"}'))
+    with pytest.raises(CheckpointError, match="expected 'carbonsim-shifting-policy'"):
+        sm.load(other)
+    with pytest.raises(ConfigError, match=r"batch_policy\.checkpoint: .*bad\.npz"):
+        carbonsim.make_batch_policy(carbonsim.batch_policy_config({"name": "learned_shifting", "checkpoint": str(bad)}))
+    with pytest.raises(ConfigError, match=r"batch_policy\.checkpoint: expected the path"):
+        carbonsim.make_batch_policy(carbonsim.batch_policy_config({"name": "learned_shifting"}))
+    with pytest.raises(ConfigError, match="checkpoint: only base learned"):
+        carbonsim.batch_policy_config({"name": "pcaps", "checkpoint": str(checkpoint)})
+
+
+@pytest.mark.parametrize("regions", [1, 2, 3, 5])
+@pytest.mark.parametrize("items", [1, 4, 300])
+def test_any_number_of_items_and_regions(regions: int, items: int) -> None:
+    model = sm.build(TINY, seed=1)
+    logits, importance = model.decide(*epoch_inputs(items, regions, items + regions))
+    assert logits.shape == (items, 1 + regions) and importance.shape == (items,)
+    assert np.isfinite(logits).all() and np.isfinite(importance).all()
+    # A set: permuting the items permutes the decisions, nothing else.
+    x, pairs, reg, glob = epoch_inputs(items, regions, 7)
+    perm = np.random.default_rng(0).permutation(items)
+    a, _ = model.decide(x, pairs, reg, glob)
+    b, _ = model.decide(x[perm], pairs[perm], reg, glob)
+    assert np.allclose(a[perm], b, atol=1e-5)
+
+
+def weights_token(alpha: float, beta: float = 1.0, gamma: float = 0.0) -> np.ndarray:
+    g = np.zeros(GLOBAL_FEATURES, dtype=np.float32)
+    w = np.array([alpha, beta, gamma])
+    g[0:3] = np.clip(w / 10.0, 0, 1)
+    g[3:6] = w / w.sum()
+    return g
+
+
+def toy_epoch(rng: np.random.Generator, dirty: bool, alpha: float) -> im.Epoch:
+    """Two regions whose current intensity is at the top (dirty) or the bottom of their 24-hour forecast."""
+    n = int(rng.integers(1, 6))
+    items, pairs, regions, _ = epoch_inputs(n, 2, int(rng.integers(1 << 30)))
+    regions[:, 4] = 1.0 if dirty else 0.0  # where now lies between the forecast's min and max
+    regions[:, 0] = np.where(dirty, regions[:, 3], regions[:, 2])
+    home = pairs[:, :, 0].argmax(axis=1)
+    # Teacher of the carbon-heavy weighting defers in a dirty hour; the lateness-heavy one always runs.
+    choices = np.where(dirty and alpha > 1.0, -1, home)
+    return im.Epoch(items, pairs, regions, weights_token(alpha), choices)
+
+
+def test_more_alpha_more_deferral_to_the_clean_hour() -> None:
+    """A network imitating two teachers, told apart only by the weights token, defers more at high alpha."""
+    rng = np.random.default_rng(0)
+    data = [toy_epoch(rng, bool(rng.integers(2)), float(rng.choice([0.2, 5.0]))) for _ in range(256)]
+    model = sm.build(TINY, seed=2)
+    losses = im.fit(model, data, steps=80, rng=np.random.default_rng(1), batch_size=32, learning_rate=1e-2)
+    assert losses[-1] < losses[0]
+
+    def p_defer(dirty: bool, alpha: float) -> float:
+        e = toy_epoch(np.random.default_rng(5), dirty, alpha)
+        logits, _ = model.decide(e.items, e.pairs, e.regions, e.globals_)
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return float((p[:, 0] / p.sum(axis=1)).mean())
+
+    assert p_defer(True, 5.0) > 0.5 > p_defer(True, 0.2)
+    assert p_defer(True, 5.0) > p_defer(False, 5.0)
+
+
+def test_runs_on_the_dag_and_gpu_presets_and_as_pcaps_base(checkpoint: Path, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from carbonsim.cli import execute
+
+    for scenario, hours in (("dag_tpch", 0.05), ("gpu_training", 0.25)):
+        cfg = carbonsim.load_config(
+            [
+                f"scenario={scenario}",
+                f"sim_hours={hours}",
+                "batch_policy=learned_shifting",
+                f"batch_policy.checkpoint={checkpoint}",
+                "batch_policy.weights=[2.0,1.0,0.5]",
+            ]
+        )
+        execute(cfg, tmp_path / scenario, Console(file=io.StringIO()))
+        s = json.loads((tmp_path / scenario / "summary.json").read_text())
+        assert s["jobs"] > 0 and s["batch_policy"] == "learned_shifting"
+        assert s["jobs"] == s["jobs_completed"] + s["jobs_failed"] + s["jobs_in_flight"]
+    cfg = carbonsim.load_config(
+        [
+            "scenario=dag_tpch",
+            "sim_hours=0.05",
+            "batch_policy=pcaps",
+            "batch_policy.base=learned",
+            f"batch_policy.checkpoint={checkpoint}",
+        ]
+    )
+    s = carbonsim.run(cfg).summary
+    assert s["jobs"] == s["jobs_completed"] + s["jobs_failed"] + s["jobs_in_flight"] > 0
+
+
+def test_importing_carbonsim_does_not_import_torch() -> None:
+    code = (
+        "import sys, carbonsim; assert 'learned_shifting' in carbonsim.batch_policy_names(); "
+        "print('torch' in sys.modules)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    assert proc.stdout.strip() == "False"
+
+
+def test_ppo_takes_gradient_steps_through_the_shared_network() -> None:
+    """SB3's PPO with the per-item multi-categorical heads: one short rollout and one update change the network."""
+    from stable_baselines3 import PPO
+
+    from carbonsim.envs.shifting import ShiftingEnv
+    from carbonsim.learn.shifting_config import ShiftingEnvConfig
+    from carbonsim.learn.shifting_sb3 import ShiftingActorCritic
+
+    env = ShiftingEnv(
+        ShiftingEnvConfig(
+            episode_hours=0.1, max_items=8, overrides=("scenario.batch.generator.mean_interarrival_s=90",)
+        )
+    )
+    model = sm.build(TINY, seed=3)
+    before = [p.detach().clone() for p in model.parameters()]
+    agent = PPO(
+        ShiftingActorCritic, env, n_steps=16, batch_size=8, n_epochs=1, seed=0, device="cpu",
+        policy_kwargs={"network": model},
+    )  # fmt: skip
+    assert agent.policy.action_dist.action_dims == [4] * 8
+    agent.learn(total_timesteps=16)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+def test_shipped_training_config_holds_out_selection_and_evaluation_years(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import contextlib
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    from carbonsim._hydra import config_dir, register_configs
+    from carbonsim._schema import build
+    from carbonsim.learn.config import parse_utc_hour
+    from carbonsim.learn.shifting_config import TrainShiftingConfig
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = build(TrainShiftingConfig, OmegaConf.to_container(compose("train_shifting"), resolve=True), "")
+    end = parse_utc_hour(cfg.env.window_end_utc, "window_end_utc")
+    assert end.year == 2023 and parse_utc_hour(cfg.env.window_start_utc, "window_start_utc").year == 2021
+    assert all(parse_utc_hour(s, "s").year == 2023 for s in cfg.select_starts)
+    # Bad input: one line naming the field, status 2.
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("train_shifting_script", root / "experiments" / "train_shifting.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["train_shifting", "n_envs=0", f"hydra.run.dir={tmp_path / 'out'}"])
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), pytest.raises(SystemExit) as exit_info:
+        try:
+            module.main()
+        finally:
+            GlobalHydra.instance().clear()
+    assert exit_info.value.code == 2
+    assert err.getvalue() == "train_shifting: n_envs: expected an integer >= 1, got 0\n"
