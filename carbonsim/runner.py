@@ -167,6 +167,7 @@ def simulate_policy(
     seed = cfg.seed if seed is None else seed
     jobs = jobs if jobs is not None else Jobs.empty()
     batch_cfg = batch_policy if batch_policy is not None else cfg.batch_policy
+    reset_peak_memory()
     t0 = time.perf_counter()
     sim = make_simulation(
         cfg,
@@ -211,6 +212,9 @@ def simulate_policy(
         "decision_overhead_us": result.decision_ns / n / 1e3,
         "plan_calls": float(result.plans),
         "plan_overhead_ms": result.plan_ns / max(result.plans, 1) / 1e6,
+        "batch_epochs": float(result.batch_epochs),
+        "batch_decision_cpu_ms": result.batch_decision_cpu_ns / max(result.batch_epochs, 1) / 1e6,
+        "peak_memory_mb": peak_memory_mb(),
     }
     return RunOutput(
         label=summary["label"],
@@ -227,6 +231,38 @@ def simulate_policy(
         timeline=streamed.timeline(),
         signals=metrics.signals(result),
     )
+
+
+def reset_peak_memory() -> None:
+    """Resets the process's peak resident memory (Linux: ``/proc/self/clear_refs``), if the system allows it.
+
+    Then :func:`peak_memory_mb` measures the peak of what follows, not of an earlier job of the same
+    worker process. Elsewhere (or when refused) nothing happens and the peak is the process's so far.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MB (a measurement: it varies from run to run).
+
+    ``VmHWM`` on Linux (the peak since :func:`reset_peak_memory`), else ``ru_maxrss`` (since the process started).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    # ru_maxrss is in kB on Linux, in bytes on macOS.
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / scale
 
 
 def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[str]:
