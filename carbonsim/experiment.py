@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import re
 import sys
@@ -259,6 +260,11 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     return analyse(cfg, out_dir)
 
 
+#: Experiments with their own tables and figures: name -> module whose ``write_study(out_dir, results)``
+#: :func:`analyse` calls after the sweep's tables (the report embeds what it lists in ``study.json``).
+STUDIES = {"seed_study": "carbonsim.analysis.seed_study"}
+
+
 def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[str, pd.DataFrame]:
     """Collects every job below ``out_dir``, adds reductions and bound shares, writes and returns the tables.
 
@@ -284,6 +290,8 @@ def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[st
     result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else empty
     write_text(out_dir / "comparison_per_workload.csv", result["per_workload"].to_csv(index=False, float_format="%.6g"))
     write_text(out_dir / "comparison_per_workload.md", tables.markdown(tables.human_table(result["per_workload"])))
+    if cfg is not None and cfg.experiment is not None and cfg.experiment.name in STUDIES and len(df):
+        importlib.import_module(STUDIES[cfg.experiment.name]).write_study(out_dir, df)
     if cfg is not None and cfg.experiment is not None and cfg.experiment.published:
         ref = reference_table(result["comparison"], cfg.experiment.published)
         write_text(out_dir / "reference_table.csv", ref.to_csv(index=False, float_format="%.6g"))

@@ -62,6 +62,8 @@ class RunOutput:
         latency: Latency quantiles per workload (:func:`carbonsim.analysis.metrics.latency_quantiles`).
         signals: Hourly intensity and price per region (:func:`carbonsim.analysis.metrics.signals`).
         timeline: Outcomes per 5 minutes of arrivals (:func:`carbonsim.analysis.metrics.timeline`).
+        job_load: Busy batch CPUs and GPUs per region and hour (:func:`carbonsim.analysis.jobs.hourly_load`;
+            None without jobs).
     """
 
     label: str
@@ -76,6 +78,7 @@ class RunOutput:
     stages: pd.DataFrame | None = None
     latency: pd.DataFrame | None = None
     timeline: pd.DataFrame | None = None
+    job_load: pd.DataFrame | None = None
     _requests: pd.DataFrame | None = None
 
     @property
@@ -229,6 +232,7 @@ def simulate_policy(
         stages=job_metrics.stage_table(result) if len(jobs) and not jobs.one_task_each else None,
         latency=streamed.latency_quantiles(),
         timeline=streamed.timeline(),
+        job_load=job_metrics.hourly_load(result) if len(jobs) else None,
         signals=metrics.signals(result),
     )
 
@@ -438,9 +442,9 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
     Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
-    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), ``stages.csv``
-    (with jobs of several stages or tasks), (if ``write_requests``) ``requests.parquet``, then ``summary.json``:
-    a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
+    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` and ``job_load.csv`` (with batch
+    jobs), ``stages.csv`` (with jobs of several stages or tasks), (if ``write_requests``) ``requests.parquet``,
+    then ``summary.json``: a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "timing.json", out.timing)
@@ -457,6 +461,7 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("timeline", out.timeline),
         ("jobs", out.jobs),
         ("stages", out.stages),
+        ("job_load", out.job_load),
     )
     for name, maybe in optional:
         if maybe is not None:
