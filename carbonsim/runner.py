@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from carbonsim._schema import ConfigError
@@ -291,7 +292,9 @@ def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[st
     notes: list[str] = []
     if sc.batch.has_jobs and len(jobs):
         largest = max(r.batch_cpus for r in sc.regions)
-        too_big = int((jobs.cpus > largest).sum())
+        # A job fails when one of its tasks is larger than every cluster (a DAG's stages run in waves).
+        task_cpus = np.maximum.reduceat(jobs.stages.cpus_per_task, jobs.stage_ptr[:-1])
+        too_big = int((task_cpus > largest).sum())
         if too_big:
             which = f"all {len(jobs)}" if too_big == len(jobs) else f"{too_big} of {len(jobs)}"
             notes.append(

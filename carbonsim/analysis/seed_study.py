@@ -24,11 +24,12 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from carbonsim.analysis import tables
 from carbonsim.analysis.figures import MARKERS, apply_style
@@ -47,6 +48,7 @@ STUDY_COLUMNS = (
     "jobs",
     "tasks",
     "job_carbon_t",
+    "job_carbon_kg",
     "saved_vs_agnostic_t",
     "saved_vs_agnostic_pct",
     "deadline_met_pct",
@@ -102,6 +104,7 @@ def study_table(results: pd.DataFrame, sweep_dir: Path | None = None) -> pd.Data
                 "jobs": _num(r, "jobs"),
                 "tasks": tasks,
                 "job_carbon_t": kg / 1e3,
+                "job_carbon_kg": kg,
                 "saved_vs_agnostic_t": (base_kg - kg) / 1e3,
                 "saved_vs_agnostic_pct": (1.0 - kg / base_kg) * 100.0 if base_kg else math.nan,
                 "deadline_met_pct": _num(r, "deadline_met_pct"),
@@ -131,6 +134,7 @@ def study_table(results: pd.DataFrame, sweep_dir: Path | None = None) -> pd.Data
                     "label": label,
                     "jobs": _num(first, "jobs"),
                     "job_carbon_t": kg / 1e3,
+                    "job_carbon_kg": kg,
                     "saved_vs_agnostic_t": (base_kg - kg) / 1e3,
                     "saved_vs_agnostic_pct": (1.0 - kg / base_kg) * 100.0 if base_kg else math.nan,
                 }
@@ -142,7 +146,7 @@ def study_table(results: pd.DataFrame, sweep_dir: Path | None = None) -> pd.Data
     table = table.sort_values("_order", kind="stable").drop(columns="_order").reset_index(drop=True)
     for col in ("jobs", "tasks", "batch_epochs"):
         table[col] = pd.to_numeric(table[col]).astype("Int64")
-    return cast(pd.DataFrame, table[list(STUDY_COLUMNS)])
+    return table[list(STUDY_COLUMNS)]
 
 
 def saved_matrix(study: pd.DataFrame) -> pd.DataFrame:
@@ -183,6 +187,14 @@ def saved_markdown(saved: pd.DataFrame) -> str:
     return "\n".join(parts)
 
 
+def study_markdown(study: pd.DataFrame) -> str:
+    """The study table as Markdown, one section per scenario (each column to its own precision there)."""
+    parts = []
+    for scenario, g in study.groupby("scenario", sort=False, dropna=False):
+        parts.append(f"### {scenario}\n\n" + tables.markdown(human(g.drop(columns="scenario"))))
+    return "\n".join(parts)
+
+
 def human(df: pd.DataFrame) -> pd.DataFrame:
     """A study table as text under human column names."""
     return tables.human_table(df)
@@ -201,7 +213,7 @@ def fig_carbon_vs_misses(study: pd.DataFrame) -> Figure | None:
     pol = pol[pol["deadline_met_pct"].notna()]
     if pol.empty:
         return None
-    pol["load"] = pol["variant"].astype(str).map(_load_pct)
+    pol["load"] = pol["variant"].astype(str).map(_load_pct)  # e.g. "50% load"
     pol["rule"] = pol["variant"].astype(str).map(lambda v: v.split(",")[-1].strip() if "," in v else v)
     scenarios = list(dict.fromkeys(pol["scenario"].astype(str)))
     loads = list(dict.fromkeys(pol["load"]))
@@ -229,7 +241,8 @@ def fig_carbon_vs_misses(study: pd.DataFrame) -> Figure | None:
                         label=f"{label}" if i == 0 and k == 0 and q == 0 else None,
                     )
             ax.axhline(0.0, color="0.5", lw=0.8)
-            ax.set_title(f"{scenario}, {load} load", fontsize=9)
+            ax.set_title(f"{scenario}, {load}", fontsize=9)
+            ax.set_xlim(-4.0, 104.0)
             ax.set_xlabel("deadlines missed %")
             ax.set_ylabel("carbon saved % vs carbon-agnostic")
     fig.legend(loc="lower center", ncol=min(len(labels), 5), fontsize=7, frameon=False)
@@ -302,6 +315,12 @@ def fig_gantt(stages: dict[str, pd.DataFrame], signals: pd.DataFrame, job: int, 
             0.995, 0.04, f"runs in {used}; shading: its hourly intensity", transform=ax.transAxes,
             ha="right", fontsize=7,
         )  # fmt: skip
+    used_regions = sorted(
+        {str(r).split(" ")[0] for df in picked.values() for r in df["regions"].dropna()} & set(regions),
+        key=regions.index,
+    )
+    handles = [Patch(color=f"C{regions.index(r) % 10}", label=r) for r in used_regions]
+    axes[0].legend(handles=handles, fontsize=7, loc="upper right", title="region", title_fontsize=7)
     axes[-1].set_xlabel("simulated hour")
     axes[-1].set_xlim(math.floor(t0), math.ceil(t1))
     fig.suptitle(title, fontsize=10)
@@ -341,20 +360,20 @@ def _showcase(study: pd.DataFrame, scenario: str) -> tuple[str, str] | None:
     rows = pol[(pol["variant"] == variant) & (pol["label"] != AGNOSTIC)].dropna(subset=["job_carbon_t"])
     if rows.empty:
         return None
-    return variant, str(rows.loc[rows["job_carbon_t"].idxmin(), "label"])
+    best = rows.sort_values("job_carbon_t", kind="stable")["label"].iloc[0]
+    return variant, str(best)
 
 
 def _gantt_job(a: pd.DataFrame, b: pd.DataFrame) -> int | None:
-    """A job with several stages, completed under both policies, whose end differs most between them."""
-    ends = []
+    """A job of at least four stages, completed under both policies, that ran longest under the first one."""
+    spans = []
     for df in (a, b):
-        per_job = df.groupby("job").agg(end=("end_s", "max"), stages=("stage", "count"))
-        ends.append(per_job)
-    both = ends[0].join(ends[1], rsuffix="_b", how="inner")
+        spans.append(df.groupby("job").agg(start=("start_s", "min"), end=("end_s", "max"), stages=("stage", "count")))
+    both = spans[0].merge(spans[1], left_index=True, right_index=True, suffixes=("", "_b"))
     both = both[(both["stages"] >= 4) & np.isfinite(both["end"]) & np.isfinite(both["end_b"])]
     if both.empty:
         return None
-    return int((both["end"] - both["end_b"]).abs().idxmax())
+    return int((both["end"] - both["start"]).idxmax())
 
 
 def write_study(sweep_dir: Path, results: pd.DataFrame) -> list[Path]:
@@ -363,7 +382,7 @@ def write_study(sweep_dir: Path, results: pd.DataFrame) -> list[Path]:
     study = study_table(results, sweep_dir)
     saved = saved_matrix(study)
     for name, df, md in (
-        ("study_table", study, tables.markdown(human(study))),
+        ("study_table", study, study_markdown(study)),
         ("study_saved", saved, saved_markdown(saved)),
     ):
         (sweep_dir / f"{name}.csv").write_text(df.to_csv(index=False, float_format="%.6g"), encoding="utf-8")
@@ -401,7 +420,9 @@ def write_study(sweep_dir: Path, results: pd.DataFrame) -> list[Path]:
         st = {
             k: v for k, v in ((label, _read(sweep_dir, job, "stages")) for label, job in jobs.items()) if v is not None
         }
-        sig = _read(sweep_dir, jobs[AGNOSTIC], "signals")
+        # The signals of the run that lasted longest cover the other's hours too.
+        sigs = [df for df in _tables(sweep_dir, jobs, "signals").values()]
+        sig = max(sigs, key=lambda df: int(df["hour"].max())) if sigs else None
         if len(st) == 2 and sig is not None:
             a, b = st.values()
             job = _gantt_job(a, b)
