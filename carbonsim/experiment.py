@@ -178,14 +178,15 @@ def experiment_job(
 
     def compute_bounds() -> dict[str, float]:
         out: dict[str, float] = {}
-        for rule, kg in job_bounds(world, jobs).items():
+        for rule, kg in job_bounds(world, jobs, exp.bound_precedence).items():
             out[f"bound_{rule}_job_carbon_kg"] = kg
         if len(requests):
             out["bound_carbon_kg"] = inference_bound(world, requests, vcfg.sim_hours * 3600.0).carbon_g / 1e3
         return out
 
+    flat = "" if exp.bound_precedence else "noprec_"  # the looser bound is another value
     bounds = _bounds(
-        vcfg, seed, cache_dir / f"bounds_{vslug}seed{seed}_{instance_key(vcfg, seed)}.json", compute_bounds
+        vcfg, seed, cache_dir / f"bounds_{vslug}{flat}seed{seed}_{instance_key(vcfg, seed)}.json", compute_bounds
     )
     out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
     pair = baseline_policies(vcfg)
@@ -196,6 +197,7 @@ def experiment_job(
         variant_index=variant_index,
         run_index=run_index,
         is_baseline=is_baseline(pair, pc, bc, jobs, requests),
+        bound_precedence=exp.bound_precedence,
     )
     summary.update(bounds)
     if pair is not None and not any(is_baseline(pair, p, b, jobs, requests) for _, p, b in specs):
