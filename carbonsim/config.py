@@ -735,6 +735,8 @@ class ExperimentConfig:
         run: In a sweep job, the index of the one run to perform (set by the experiment's Hydra sweep);
             -1 runs every run in one process.
         variant: In a sweep job, the index of its variant (-1 when the experiment has none).
+        bound_precedence: Whether the batch bound of DAG jobs keeps its precedence rows
+            (:mod:`carbonsim.job_bound`); without them it is a looser bound that solves far faster.
     """
 
     name: str
@@ -745,6 +747,7 @@ class ExperimentConfig:
     published_source: str = ""
     run: int = -1
     variant: int = -1
+    bound_precedence: bool = True
 
     def __post_init__(self) -> None:
         _check(len(self.runs) > 0, "runs", self.runs, "at least one policy run")

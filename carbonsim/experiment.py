@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import re
 import sys
@@ -177,14 +178,15 @@ def experiment_job(
 
     def compute_bounds() -> dict[str, float]:
         out: dict[str, float] = {}
-        for rule, kg in job_bounds(world, jobs).items():
+        for rule, kg in job_bounds(world, jobs, exp.bound_precedence).items():
             out[f"bound_{rule}_job_carbon_kg"] = kg
         if len(requests):
             out["bound_carbon_kg"] = inference_bound(world, requests, vcfg.sim_hours * 3600.0).carbon_g / 1e3
         return out
 
+    flat = "" if exp.bound_precedence else "noprec_"  # the looser bound is another value
     bounds = _bounds(
-        vcfg, seed, cache_dir / f"bounds_{vslug}seed{seed}_{instance_key(vcfg, seed)}.json", compute_bounds
+        vcfg, seed, cache_dir / f"bounds_{vslug}{flat}seed{seed}_{instance_key(vcfg, seed)}.json", compute_bounds
     )
     out = simulate_policy(vcfg, pc, world, requests, seed, label, jobs=jobs, batch_policy=bc)
     pair = baseline_policies(vcfg)
@@ -195,6 +197,7 @@ def experiment_job(
         variant_index=variant_index,
         run_index=run_index,
         is_baseline=is_baseline(pair, pc, bc, jobs, requests),
+        bound_precedence=exp.bound_precedence,
     )
     summary.update(bounds)
     if pair is not None and not any(is_baseline(pair, p, b, jobs, requests) for _, p, b in specs):
@@ -259,6 +262,11 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     return analyse(cfg, out_dir)
 
 
+#: Experiments with their own tables and figures: name -> module whose ``write_study(out_dir, results)``
+#: :func:`analyse` calls after the sweep's tables (the report embeds what it lists in ``study.json``).
+STUDIES = {"seed_study": "carbonsim.analysis.seed_study"}
+
+
 def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[str, pd.DataFrame]:
     """Collects every job below ``out_dir``, adds reductions and bound shares, writes and returns the tables.
 
@@ -284,6 +292,8 @@ def analyse(cfg: RunConfig | None, out_dir: Path, baseline: str = "") -> dict[st
     result["per_workload"] = pd.concat(rows, ignore_index=True) if rows else empty
     write_text(out_dir / "comparison_per_workload.csv", result["per_workload"].to_csv(index=False, float_format="%.6g"))
     write_text(out_dir / "comparison_per_workload.md", tables.markdown(tables.human_table(result["per_workload"])))
+    if cfg is not None and cfg.experiment is not None and cfg.experiment.name in STUDIES and len(df):
+        importlib.import_module(STUDIES[cfg.experiment.name]).write_study(out_dir, df)
     if cfg is not None and cfg.experiment is not None and cfg.experiment.published:
         ref = reference_table(result["comparison"], cfg.experiment.published)
         write_text(out_dir / "reference_table.csv", ref.to_csv(index=False, float_format="%.6g"))

@@ -340,5 +340,9 @@ def batch_jobs(scenario: ScenarioConfig, seed: int, sim_hours: float) -> Jobs:
     elif cfg.source.format:
         trace = load_job_trace(cfg.source)
     else:
-        trace = generated_trace(cfg.generator, cfg.trace_offset_h * 3600.0 + horizon_s, rng)
+        gen = cfg.generator
+        capacity = sum(
+            float(r.batch_cpus) if gen.kind == "tpch" else float(sum(r.batch_gpus.values())) for r in scenario.regions
+        )
+        trace = generated_trace(gen, cfg.trace_offset_h * 3600.0 + horizon_s, rng, capacity)
     return build_jobs(trace, cfg, scenario.region_names, horizon_s, rng, scenario.regions)

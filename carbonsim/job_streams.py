@@ -16,13 +16,19 @@ deadline rule, interruptible share and home regions, drawn afterwards from the s
   ``g x cpus_per_gpu`` CPUs (a gang-scheduled training job: all its GPUs start and stop together), ``g`` and
   the type drawn by their shares, and a run time resampled from the job durations of a GAIA trace (the PAI
   ones hold the run times of Alibaba PAI's 2020 GPU cluster), capped at ``max_duration_h``.
+* **Load** (:func:`mean_interarrival_for_load`): with ``target_load`` > 0 the mean gap is the expected work
+  of one job over ``target_load`` times the batch capacity of every region (CPU-seconds over CPUs for
+  TPC-H, GPU-seconds over GPUs for the training mix), so that the offered load is that share of the capacity.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 
+from carbonsim._schema import ConfigError
 from carbonsim.data.errors import DataError
 from carbonsim.data.job_trace import STAGE_COLUMNS, JobTrace, validate_stages
 from carbonsim.data.tpch import TPCH_QUERIES, TPCH_SIZES_GB, load_tpch_stages
@@ -31,6 +37,47 @@ from carbonsim.jobs_config import JobGeneratorConfig
 
 #: Arrivals are drawn in chunks of this many gaps when the stream runs until the end of the window.
 _CHUNK = 1024
+
+
+def expected_work_per_job(cfg: JobGeneratorConfig, templates: pd.DataFrame | None = None) -> float:
+    """Expected work of one generated job: CPU-seconds for ``tpch``, GPU-seconds for ``gpu_training``.
+
+    TPC-H: the mean, over the (size, query) pairs drawn (uniformly and independently, so every pair alike),
+    of the sum over the job's stages of tasks x task duration x ``executor_cpus``. Training mix: the mean
+    GPU count by ``gpus_per_job_shares`` times the mean run time of the trace's jobs (scaled by
+    ``duration_scale``, capped at ``max_duration_h``), since both are drawn independently.
+    """
+    if cfg.kind == "tpch":
+        if templates is None:
+            templates = load_tpch_stages(duration_executors=cfg.duration_executors)
+        queries = set(cfg.queries or TPCH_QUERIES)
+        sizes = set(cfg.sizes_gb or TPCH_SIZES_GB)
+        t = templates[templates["query"].isin(queries) & templates["size_gb"].isin(sizes)]
+        work = (t["tasks"] * t["task_duration_s"]).groupby([t["size_gb"], t["query"]]).sum()
+        return float(work.mean()) * cfg.duration_scale * cfg.executor_cpus
+    if cfg.kind == "gpu_training":
+        run_s = load_gaia_jobs(cfg.duration_trace)["duration_s"].to_numpy(dtype=np.float64) * cfg.duration_scale
+        if cfg.max_duration_h:
+            run_s = np.minimum(run_s, cfg.max_duration_h * 3600.0)
+        gpus = float(np.dot(cfg.gpus_per_job, cfg.gpus_per_job_shares))
+        return gpus * float(run_s.mean())
+    raise ValueError(f"generator.kind: {cfg.kind!r} is not a generated stream")
+
+
+def mean_interarrival_for_load(
+    cfg: JobGeneratorConfig, capacity: float, templates: pd.DataFrame | None = None
+) -> float:
+    """Mean gap (s) at which jobs offer ``cfg.target_load`` of ``capacity`` (CPUs for TPC-H, GPUs for training).
+
+    Raises:
+        ConfigError: if ``capacity`` is not positive (no batch CPUs, or no batch GPUs for the training mix).
+    """
+    unit = "CPUs" if cfg.kind == "tpch" else "GPUs"
+    if not capacity > 0:
+        raise ConfigError(
+            f"scenario.batch.generator.target_load: expected regions with batch {unit} to load, got {capacity:g}"
+        )
+    return expected_work_per_job(cfg, templates) / (cfg.target_load * capacity)
 
 
 def arrival_times(cfg: JobGeneratorConfig, horizon_s: float, rng: np.random.Generator) -> np.ndarray:
@@ -150,8 +197,16 @@ def _choose(shares: tuple[float, ...], n: int, rng: np.random.Generator) -> np.n
     return np.searchsorted(cumulative, rng.random(n), side="right")
 
 
-def generated_trace(cfg: JobGeneratorConfig, horizon_s: float, rng: np.random.Generator) -> JobTrace:
-    """The stream ``cfg.kind`` names."""
+def generated_trace(
+    cfg: JobGeneratorConfig, horizon_s: float, rng: np.random.Generator, capacity: float = 0.0
+) -> JobTrace:
+    """The stream ``cfg.kind`` names.
+
+    ``capacity``: the batch CPUs (TPC-H) or GPUs (training mix) of every region together; with
+    ``target_load`` > 0 it sets the mean inter-arrival time (:func:`mean_interarrival_for_load`).
+    """
+    if cfg.target_load > 0:
+        cfg = dataclasses.replace(cfg, mean_interarrival_s=mean_interarrival_for_load(cfg, capacity))
     if cfg.kind == "tpch":
         return tpch_stream(cfg, horizon_s, rng)
     if cfg.kind == "gpu_training":

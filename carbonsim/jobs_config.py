@@ -59,6 +59,14 @@ class JobGeneratorConfig:
         max_duration_h: Longer resampled durations are capped here (0: no cap).
         duration_scale: Factor on every generated task duration (1: as measured), e.g. to stretch seconds-long
             TPC-H queries over the hours in which grid intensity changes.
+        target_load: Offered load as a share of the batch capacity (0: off, ``mean_interarrival_s`` holds).
+            When > 0, the mean inter-arrival time becomes ``W / (target_load x C)``, where ``W`` is the
+            expected work of one job and ``C`` the capacity of every region's batch cluster together: for
+            ``tpch``, CPU-seconds (tasks x task duration x ``executor_cpus``, summed over the stages,
+            averaged over the queries and sizes drawn) over the batch CPUs; for ``gpu_training``,
+            GPU-seconds (the mean GPU count by its shares x the mean capped run time of the trace) over
+            the batch GPUs (:func:`carbonsim.job_streams.mean_interarrival_for_load`). The load is the
+            share of the capacity the arriving work would keep busy, whatever the policies do with it.
     """
 
     kind: str = ""
@@ -77,6 +85,7 @@ class JobGeneratorConfig:
     duration_trace: str = "pai_100k"
     max_duration_h: float = 0.0
     duration_scale: float = 1.0
+    target_load: float = 0.0
 
     def __post_init__(self) -> None:
         _check(self.kind in GENERATOR_KINDS, "kind", self.kind, f"one of {', '.join(k for k in GENERATOR_KINDS if k)}")
@@ -123,6 +132,12 @@ class JobGeneratorConfig:
             "duration_scale",
             self.duration_scale,
             "a factor > 0",
+        )
+        _check(
+            math.isfinite(self.target_load) and 0 <= self.target_load <= 10,
+            "target_load",
+            self.target_load,
+            "a share of the batch capacity in (0, 10] (0: off)",
         )
         _check(bool(self.duration_trace), "duration_trace", self.duration_trace, "a GAIA trace name")
         _check(

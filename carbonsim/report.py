@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import json
 import math
 import sys
 from collections.abc import Sequence
@@ -220,12 +221,29 @@ def _seeds_phrase(data: SweepData) -> str:
     return f"mean ± 95 % confidence interval over {seeds} seeds" if seeds > 1 else "one seed"
 
 
+def _study(results_dir: Path) -> dict[str, list[list[str]]]:
+    """What an experiment's own analysis wrote (``study.json``: figures with captions, tables with headings)."""
+    path = results_dir / "study.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {
+        key: [list(map(str, item)) for item in data.get(key, []) if isinstance(item, list) and len(item) == 2]
+        for key in ("figures", "tables")
+    }
+
+
 def write_report(results_dir: Path) -> Path:
     """Draws the figures and writes ``report.html`` into ``results_dir``; returns its path."""
     if not (results_dir / "results.parquet").is_file():
         raise FileNotFoundError(f"{results_dir}: no results.parquet (run an experiment or a --multirun first)")
     data = SweepData.load(results_dir)
     figures = write_figures(data, results_dir / "figures")
+    study = _study(results_dir)
+    figures += [(name, results_dir / "figures" / f"{name}.png", caption) for name, caption in study.get("figures", [])]
     results = data.results
     done = data.done
     title = "carbonsim report"
@@ -270,6 +288,7 @@ def write_report(results_dir: Path) -> Path:
         parts.append(f"<h3>Every metric per policy ({_seeds_phrase(data)})</h3>")
         parts.append(_table(tables.headline_table(by_policy, metrics)))
     for name, heading, collapsed in (
+        *((str(n), str(h), False) for n, h in study.get("tables", [])),
         ("reference_table", "Beside the published results", False),
         ("jobs_comparison", "Batch jobs, per job of the sweep", False),
         ("comparison", "Every job", True),

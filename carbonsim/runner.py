@@ -63,6 +63,8 @@ class RunOutput:
         latency: Latency quantiles per workload (:func:`carbonsim.analysis.metrics.latency_quantiles`).
         signals: Hourly intensity and price per region (:func:`carbonsim.analysis.metrics.signals`).
         timeline: Outcomes per 5 minutes of arrivals (:func:`carbonsim.analysis.metrics.timeline`).
+        job_load: Busy batch CPUs and GPUs per region and hour (:func:`carbonsim.analysis.jobs.hourly_load`;
+            None without jobs).
     """
 
     label: str
@@ -77,6 +79,7 @@ class RunOutput:
     stages: pd.DataFrame | None = None
     latency: pd.DataFrame | None = None
     timeline: pd.DataFrame | None = None
+    job_load: pd.DataFrame | None = None
     _requests: pd.DataFrame | None = None
 
     @property
@@ -168,6 +171,7 @@ def simulate_policy(
     seed = cfg.seed if seed is None else seed
     jobs = jobs if jobs is not None else Jobs.empty()
     batch_cfg = batch_policy if batch_policy is not None else cfg.batch_policy
+    reset_peak_memory()
     t0 = time.perf_counter()
     sim = make_simulation(
         cfg,
@@ -212,6 +216,9 @@ def simulate_policy(
         "decision_overhead_us": result.decision_ns / n / 1e3,
         "plan_calls": float(result.plans),
         "plan_overhead_ms": result.plan_ns / max(result.plans, 1) / 1e6,
+        "batch_epochs": float(result.batch_epochs),
+        "batch_decision_cpu_ms": result.batch_decision_cpu_ns / max(result.batch_epochs, 1) / 1e6,
+        "peak_memory_mb": peak_memory_mb(),
     }
     return RunOutput(
         label=summary["label"],
@@ -226,8 +233,41 @@ def simulate_policy(
         stages=job_metrics.stage_table(result) if len(jobs) and not jobs.one_task_each else None,
         latency=streamed.latency_quantiles(),
         timeline=streamed.timeline(),
+        job_load=job_metrics.hourly_load(result) if len(jobs) else None,
         signals=metrics.signals(result),
     )
+
+
+def reset_peak_memory() -> None:
+    """Resets the process's peak resident memory (Linux: ``/proc/self/clear_refs``), if the system allows it.
+
+    Then :func:`peak_memory_mb` measures the peak of what follows, not of an earlier job of the same
+    worker process. Elsewhere (or when refused) nothing happens and the peak is the process's so far.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+    except OSError:
+        pass
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process in MB (a measurement: it varies from run to run).
+
+    ``VmHWM`` on Linux (the peak since :func:`reset_peak_memory`), else ``ru_maxrss`` (since the process started).
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    import resource
+
+    # ru_maxrss is in kB on Linux, in bytes on macOS.
+    scale = 1024.0 * 1024.0 if sys.platform == "darwin" else 1024.0
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) / scale
 
 
 def run_warnings(cfg: RunConfig, jobs: Jobs, summary: dict[str, Any]) -> list[str]:
@@ -406,9 +446,9 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
     """Writes a run's files into ``folder``, each atomically, ``summary.json`` last.
 
     Files: ``timing.json``, ``per_workload.csv``, ``per_region.csv``, ``hourly.csv``, ``routing.csv``,
-    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` (with batch jobs), ``stages.csv``
-    (with jobs of several stages or tasks), (if ``write_requests``) ``requests.parquet``, then ``summary.json``:
-    a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
+    ``latency_quantiles.csv``, ``signals.csv``, ``timeline.csv``, ``jobs.csv`` and ``job_load.csv`` (with batch
+    jobs), ``stages.csv`` (with jobs of several stages or tasks), (if ``write_requests``) ``requests.parquet``,
+    then ``summary.json``: a folder with ``summary.json`` holds a complete run (sweeps skip it when run again).
     """
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / "timing.json", out.timing)
@@ -425,6 +465,7 @@ def write_outputs(out: RunOutput, folder: Path, write_requests: bool = True) -> 
         ("timeline", out.timeline),
         ("jobs", out.jobs),
         ("stages", out.stages),
+        ("job_load", out.job_load),
     )
     for name, maybe in optional:
         if maybe is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -201,6 +202,55 @@ def segment_table(result: SimResult) -> pd.DataFrame:
     )
 
 
+def hourly_load(result: SimResult) -> pd.DataFrame:
+    """Busy batch CPUs and GPUs per region and simulated hour (the clusters' load over time).
+
+    Each running segment holds ``tasks x scale x cpus_per_task`` CPUs (and likewise GPUs) from its start to
+    its end; an hour's value is the time-average over the hour (busy CPU-seconds / 3600). Columns: ``hour``
+    (from the start of the run), ``region``, ``busy_cpus``, ``busy_gpus``, ``cpu_share`` and ``gpu_share``
+    (of the region's batch CPUs and GPUs; NaN where it has none). Every hour from 0 to the last segment's
+    end, every region.
+    """
+    jobs, rec, ctx = result.jobs, result.job_records, result.job_context
+    if rec is None or ctx is None:
+        raise ValueError("the run has no batch jobs")
+    names = result.world.scenario.region_names
+    n = len(names)
+    st = jobs.stages
+    units = (rec.seg_tasks * rec.seg_scale).astype(np.float64)
+    cpus = units * st.cpus_per_task[rec.seg_stage]
+    gpus = units * st.gpus_per_task[rec.seg_stage]
+    start, end = rec.seg_start_s, rec.seg_end_s
+    hours = math.ceil(float(end.max()) / 3600.0) if end.size else 0
+    first = np.floor(start / 3600.0).astype(np.int64)
+    last = np.maximum(np.ceil(end / 3600.0).astype(np.int64) - 1, first)
+    span = last - first + 1
+    seg = np.repeat(np.arange(start.size), span)
+    hour = first[seg] + (np.arange(seg.size) - np.repeat(np.cumsum(span) - span, span))
+    overlap = np.minimum(end[seg], (hour + 1) * 3600.0) - np.maximum(start[seg], hour * 3600.0)
+    overlap = np.maximum(overlap, 0.0)
+    cell = rec.seg_region[seg].astype(np.int64) * max(hours, 1) + hour
+    size = n * max(hours, 1)
+    busy_cpu = np.bincount(cell, weights=cpus[seg] * overlap, minlength=size)[:size] / 3600.0
+    busy_gpu = np.bincount(cell, weights=gpus[seg] * overlap, minlength=size)[:size] / 3600.0
+    cap_cpu = np.repeat(np.asarray(ctx.capacity_cpus, dtype=np.float64), max(hours, 1))
+    cap_gpu = np.repeat(np.array([sum(row) for row in ctx.capacity_gpus], dtype=np.float64), max(hours, 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cpu_share = np.where(cap_cpu > 0, busy_cpu / cap_cpu, np.nan)
+        gpu_share = np.where(cap_gpu > 0, busy_gpu / cap_gpu, np.nan)
+    table = pd.DataFrame(
+        {
+            "hour": np.tile(np.arange(max(hours, 1)), n),
+            "region": np.repeat(np.array(names, dtype=object), max(hours, 1)),
+            "busy_cpus": busy_cpu,
+            "busy_gpus": busy_gpu,
+            "cpu_share": cpu_share,
+            "gpu_share": gpu_share,
+        }
+    )
+    return table if hours else table.iloc[:0]
+
+
 def _segment_power(result: SimResult) -> tuple[np.ndarray, np.ndarray]:
     from carbonsim.core.jobs import segment_power_w
 
@@ -242,6 +292,7 @@ def job_summary(df: pd.DataFrame, result: SimResult) -> dict[str, Any]:
         "job_mean_wait_h": float(done["wait_h"].mean()) if len(done) else float("nan"),
         "job_p95_wait_h": float(done["wait_h"].quantile(0.95)) if len(done) else float("nan"),
         "job_mean_completion_h": float(done["completion_h"].mean()) if len(done) else float("nan"),
+        "job_p95_completion_h": float(done["completion_h"].quantile(0.95)) if len(done) else float("nan"),
         "job_energy_kwh": float(df["energy_kwh"].sum()),
         "job_carbon_kg": float(df["carbon_g"].sum() / 1e3),
         "job_cost_usd": float(df["cost_usd"].sum()),

@@ -20,6 +20,7 @@ JOB_METRIC_COLUMNS = (
     "job_mean_wait_h",
     "job_p95_wait_h",
     "job_mean_completion_h",
+    "job_p95_completion_h",
     "job_energy_kwh",
     "job_carbon_kg",
     "job_cost_usd",
@@ -147,6 +148,18 @@ COLUMN_NAMES = {
     "job_carbon_reduction_pct": "job carbon reduction %",
     "job_share_of_home_bound_pct": "% of home-region bound",
     "job_share_of_any_bound_pct": "% of any-region bound",
+    "job_mean_completion_h": "mean JCT h",
+    "job_p95_completion_h": "p95 JCT h",
+    # The seed study's columns (carbonsim.analysis.seed_study).
+    "job_carbon_t": "t CO2eq",
+    "saved_vs_agnostic_t": "saved t vs carbon-agnostic",
+    "saved_vs_agnostic_pct": "saved % vs carbon-agnostic",
+    "energy_per_task_kwh": "kWh per task (with PUE)",
+    "decision_cpu_ms": "scheduler CPU ms per decision",
+    "batch_epochs": "decisions",
+    "peak_memory_mb": "peak memory MB",
+    "saved_t": "saved t",
+    "saved_pct": "saved %",
 }
 
 

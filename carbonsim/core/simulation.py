@@ -72,6 +72,8 @@ class SimResult:
         jobs: The batch jobs (empty without).
         job_records: Per-job outcomes and running segments (None without jobs).
         batch_epochs: Number of batch policy calls.
+        batch_decision_cpu_ns: CPU time (this process, ``time.process_time_ns``) spent in the batch
+            policy's ``schedule`` calls, including the view it reads (a measurement: not reproducible).
         policy_stats: The routing policy's own counters (:class:`~carbonsim.core.policy.ReportsStats`),
             empty for policies without.
         fault_stats: Counts of the run's faults and of what they did (server failures and repairs, outages,
@@ -91,6 +93,7 @@ class SimResult:
     jobs: Jobs
     job_records: JobRecords | None
     batch_epochs: int
+    batch_decision_cpu_ns: int = 0
     policy_stats: dict[str, float] = field(default_factory=dict)
     fault_stats: dict[str, float] = field(default_factory=dict)
     job_context: JobContext | None = None
@@ -624,6 +627,7 @@ class Simulation:
             jobs=self.jobs,
             job_records=None if self.batch is None else self.batch.records(end_s),
             batch_epochs=0 if self.batch is None else self.batch.epochs,
+            batch_decision_cpu_ns=0 if self.batch is None else self.batch.decision_cpu_ns,
             policy_stats=dict(self.policy.stats()) if isinstance(self.policy, ReportsStats) else {},
             fault_stats={
                 **(self._faults.stats() if self._faults is not None else {}),

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import Callable, Generator
 from typing import Any
 
@@ -183,6 +184,7 @@ class BatchEngine:
         self.moves: list[tuple[int, int, int, float, float]] = []  # job, from, to, time s, network kWh
         self.finished = n == 0
         self._epochs = 0
+        self.decision_cpu_ns = 0  # CPU time of this process in the policy's schedule calls (all epochs)
         self._view_epoch = -1  # epoch whose view may be read (-1: none)
         self._last = float(env.now)  # time up to which running tasks have progressed
         #: True while the engine waits for a decision from outside (:class:`AwaitDecision`).
@@ -444,12 +446,14 @@ class BatchEngine:
         """Asks the policy and applies its decisions; False if it awaits them from outside."""
         name = type(self.policy).__name__
         self._view_epoch = self._epochs
+        t0 = time.process_time_ns()
         try:
             raw = self.policy.schedule(self._view(now))
         except AwaitDecision:
             return False
         finally:
             self._view_epoch = -1
+            self.decision_cpu_ns += time.process_time_ns() - t0
         self._epochs += 1
         job_dec, stage_dec = self._parse(raw, name, now)
         self._preempt(job_dec, stage_dec, name, now)
