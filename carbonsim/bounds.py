@@ -122,13 +122,17 @@ def inference_bound(
     finite = np.isfinite(cap_limit)
     a_ub = sp.csr_matrix((sec, (cap_row, np.arange(n))), shape=(cap_limit.size, n))[finite]
     bounds_ = [(0.0, 0.0) if not k else (0.0, None) for k in keep]
-    res = linprog(cost, A_ub=a_ub, b_ub=cap_limit[finite], A_eq=a_eq, b_eq=b_eq, bounds=bounds_, method="highs")
+    # Solved with costs scaled to at most 1 (HiGHS's optimality tolerances are absolute: a few mg per request
+    # would otherwise sit below them); the optimum is recomputed in grams from the solution.
+    scale = float(cost.max()) if cost.size and cost.max() > 0 else 1.0
+    res = linprog(cost / scale, A_ub=a_ub, b_ub=cap_limit[finite], A_eq=a_eq, b_eq=b_eq, bounds=bounds_, method="highs")
     relaxed = False
     if res.status == 2:
         relaxed = True
-        res = linprog(cost, A_eq=a_eq, b_eq=b_eq, bounds=bounds_, method="highs")
+        res = linprog(cost / scale, A_eq=a_eq, b_eq=b_eq, bounds=bounds_, method="highs")
     if res.status != 0:
         raise ValueError(f"inference bound: the linear program failed: {res.message}")
+    res.fun = float(cost @ res.x)
     idle_g = 0.0
     window = np.minimum(SECONDS_PER_HOUR, horizon_s - h_idx * SECONDS_PER_HOUR)
     for r, _p, pool in pools:

@@ -172,3 +172,13 @@ def test_carbonscaler_scales_up_in_clean_hours():
     assert rec.seg_start_s.tolist() == [H, 3 * H]
     assert df.iloc[0]["end_s"] == pytest.approx(3.875 * H)
     assert df.iloc[0]["carbon_g"] == pytest.approx(g(2, 10.0) + g(2, 5.0) * 0.875)
+
+
+def test_the_bound_finds_a_cheaper_hour_a_few_percent_below_another():
+    # Costs are about 1e-6 g per second: unscaled, HiGHS took the hour at 1.0625 g/kWh as optimal (its
+    # tolerances are absolute). A 0.5 h job, window 3.5 h, two regions; every hour but one is at 1 g/kWh.
+    carbon = [[1.0, 1.0, 1.0625] + [1.0] * 7, [1.0] * 10]
+    scaling = {"max_scale": 2, "parallel_fraction": 0.0}
+    for rule in ("home", "any"):
+        b = bound(jobs([0.0], [0.5], [1], [3.5], [False], [0]), carbon, (4, 4), rule, scaling)
+        assert b.carbon_g == pytest.approx(g(1, 0.5))
