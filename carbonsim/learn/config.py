@@ -39,6 +39,33 @@ def parse_utc_hour(value: str, name: str) -> datetime.datetime:
     return t
 
 
+def check_episode_window(start_utc: str, end_utc: str, episode_hours: float) -> None:
+    """Checks an episode window (``window_start_utc``/``window_end_utc``): both set, at least an episode long.
+
+    Raises:
+        ConfigError: naming the field when a time is malformed or the window is shorter than an episode.
+    """
+    if not (start_utc or end_utc):
+        return
+    start = parse_utc_hour(start_utc, "window_start_utc")
+    end = parse_utc_hour(end_utc, "window_end_utc")
+    _check(
+        (end - start).total_seconds() / 3600.0 >= episode_hours,
+        "window_end_utc",
+        end_utc,
+        f"a time at least episode_hours ({episode_hours} h) after window_start_utc",
+    )
+
+
+def episode_start_hours(start_utc: str, end_utc: str, episode_hours: float) -> int:
+    """Number of whole hours an episode may start at within the window (1 without a window)."""
+    if not start_utc:
+        return 1
+    start = parse_utc_hour(start_utc, "window_start_utc")
+    end = parse_utc_hour(end_utc, "window_end_utc")
+    return int(((end - start).total_seconds() / 3600.0 - episode_hours) // 1) + 1
+
+
 @dataclass(frozen=True)
 class RewardConfig:
     """Weights of the reward -(alpha x carbon + beta x SLA penalty + gamma x energy cost), after the seed research.
@@ -205,24 +232,11 @@ class RoutingEnvConfig:
             self.max_drain_hours,
             "a number of hours >= 0",
         )
-        if self.window_start_utc or self.window_end_utc:
-            start = parse_utc_hour(self.window_start_utc, "window_start_utc")
-            end = parse_utc_hour(self.window_end_utc, "window_end_utc")
-            span_h = (end - start).total_seconds() / 3600.0
-            _check(
-                span_h >= self.episode_hours,
-                "window_end_utc",
-                self.window_end_utc,
-                f"a time at least episode_hours ({self.episode_hours} h) after window_start_utc",
-            )
+        check_episode_window(self.window_start_utc, self.window_end_utc, self.episode_hours)
 
     def start_hours(self) -> int:
         """Number of whole hours an episode may start at within the window (1 without a window)."""
-        if not self.window_start_utc:
-            return 1
-        start = parse_utc_hour(self.window_start_utc, "window_start_utc")
-        end = parse_utc_hour(self.window_end_utc, "window_end_utc")
-        return int(((end - start).total_seconds() / 3600.0 - self.episode_hours) // 1) + 1
+        return episode_start_hours(self.window_start_utc, self.window_end_utc, self.episode_hours)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carbonsim._schema import ConfigError
-from carbonsim.learn.config import _check, parse_utc_hour
+from carbonsim.learn.config import _check, check_episode_window, episode_start_hours, parse_utc_hour
 
 #: Default cap on the items (runnable stages) the environment's fixed-size observation holds.
 MAX_ITEMS = 64
@@ -80,24 +80,11 @@ class ShiftingEnvConfig:
             self.weight_scale,
             "a number > 0",
         )
-        if self.window_start_utc or self.window_end_utc:
-            start = parse_utc_hour(self.window_start_utc, "window_start_utc")
-            end = parse_utc_hour(self.window_end_utc, "window_end_utc")
-            span_h = (end - start).total_seconds() / 3600.0
-            _check(
-                span_h >= self.episode_hours,
-                "window_end_utc",
-                self.window_end_utc,
-                f"a time at least episode_hours ({self.episode_hours} h) after window_start_utc",
-            )
+        check_episode_window(self.window_start_utc, self.window_end_utc, self.episode_hours)
 
     def start_hours(self) -> int:
         """Number of whole hours an episode may start at within the window (1 without a window)."""
-        if not self.window_start_utc:
-            return 1
-        start = parse_utc_hour(self.window_start_utc, "window_start_utc")
-        end = parse_utc_hour(self.window_end_utc, "window_end_utc")
-        return int(((end - start).total_seconds() / 3600.0 - self.episode_hours) // 1) + 1
+        return episode_start_hours(self.window_start_utc, self.window_end_utc, self.episode_hours)
 
 
 @dataclass(frozen=True)
