@@ -16,7 +16,6 @@ return equals minus the weighted totals of the episode exactly (tested).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from typing import Any
 
@@ -25,11 +24,12 @@ import numpy as np
 
 from carbonsim._hydra import load_config
 from carbonsim._schema import ConfigError
-from carbonsim.config import PolicyConfig, RunConfig
+from carbonsim.config import RunConfig
 from carbonsim.core.ledger import Credit, Ledger
 from carbonsim.core.policy import AwaitDecision
 from carbonsim.core.simulation import SimResult, Simulation
 from carbonsim.core.view import DecisionView, PlanView, PolicyContext
+from carbonsim.envs.episodes import episode_run_config
 from carbonsim.learn.config import RewardConfig, RoutingEnvConfig, parse_utc_hour
 from carbonsim.learn.features import FeatureBuilder, feature_size
 from carbonsim.learn.tokens import FIXED_TOKENS, TokenBuilder, token_width
@@ -153,19 +153,9 @@ class RoutingEnv(gym.Env[np.ndarray, np.int64]):
 
     def episode_config(self, start_hour: int, seed: int) -> RunConfig:
         """The run configuration of an episode starting ``start_hour`` hours into the window."""
-        scenario = self.base.scenario
-        if self._window_start is not None:
-            start = self._window_start + datetime.timedelta(hours=start_hour)
-            scenario = dataclasses.replace(scenario, start_utc=start.strftime("%Y-%m-%dT%H:00:00Z"))
-        return dataclasses.replace(
-            self.base,
-            scenario=scenario,
-            policy=PolicyConfig(name="latency_first"),
-            seed=seed,
-            sim_hours=self.config.episode_hours,
-            drain=self.config.drain,
-            max_drain_hours=self.config.max_drain_hours,
-            experiment=None,
+        c = self.config
+        return episode_run_config(
+            self.base, self._window_start, start_hour, seed, c.episode_hours, c.drain, c.max_drain_hours
         )
 
     def reset(

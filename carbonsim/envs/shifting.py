@@ -32,7 +32,6 @@ totals of the run's job table exactly (tested). The weights are part of the obse
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 from typing import Any
 
@@ -41,12 +40,13 @@ import numpy as np
 
 from carbonsim._hydra import load_config
 from carbonsim._schema import ConfigError
-from carbonsim.config import PolicyConfig, RunConfig
+from carbonsim.config import RunConfig
 from carbonsim.core.arrivals import draw_requests
 from carbonsim.core.jobs import FAILED, JobContext, JobView
 from carbonsim.core.policy import AwaitDecision
 from carbonsim.core.simulation import SimResult, Simulation
 from carbonsim.core.world import compile_world, signal_hours
+from carbonsim.envs.episodes import episode_run_config
 from carbonsim.hardware import resolve_profiles
 from carbonsim.inputs import batch_jobs, request_inputs, signals
 from carbonsim.learn.config import parse_utc_hour
@@ -260,19 +260,9 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
 
     def episode_config(self, start_hour: int, seed: int) -> RunConfig:
         """The run configuration of an episode starting ``start_hour`` hours into the window."""
-        scenario = self.base.scenario
-        if self._window_start is not None:
-            start = self._window_start + datetime.timedelta(hours=start_hour)
-            scenario = dataclasses.replace(scenario, start_utc=start.strftime("%Y-%m-%dT%H:00:00Z"))
-        return dataclasses.replace(
-            self.base,
-            scenario=scenario,
-            policy=PolicyConfig(name="latency_first"),
-            seed=seed,
-            sim_hours=self.config.episode_hours,
-            drain=self.config.drain,
-            max_drain_hours=self.config.max_drain_hours,
-            experiment=None,
+        c = self.config
+        return episode_run_config(
+            self.base, self._window_start, start_hour, seed, c.episode_hours, c.drain, c.max_drain_hours
         )
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Obs, dict[str, Any]]:
