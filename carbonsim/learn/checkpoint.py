@@ -128,6 +128,27 @@ def save(path: str | Path, policy: MLPPolicy) -> Path:
     return write_atomically(path, ".npz", lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
 
 
+def read_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` checkpoint, read without unpickling.
+
+    Args:
+        path: The file.
+        what: What the file should be, for the error (e.g. "a carbonsim policy checkpoint").
+
+    Raises:
+        CheckpointError: the file is missing, or is not an ``.npz`` of plain arrays (truncated or damaged zip,
+            not a zip, a member that is not a NumPy array).
+    """
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        # Opened here, not by NumPy: NumPy leaves its file open when the zip turns out to be damaged.
+        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise CheckpointError(f"{path}: not {what}: {exc}") from None
+
+
 def load(path: str | Path) -> MLPPolicy:
     """Reads and validates a checkpoint (no unpickling).
 
@@ -135,17 +156,7 @@ def load(path: str | Path) -> MLPPolicy:
         CheckpointError: naming the file and what is wrong with it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        # Opened here, not by NumPy: NumPy leaves its file open when the zip turns out to be damaged.
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        # A truncated or damaged zip, a file that is not one, a member that is not a NumPy array.
-        raise CheckpointError(
-            f"{path}: not a carbonsim policy checkpoint (.npz without pickled objects): {exc}"
-        ) from None
+    arrays = read_npz(path, "a carbonsim policy checkpoint (.npz without pickled objects)")
     if "header" not in arrays:
         raise CheckpointError(f"{path}: no 'header' entry; expected a checkpoint written by carbonsim.learn.checkpoint")
     try:

@@ -34,8 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +43,7 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 from torch import nn
 
 from carbonsim._schema import ConfigError
-from carbonsim.learn.checkpoint import CheckpointError, write_atomically
+from carbonsim.learn.checkpoint import CheckpointError, read_npz, write_atomically
 from carbonsim.learn.shifting_config import ShiftingModelConfig
 from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES
 
@@ -196,13 +194,7 @@ def load(path: str | Path) -> tuple[ShiftingNet, dict[str, Any]]:
         CheckpointError: naming the file and what is wrong with it.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
-    try:
-        with path.open("rb") as fh, np.load(fh, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
-        raise CheckpointError(f"{path}: not a carbonsim shifting checkpoint (.npz without pickles): {exc}") from None
+    arrays = read_npz(path, "a carbonsim shifting checkpoint (.npz without pickles)")
     try:
         header = json.loads(str(arrays.pop("header")))
     except (KeyError, json.JSONDecodeError) as exc:
