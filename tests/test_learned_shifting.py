@@ -18,7 +18,7 @@ from carbonsim._schema import ConfigError  # noqa: E402
 from carbonsim.learn import shifting_imitation as im  # noqa: E402
 from carbonsim.learn import shifting_model as sm  # noqa: E402
 from carbonsim.learn.checkpoint import CheckpointError  # noqa: E402
-from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES  # noqa: E402
+from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, PAIR_FEATURES, REGION_FEATURES  # noqa: E402
 
 TINY = sm.ShiftingModelConfig(width=16, heads=2, layers=1, inducing=2, ffn=32)
 
@@ -31,7 +31,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def epoch_inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, ...]:
     rng = np.random.default_rng(seed)
-    pairs = np.zeros((n, r, 2), dtype=np.float32)
+    pairs = np.zeros((n, r, PAIR_FEATURES), dtype=np.float32)
     pairs[np.arange(n), rng.integers(r, size=n), 0] = 1.0
     return (
         rng.uniform(-1, 1, (n, ITEM_FEATURES)).astype(np.float32),
