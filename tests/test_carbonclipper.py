@@ -5,11 +5,16 @@ from __future__ import annotations
 import pytest
 from scipy.integrate import quad
 from test_batch import CPU_W, PUE, H, jobs, run
+from test_dag_jobs import KW, Scripted, dag_jobs
+from test_dag_jobs import run as run_dag
 
 from carbonsim import ConfigError
+from carbonsim.analysis.jobs import segment_table
+from carbonsim.core.jobs import must_start
 from carbonsim.policies import batch_policy_config
 from carbonsim.policies.cap import cap_alpha
 from carbonsim.policies.carbonclipper import Threshold, clipper_eta
+from carbonsim.policies.stages import job_time_left_s
 
 #: No migration cost: every region is a point of every job's instance.
 FREE_MOVES = {"migration_gb_per_cpu": 0.0}
@@ -112,3 +117,37 @@ def test_epsilon_is_validated():
     with pytest.raises(ConfigError, match="epsilon"):
         batch_policy_config({"name": "carbonclipper", "epsilon": -1.0})
     assert batch_policy_config({"name": "carbonclipper", "epsilon": None}).epsilon is None
+
+
+def test_a_stage_wider_than_the_cluster_enters_the_compulsory_phase_in_time():
+    # Eight 1 h one-CPU tasks on a 4-CPU cluster: two waves, 2 h, though the critical path is 1 h. Deadline
+    # 4 h; intensity 500 for three hours, then 100. Starting at deadline - critical path (3 h), as the
+    # compulsory phase once did, runs 3-5 h and misses by an hour:
+    wide = dag_jobs([{"deadline_h": 4.0, "stages": [(8, 1.0, 1, [])]}])
+    carbon = [[500.0] * 3 + [100.0] * 5]
+    late = Scripted(lambda v: {j.id: 0 for j in v.active if j.running or must_start(j, v.now_s)})
+    result, df, _ = run_dag(wide, carbon, late, cpus=(4,), batch=FREE_MOVES, horizon_h=8.0)
+    segments = segment_table(result)[["start_s", "end_s", "tasks"]].values.tolist()
+    assert segments == [[3 * H, 4 * H, 4], [4 * H, 5 * H, 4]]
+    assert df.iloc[0]["deadline"] == "missed"
+    # CarbonClipper needs Graham's bound, 1 h + (8 h - 1 h) / 4 = 2.75 h, so its latest start is 1.25 h and
+    # the last sure call before it is at 1 h: the first wave runs 1-2 h. Four tasks left then fit at once,
+    # so the job needs its critical path again, waits for the clean hour and finishes exactly in time.
+    for policy in (ROBUST, {"name": "carbonclipper", "epsilon": 1.0}):
+        result, df, _ = run_dag(wide, carbon, policy, cpus=(4,), batch=FREE_MOVES, horizon_h=8.0)
+        segments = segment_table(result)[["start_s", "end_s", "tasks"]].values.tolist()
+        assert segments == [[H, 2 * H, 4], [3 * H, 4 * H, 4]], policy
+        assert df.iloc[0]["deadline"] == "met"
+        assert df.iloc[0]["carbon_g"] == pytest.approx(4 * KW * (500.0 + 100.0))
+
+
+def test_time_left_is_the_critical_path_with_room_and_grahams_bound_without():
+    # Eight 1 h tasks, then one 2 h task: 9 tasks, critical path 3 h, work 10 h (as the engine reports them).
+    wide = dag_jobs([{"stages": [(8, 1.0, 1, []), (1, 2.0, 1, [0])]}])
+    seen = []
+    run_dag(wide, [[300.0] * 30], Scripted(lambda v: seen.append(v.active[0]) or {0: 0}), cpus=(8,), horizon_h=1.0)
+    job = seen[0]
+    assert (job.remaining_s, job.work_s, job.tasks) == (3 * H, 10 * H, 9)
+    assert job_time_left_s(job, 9) == job_time_left_s(job, 20) == 3 * H  # a slot for every task
+    assert job_time_left_s(job, 4) == pytest.approx(3 * H + 7 * H / 4)
+    assert job_time_left_s(job, 1) == pytest.approx(10 * H)  # one at a time: all the work

@@ -41,6 +41,12 @@ carbonsim's instance, per job (arbitrary units cancel, so costs are in g per kWh
 * ``tau = 0``: suspending and resuming cost nothing in the simulator;
 * a step is the rest of the current hour (the signals are hourly); ``c`` is the share of the job that
   runs in it;
+* the work left, for the compulsory phase, is the time the job still needs at the most it can run at
+  once: its remaining critical path, or, for a DAG with more tasks left than fit at once in the cluster
+  (a stage wider than the cluster runs in waves), Graham's list-scheduling bound on it
+  (:func:`~carbonsim.policies.stages.job_time_left_s`). PCM's compulsory phase begins when the steps left
+  are just enough for the work left at the job's full rate; measuring a DAG's work by its critical path
+  alone assumed a CPU for every task, and so began too late for every TPC-H job of the seed study;
 * advice (``epsilon`` set): the plan a forecast suggests when the job is first seen: for each region, its
   cheapest forecast hours covering the job, plus moving there from home; the region whose plan is
   cheapest. Its cost is then counted at the true intensities as time passes.
@@ -48,10 +54,14 @@ carbonsim's instance, per job (arbitrary units cancel, so costs are in g per kWh
 Deviations: the job is not divisible within a step (a simulated job runs on all its CPUs or none), so the
 minimisation is over "off" and "on in region r" for a whole step (PCM's objective is convex in the share
 of a step, and the threshold is coarse at hourly steps); the compulsory phase starts at the exact latest
-moment (the simulator's epochs), not at whole steps; a non-interruptible job cannot be paused or moved
-once started, so it starts where and when the whole job's forecast cost plus the move is below the mean of
-``psi`` over the job, or at its latest start, in its current region. Jobs that do not fit in a region's
-free CPUs are not placed there.
+moment (the simulator's epochs), not at whole steps, when the engine wakes the policy then (it does at a
+job's latest start by its critical path), and otherwise at the last call before it (the engine surely
+calls at every hour; the deadline guard's rule, :func:`~carbonsim.policies.stages.due`); a
+non-interruptible job cannot be paused or moved once started, so it starts where and when the whole job's
+forecast cost plus the move is below the mean of ``psi`` over the job, or at its latest start, in its
+current region. Jobs that do not fit in a region's free CPUs are not placed there, except in the
+compulsory phase (a DAG wider than the free CPUs then runs as many tasks as fit); so before it, a DAG whose
+runnable tasks need more CPUs than its cluster has is never run, and waits for the compulsory phase.
 """
 
 from __future__ import annotations
@@ -66,11 +76,11 @@ from scipy.special import lambertw
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.forecast import MAX_HORIZON_H
-from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
+from carbonsim.core.jobs import JobContext, JobInfo, JobView
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.batch import Slots
 from carbonsim.policies.registry import register_batch
-from carbonsim.policies.stages import context_gpu_w
+from carbonsim.policies.stages import context_gpu_w, due, empty_slots, job_starts, job_time_left_s
 
 
 def clipper_eta(low: float, high: float, diameter: float) -> float:
@@ -151,6 +161,8 @@ class _JobState:
     advice_cost: float = 0.0  # the advice's cost so far at the true intensities
     advice_done: float = 0.0  # the advice's share of the work done so far
     advice_until_s: float = 0.0  # time up to which the advice has been accounted
+    slots_of: tuple[int, ...] | None = None  # runnable stages the slots were counted for
+    slots: tuple[int, ...] = ()  # its tasks that run at once on each region's empty cluster
 
 
 @register_batch("carbonclipper", CarbonClipperConfig)
@@ -168,6 +180,7 @@ class CarbonClipper:
         self.regions = [r for r, c in enumerate(context.capacity_cpus) if c > 0]
         self.state = {}
         self._last_effective: np.ndarray | None = None
+        self._shape_slots: dict[tuple[float, float, int], tuple[int, ...]] = {}
 
     # Costs per unit of work, in g per kWh of the job's energy before PUE.
 
@@ -190,6 +203,30 @@ class CarbonClipper:
         network = ctx.migration_kwh(job.cpus, job.gpus) * (intensity[a] + intensity[b]) / 2.0
         restore = self.job_w(job) * ctx.migration_s(job.cpus, job.gpus) / 3.6e6 * intensity[b] * self.pue[b]
         return float((network + restore) / self.job_kwh(job))
+
+    def time_left_s(self, job: JobInfo, state: _JobState, view: JobView) -> list[float]:
+        """Time the job's remaining work needs in each region (indexed by region), in s.
+
+        Its remaining critical path, or, when it has more tasks left than fit at once in a region's cluster,
+        Graham's bound (:func:`~carbonsim.policies.stages.job_time_left_s`) with the fewest tasks of any of
+        its runnable stages that fit there. Counted again when its runnable stages change.
+        """
+        if job.tasks - job.tasks_done <= 1:
+            return [job.remaining_s] * len(self.pue)
+        if state.slots_of != job.runnable:
+            st = view.stages
+            starts = job_starts(st)
+            k = int(np.searchsorted(st.job[starts], job.id))
+            end = int(starts[k + 1]) if k + 1 < starts.size else len(st)
+            slots: tuple[int, ...] | None = None
+            for i in range(int(starts[k]), end):
+                key = (float(st.cpus_per_task[i]), float(st.gpus_per_task[i]), int(st.gpu_type[i]))
+                shape = self._shape_slots.get(key)
+                if shape is None:
+                    shape = self._shape_slots[key] = empty_slots(self.context, *key)
+                slots = shape if slots is None else tuple(map(min, slots, shape))
+            state.slots_of, state.slots = job.runnable, slots or ()
+        return [job_time_left_s(job, n) for n in state.slots]
 
     def first_seen(self, job: JobInfo, view: JobView) -> _JobState:
         """Bounds, threshold and (with ``epsilon``) advice of a job seen for the first time."""
@@ -268,9 +305,17 @@ class CarbonClipper:
             return job.region
         fits = [r for r in state.points if free[r] >= job.cpus]
         mig_s = self.context.migration_s(job.cpus, job.gpus)
+        need = self.time_left_s(job, state, view)
         # Regions where the job can still finish by its deadline (a move adds the restore time).
-        reachable = [r for r in fits if r == here or now + job.remaining_s + mig_s <= job.deadline_s]
-        if must_start(job, now):  # compulsory phase: the cheapest point that can still finish in time
+        reachable = [r for r in fits if r == here or now + need[r] + mig_s <= job.deadline_s]
+        # Compulsory phase: the cheapest point that can still finish in time. It begins at the job's latest
+        # start, or at the last call before it: the engine surely calls at the next hour and, for a job with
+        # nothing running, at deadline - remaining critical path (the latest start itself when the job needs
+        # no more than that; earlier for a DAG whose stages run in waves). The stage guard's rule.
+        wake = step_end
+        if now < job.deadline_s - job.remaining_s < wake:
+            wake = job.deadline_s - job.remaining_s
+        if due(job.deadline_s - need[here], now, wake):
             return min(reachable or [here], key=lambda r: effective[r] + self.move_cost(job, here, r, current))
         total = job.duration_s + state.extra_s
         done = min(1.0, max(0.0, 1.0 - job.remaining_s / total))
@@ -279,7 +324,7 @@ class CarbonClipper:
             gain = th.integral(done, 1.0)
             best, choice = 0.0, None
             for r in reachable:
-                rest = job.remaining_s + (mig_s if r != here else 0.0)
+                rest = need[r] + (mig_s if r != here else 0.0)
                 hours = max(1, min(MAX_HORIZON_H, math.ceil(rest / SECONDS_PER_HOUR) + 1))
                 slots = Slots(view.forecast_gco2_per_kwh(r, hours) * self.pue[r], now, math.inf)
                 pseudo = slots.mean_intensity(now, rest) * (1.0 - done) + self.move_cost(job, here, r, current) - gain

@@ -14,7 +14,14 @@
   job's latest start), so the check is made on the decision itself and repeated until no stage is left
   due (:func:`settle_deadlines`). By induction over the wake-ups, a policy that starts urgent stages
   whenever there is room never misses a deadline that the job's critical path allows
-  (``tests/test_stage_policies.py`` checks it on random DAGs).
+  (``tests/test_stage_policies.py`` checks it on random DAGs). The critical path assumes a slot for every
+  task: a stage wider than the free cluster runs in waves and may end late once forced. PCAPS and the CASPER
+  analogue rarely meet this, as they keep some work running or plan it against capacity; CAP, whose quota
+  can hold a job back entirely, does (eight 1 h tasks on four CPUs, deadline 4 h, dirty hours first: it
+  starts them at 3 h and ends at 5 h).
+* :func:`job_time_left_s`: what a whole job still needs when its tasks run in waves (Graham's bound), for
+  policies that hold whole jobs back until their latest start (CarbonClipper's compulsory phase), with
+  :func:`due` deciding, as the guard does, whether that start comes before the next sure wake-up.
 """
 
 from __future__ import annotations
@@ -143,10 +150,72 @@ def urgent_rows(view: JobView, allow: np.ndarray | None = None) -> np.ndarray:
     job_latest = st.deadline_s - per_job(st.path_s, starts, np.maximum)
     idle = ~per_job(active, starts, np.logical_or) & (job_latest > now)
     wake = np.where(idle, np.minimum(bound, job_latest), bound)
-    latest_start = st.deadline_s - st.path_s
-    # Due now (as must_start says of a job), or due before the next sure wake-up.
-    due = (latest_start <= now + URGENCY_SLACK_S) | (latest_start < wake - URGENCY_SLACK_S)
-    return np.asarray(waiting & due, dtype=bool)
+    return np.asarray(waiting & due(st.deadline_s - st.path_s, now, wake), dtype=bool)
+
+
+def due(latest_s: np.ndarray | float, now_s: float, wake_s: np.ndarray | float) -> np.ndarray:
+    """Whether work whose latest start is ``latest_s`` must start now.
+
+    It must when its latest start is now (within :data:`URGENCY_SLACK_S`, as :func:`must_start` says of a
+    job) or comes before ``wake_s``, the time by which the engine surely calls the policy again.
+
+    Args:
+        latest_s: Latest start(s) in s.
+        now_s: Current time in s.
+        wake_s: Next sure wake-up(s) in s.
+
+    Returns:
+        bool array of the broadcast shape (0-d for scalars).
+    """
+    latest = np.asarray(latest_s, dtype=np.float64)
+    return np.asarray((latest <= now_s + URGENCY_SLACK_S) | (latest < np.asarray(wake_s) - URGENCY_SLACK_S), dtype=bool)
+
+
+def empty_slots(context: JobContext, cpus: float, gpus: float, gpu_type: int) -> tuple[int, ...]:
+    """How many tasks of one shape run at once on each region's empty cluster (the engine's rule).
+
+    Args:
+        context: The run's static facts (capacities).
+        cpus: CPUs per task.
+        gpus: GPUs per task.
+        gpu_type: Run GPU type index of the task (-1: any type, or none).
+
+    Returns:
+        One count per region (0 where a task does not fit).
+    """
+    out = []
+    for r, capacity in enumerate(context.capacity_cpus):
+        free_gpu = [g * resources.UNIT for g in context.capacity_gpus[r]]
+        n, _, _ = resources.tasks_that_fit(
+            round(capacity * resources.UNIT), free_gpu, _milli(cpus), _milli(gpus), int(gpu_type), 1
+        )
+        out.append(int(n))
+    return tuple(out)
+
+
+def job_time_left_s(job: JobInfo, slots: int) -> float:
+    """Time a job's remaining work needs when at most ``slots`` of its tasks run at once, in s.
+
+    The remaining critical path ``L`` (``job.remaining_s``) assumes a slot for every task. When the job has
+    more unfinished tasks than ``slots`` (a stage wider than the cluster runs in waves), this is Graham's
+    bound on any list schedule of the job alone on ``slots`` identical slots, ``L + (W - L) / slots``,
+    with ``W`` the work left (``job.work_s``; running tasks counted whole, so it errs late-safe): R. L.
+    Graham, "Bounds on multiprocessing timing anomalies", SIAM J. Appl. Math. 17(2), 1969. The engine
+    starts a job's runnable tasks as long as they fit, a list schedule, so a job given its cluster from
+    this long before its deadline finishes in time (exactly so for tasks of one shape; ``slots`` should
+    be the fewest of any of its stages' tasks that fit). A job of one task left, or with a slot for every
+    task, needs ``L``.
+
+    Args:
+        job: The job.
+        slots: Tasks of the job that run at once (0: none fits; the time is then infinite).
+    """
+    rest = job.remaining_s
+    if job.tasks - job.tasks_done <= max(1, slots):
+        return rest
+    if slots <= 0:
+        return math.inf
+    return rest + max(0.0, job.work_s - rest) / slots
 
 
 def settle_deadlines(
