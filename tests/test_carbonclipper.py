@@ -131,14 +131,13 @@ def test_a_stage_wider_than_the_cluster_enters_the_compulsory_phase_in_time():
     assert segments == [[3 * H, 4 * H, 4], [4 * H, 5 * H, 4]]
     assert df.iloc[0]["deadline"] == "missed"
     # CarbonClipper needs Graham's bound, 1 h + (8 h - 1 h) / 4 = 2.75 h, so its latest start is 1.25 h and
-    # the last sure call before it is at 1 h: the first wave runs 1-2 h. Four tasks left then fit at once,
-    # so the job needs its critical path again, waits for the clean hour and finishes exactly in time.
+    # the last sure call before it is at 1 h: its compulsory phase runs both waves, 1-3 h, in time.
     for policy in (ROBUST, {"name": "carbonclipper", "epsilon": 1.0}):
         result, df, _ = run_dag(wide, carbon, policy, cpus=(4,), batch=FREE_MOVES, horizon_h=8.0)
         segments = segment_table(result)[["start_s", "end_s", "tasks"]].values.tolist()
-        assert segments == [[H, 2 * H, 4], [3 * H, 4 * H, 4]], policy
+        assert segments == [[H, 2 * H, 4], [2 * H, 3 * H, 4]], policy
         assert df.iloc[0]["deadline"] == "met"
-        assert df.iloc[0]["carbon_g"] == pytest.approx(4 * KW * (500.0 + 100.0))
+        assert df.iloc[0]["carbon_g"] == pytest.approx(8 * KW * 500.0)
 
 
 def test_time_left_is_the_critical_path_with_room_and_grahams_bound_without():

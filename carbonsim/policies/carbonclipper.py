@@ -45,8 +45,9 @@ carbonsim's instance, per job (arbitrary units cancel, so costs are in g per kWh
   once: its remaining critical path, or, for a DAG with more tasks left than fit at once in the cluster
   (a stage wider than the cluster runs in waves), Graham's list-scheduling bound on it
   (:func:`~carbonsim.policies.stages.job_time_left_s`). PCM's compulsory phase begins when the steps left
-  are just enough for the work left at the job's full rate; measuring a DAG's work by its critical path
-  alone assumed a CPU for every task, and so began too late for every TPC-H job of the seed study;
+  are just enough for the work left at the job's full rate, and runs the job to its end; measuring a
+  DAG's work by its critical path alone assumed a CPU for every task, and so began too late for every
+  TPC-H job of the seed study;
 * advice (``epsilon`` set): the plan a forecast suggests when the job is first seen: for each region, its
   cheapest forecast hours covering the job, plus moving there from home; the region whose plan is
   cheapest. Its cost is then counted at the true intensities as time passes.
@@ -163,6 +164,7 @@ class _JobState:
     advice_until_s: float = 0.0  # time up to which the advice has been accounted
     slots_of: tuple[int, ...] | None = None  # runnable stages the slots were counted for
     slots: tuple[int, ...] = ()  # its tasks that run at once on each region's empty cluster
+    compulsory: bool = False  # in its compulsory phase (it stays there until done)
 
 
 @register_batch("carbonclipper", CarbonClipperConfig)
@@ -308,14 +310,17 @@ class CarbonClipper:
         need = self.time_left_s(job, state, view)
         # Regions where the job can still finish by its deadline (a move adds the restore time).
         reachable = [r for r in fits if r == here or now + need[r] + mig_s <= job.deadline_s]
-        # Compulsory phase: the cheapest point that can still finish in time. It begins at the job's latest
-        # start, or at the last call before it: the engine surely calls at the next hour and, for a job with
-        # nothing running, at deadline - remaining critical path (the latest start itself when the job needs
-        # no more than that; earlier for a DAG whose stages run in waves). The stage guard's rule.
+        # Compulsory phase: the cheapest point that can still finish in time, until the job is done. It
+        # begins at the job's latest start, or at the last call before it: the engine surely calls at the next
+        # hour and, for a job with nothing running, at deadline - remaining critical path (the latest start
+        # itself when the job needs no more than that; earlier for a DAG whose stages run in waves). The
+        # stage guard's rule. Once in it, a DAG's last wave does not wait again for its latest start, where
+        # any other job holding CPUs would make it late.
         wake = step_end
         if now < job.deadline_s - job.remaining_s < wake:
             wake = job.deadline_s - job.remaining_s
-        if due(job.deadline_s - need[here], now, wake):
+        if state.compulsory or due(job.deadline_s - need[here], now, wake):
+            state.compulsory = True
             return min(reachable or [here], key=lambda r: effective[r] + self.move_cost(job, here, r, current))
         total = job.duration_s + state.extra_s
         done = min(1.0, max(0.0, 1.0 - job.remaining_s / total))
