@@ -47,6 +47,8 @@ WATTTIME_ZONES = {"US-CAL-CISO": "CAISO_NORTH"}
 CARBON_METRICS = ("direct", "lca")
 PRICE_KINDS = ("flat", "market")
 FORECAST_KINDS = ("perfect", "persistence", "seasonal_naive", "noisy_oracle", "learned")
+#: What a single run with batch jobs computes as their clairvoyant bound (``RunConfig.job_bound``).
+JOB_BOUNDS = ("precedence", "relaxed", "off")
 
 
 @dataclass(frozen=True)
@@ -806,6 +808,10 @@ class RunConfig:
         baseline: Policy name whose run on the same arrivals is the reference for reduction percentages;
             empty to skip the baseline run.
         batch_baseline: Batch policy of the baseline run when the scenario has jobs.
+        job_bound: The clairvoyant bound a single run with batch jobs reports (:mod:`carbonsim.job_bound`):
+            ``precedence``, the bound with the precedence rows of DAG jobs; ``relaxed``, without them (a
+            looser lower bound that solves far faster; the same bound for jobs of one stage); ``off``, none
+            (no ``bound_*`` values in the summary). An experiment sets its own, ``experiment.bound_precedence``.
         scenario: The simulated world.
         policy: The routing policy and its parameters.
         batch_policy: The batch-job policy and its parameters (used when the scenario has jobs).
@@ -824,6 +830,7 @@ class RunConfig:
     planning_interval_min: float = 15.0
     baseline: str = "latency_first"
     batch_baseline: str = "carbon_agnostic"
+    job_bound: str = "precedence"
     experiment: ExperimentConfig | None = None
     write_requests: bool = True
     redo: bool = False
@@ -867,6 +874,13 @@ class RunConfig:
             "batch_baseline",
             self.batch_baseline,
             f"a batch policy name; valid batch policies: {', '.join(batch_policy_names())}",
+        )
+        _check(self.job_bound in JOB_BOUNDS, "job_bound", self.job_bound, f"one of {', '.join(JOB_BOUNDS)}")
+        _check(
+            self.experiment is None or self.job_bound == "precedence",
+            "job_bound",
+            self.job_bound,
+            "precedence (the default) with an experiment, whose bounds follow experiment.bound_precedence",
         )
         _check(
             _finite(self.planning_interval_min) and self.planning_interval_min >= limits.MIN_PLANNING_INTERVAL_MIN,

@@ -389,8 +389,8 @@ def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
 
     With batch jobs, the baseline run pairs the baseline routing policy with the baseline batch policy
     (``batch_baseline``), and the summary carries the clairvoyant job bounds (``bound_<rule>_job_carbon_kg``)
-    and the policy's share of their reduction (:func:`carbonsim.job_bound.job_bounds`). ``progress`` as in
-    :func:`simulate_policy`.
+    and the policy's share of their reduction (:func:`carbonsim.job_bound.job_bounds`), as ``cfg.job_bound``
+    says (with or without precedence rows, or none). ``progress`` as in :func:`simulate_policy`.
     """
     world, requests, jobs = prepare(cfg)
     out = simulate_policy(cfg, cfg.policy, world, requests, jobs=jobs, progress=progress)
@@ -406,8 +406,10 @@ def run(cfg: RunConfig, progress: ProgressFactory | None = None) -> RunOutput:
         except ConfigError as exc:  # the baseline's policy refused to run: say it is the baseline's
             raise ConfigError(f"baseline={cfg.baseline}: {exc}") from None
         add_reductions(out.summary, base.summary, cfg)
+    if len(jobs) and cfg.job_bound != "off":
+        job_metrics.add_bound(out.summary, job_bounds(world, jobs, precedence=cfg.job_bound == "precedence"))
     if len(jobs):
-        job_metrics.add_bound(out.summary, job_bounds(world, jobs))
+        out.summary["job_bound"] = cfg.job_bound
     return out
 
 

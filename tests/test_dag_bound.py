@@ -15,6 +15,7 @@ from scipy.optimize import linprog
 from test_dag_jobs import FREE_MOVES, KW, PUE, H, Scripted, dag_jobs, run, scenario
 
 import carbonsim
+from carbonsim.config import JOB_BOUNDS
 from carbonsim.core.jobs import Jobs, speedups
 from carbonsim.core.signals import HourlySignal
 from carbonsim.core.world import compile_world
@@ -261,3 +262,44 @@ def test_runs_and_experiments_report_the_bound_and_shares_for_gpu_and_dag_jobs(t
         values = jobs_table[f"bound_{rule}_job_carbon_kg"]
         assert values.notna().all() and values.nunique() == 1 and (values > 0).all()
     assert "job_share_of_any_bound_pct" in jobs_table.columns
+
+
+#: One job of two chained 2 h stages of one CPU task, due a day after it arrives (a plain CSV job trace).
+CHAIN_CSV = """\
+job,stage,submit_s,tasks,duration_s,cpus,parents,deadline_s,interruptible
+a,first,0,1,7200,1,,86400,1
+a,second,0,1,7200,1,first,86400,1
+"""
+
+
+def test_a_single_runs_job_bound_is_with_precedence_relaxed_or_off(tmp_path, monkeypatch):
+    # Without precedence rows both stages may take the cleanest two hours side by side; with them, the
+    # second follows the first, so the relaxed bound is below. Off: no bound and no share in the summary.
+    (tmp_path / "jobs.csv").write_text(CHAIN_CSV, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    base = ["scenario=gpu_training", "scenario.batch.generator.kind=", "scenario.batch.source.format=csv"]
+    base += ["scenario.batch.source.paths=[jobs.csv]", "sim_hours=1", "write_requests=false"]
+    summaries = {
+        mode: carbonsim.run(carbonsim.load_config([*base, f"job_bound={mode}"])).summary for mode in JOB_BOUNDS
+    }
+    tight, relaxed, off = (summaries[mode] for mode in ("precedence", "relaxed", "off"))
+    assert carbonsim.load_config(base).job_bound == "precedence"  # the default
+    for rule in ("home", "any"):
+        key = f"bound_{rule}_job_carbon_kg"
+        assert 0 < relaxed[key] < tight[key] <= tight["job_carbon_kg"] * (1 + 1e-9)
+        assert f"job_share_of_{rule}_bound_pct" in tight and f"job_share_of_{rule}_bound_pct" in relaxed
+    assert not [k for k in off if k.startswith(("bound_", "job_share_of_"))]
+    assert [s["job_bound"] for s in (tight, relaxed, off)] == ["precedence", "relaxed", "off"]
+    assert off["job_carbon_kg"] == tight["job_carbon_kg"]  # the bound changes nothing else
+
+
+def test_a_bad_job_bound_is_one_line(tmp_path, monkeypatch):
+    from test_hardening import carbonsim_cli
+
+    result = carbonsim_cli(tmp_path, "sim_hours=0.1", "job_bound=maybe", monkeypatch=monkeypatch)
+    assert result.code == 2, result.stderr
+    assert result.errors == ["carbonsim: job_bound: expected one of precedence, relaxed, off, got 'maybe'"]
+    assert not (result.out / "summary.json").exists()
+    # An experiment's bounds follow experiment.bound_precedence: a job_bound there would be ignored.
+    with pytest.raises(carbonsim.ConfigError, match=r"^job_bound: .*experiment.bound_precedence, got 'off'$"):
+        carbonsim.load_config(["+experiment=seed_study", "job_bound=off"])
