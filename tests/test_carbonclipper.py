@@ -150,3 +150,17 @@ def test_time_left_is_the_critical_path_with_room_and_grahams_bound_without():
     assert job_time_left_s(job, 9) == job_time_left_s(job, 20) == 3 * H  # a slot for every task
     assert job_time_left_s(job, 4) == pytest.approx(3 * H + 7 * H / 4)
     assert job_time_left_s(job, 1) == pytest.approx(10 * H)  # one at a time: all the work
+
+
+def test_a_dag_wider_than_the_cluster_runs_in_clean_hours_before_its_compulsory_phase():
+    # The same eight tasks, due at 10 h, intensity 500 except for hours 2 and 3 (100). The job fits where the
+    # whole cluster is free (its full rate), and PCM runs both waves in the clean hours (L = 100, U = 500).
+    wide = dag_jobs([{"deadline_h": 10.0, "stages": [(8, 1.0, 1, [])]}])
+    _, df, _ = run_dag(wide, [[500.0, 500.0, 100.0, 100.0] + [500.0] * 8], ROBUST, cpus=(4,), batch=FREE_MOVES)
+    assert (df.iloc[0]["start_s"], df.iloc[0]["end_s"], df.iloc[0]["deadline"]) == (2 * H, 4 * H, "met")
+    assert df.iloc[0]["carbon_g"] == pytest.approx(8 * KW * 100.0)
+    # With a clean region and free moves, both stages of a wider DAG run there at once.
+    wider = dag_jobs([{"deadline_h": 10.0, "stages": [(8, 1.0, 1, []), (2, 1.0, 1, [0])]}])
+    _, df, _ = run_dag(wider, [[500.0] * 12, [100.0] * 12], ROBUST, cpus=(4, 4), batch=FREE_MOVES)
+    assert (df.iloc[0]["region"], df.iloc[0]["start_s"], df.iloc[0]["end_s"]) == ("r1", 0.0, 3 * H)
+    assert df.iloc[0]["carbon_g"] == pytest.approx(10 * KW * 100.0)

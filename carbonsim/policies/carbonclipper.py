@@ -61,8 +61,11 @@ calls at every hour; the deadline guard's rule, :func:`~carbonsim.policies.stage
 non-interruptible job cannot be paused or moved once started, so it starts where and when the whole job's
 forecast cost plus the move is below the mean of ``psi`` over the job, or at its latest start, in its
 current region. Jobs that do not fit in a region's free CPUs are not placed there, except in the
-compulsory phase (a DAG wider than the free CPUs then runs as many tasks as fit); so before it, a DAG whose
-runnable tasks need more CPUs than its cluster has is never run, and waits for the compulsory phase.
+compulsory phase (the engine then runs as many tasks as fit). A DAG whose runnable tasks need more CPUs than
+the cluster has fits where the whole cluster is free (its full rate there), and its unit of work is its
+length at that rate (Graham's bound, above, when first seen): the share ``c`` of a step, the fraction
+``w`` done and the advice are counted in it. (Counted by its critical path, with every runnable task
+needing a free CPU, a TPC-H job of the seed study never fitted and ran only in its compulsory phase.)
 """
 
 from __future__ import annotations
@@ -165,6 +168,7 @@ class _JobState:
     slots_of: tuple[int, ...] | None = None  # runnable stages the slots were counted for
     slots: tuple[int, ...] = ()  # its tasks that run at once on each region's empty cluster
     compulsory: bool = False  # in its compulsory phase (it stays there until done)
+    length_s: float = 0.0  # the job's length at full rate where it was first seen (its unit of work)
 
 
 @register_batch("carbonclipper", CarbonClipperConfig)
@@ -205,6 +209,16 @@ class CarbonClipper:
         network = ctx.migration_kwh(job.cpus, job.gpus) * (intensity[a] + intensity[b]) / 2.0
         restore = self.job_w(job) * ctx.migration_s(job.cpus, job.gpus) / 3.6e6 * intensity[b] * self.pue[b]
         return float((network + restore) / self.job_kwh(job))
+
+    def full_rate_cpus(self, job: JobInfo, region: int) -> float:
+        """CPUs the job holds at its full rate in ``region``.
+
+        All its runnable tasks' CPUs, or, for a DAG whose runnable tasks need more than the cluster has (they
+        run in waves), the whole cluster.
+        """
+        if job.tasks - job.tasks_done <= 1:
+            return job.cpus
+        return min(job.cpus, float(self.context.capacity_cpus[region]))
 
     def time_left_s(self, job: JobInfo, state: _JobState, view: JobView) -> list[float]:
         """Time the job's remaining work needs in each region (indexed by region), in s.
@@ -255,10 +269,11 @@ class CarbonClipper:
         ceiling = np.full(current.size, high / self.pue.max())
         diameter = max(self.move_cost(job, a, b, ceiling) for a in points for b in points)
         state = _JobState(Threshold.make(low, high, diameter), here, points, advice_until_s=now)
+        state.length_s = self.time_left_s(job, state, view)[here]
         if self.cfg.epsilon is not None:
             best = math.inf
             for r in points:
-                plan, cost = cheapest_hours(slots[r], job.remaining_s)
+                plan, cost = cheapest_hours(slots[r], state.length_s)
                 cost += self.move_cost(job, here, r, current)
                 if cost < best:
                     best, state.advice, state.advice_region = cost, plan, r
@@ -284,11 +299,11 @@ class CarbonClipper:
                 state.location = job.region
             self._advance_advice(job, state, now)
             if job.running:
-                free[job.region] += job.cpus
+                free[job.region] += self.full_rate_cpus(job, job.region)
             region = self._decide(job, state, view, current, effective, step_end, free)
             if region is not None:
                 out[job.id] = region
-                free[region] -= job.cpus
+                free[region] -= self.full_rate_cpus(job, region)
         self._last_effective = effective
         return out
 
@@ -305,7 +320,7 @@ class CarbonClipper:
         now, here = view.now_s, state.location
         if job.running and not job.interruptible:
             return job.region
-        fits = [r for r in state.points if free[r] >= job.cpus]
+        fits = [r for r in state.points if free[r] >= self.full_rate_cpus(job, r)]
         mig_s = self.context.migration_s(job.cpus, job.gpus)
         need = self.time_left_s(job, state, view)
         # Regions where the job can still finish by its deadline (a move adds the restore time).
@@ -322,8 +337,8 @@ class CarbonClipper:
         if state.compulsory or due(job.deadline_s - need[here], now, wake):
             state.compulsory = True
             return min(reachable or [here], key=lambda r: effective[r] + self.move_cost(job, here, r, current))
-        total = job.duration_s + state.extra_s
-        done = min(1.0, max(0.0, 1.0 - job.remaining_s / total))
+        total = state.length_s + state.extra_s
+        done = min(1.0, max(0.0, 1.0 - need[here] / total))
         th = state.threshold
         if not job.interruptible:
             gain = th.integral(done, 1.0)
@@ -371,8 +386,8 @@ class CarbonClipper:
         assert state.advice is not None
         th, ra = state.threshold, state.advice_region
         step = sum(max(0.0, min(b, step_end) - max(a, state.advice_until_s)) for a, b in state.advice)
-        advice_done = min(1.0, state.advice_done + step / job.duration_s)
-        advice_cost = state.advice_cost + step / job.duration_s * float(current[ra] * self.pue[ra])
+        advice_done = min(1.0, state.advice_done + step / state.length_s)
+        advice_cost = state.advice_cost + step / state.length_s * float(current[ra] * self.pue[ra])
         budget = (1.0 + epsilon) * (advice_cost + (1.0 - advice_done) * th.low)
         keep = []
         for option in options:
@@ -393,8 +408,8 @@ class CarbonClipper:
             ra = state.advice_region
             if state.advice_done == 0.0:
                 state.advice_cost += self.move_cost(job, job.home, ra, self._last_effective / self.pue)
-            state.advice_cost += ran / job.duration_s * float(self._last_effective[ra])
-            state.advice_done = min(1.0, state.advice_done + ran / job.duration_s)
+            state.advice_cost += ran / state.length_s * float(self._last_effective[ra])
+            state.advice_done = min(1.0, state.advice_done + ran / state.length_s)
         state.advice_until_s = now
 
 
