@@ -218,7 +218,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
     s = x * dt(1.0 / GELU_CLIP)
     np.clip(s, dt(-1.0), dt(1.0), out=s)
     v = s * s
-    p = v * dt(GELU_Q[-1])
+    p: np.ndarray = v * dt(GELU_Q[-1])
     p += dt(GELU_Q[-2])
     for c in GELU_Q[-3::-1]:
         p *= v
