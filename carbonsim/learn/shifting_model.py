@@ -208,7 +208,7 @@ def load(path: str | Path) -> tuple[ShiftingNet, dict[str, Any]]:
 
 def to_numpy(model: ShiftingNet) -> ShiftingNumpy:
     """The NumPy network with a copy of ``model``'s weights (later training does not reach it)."""
-    return ShiftingNumpy(model.config, model.state_dict())
+    return ShiftingNumpy(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -398,8 +398,8 @@ class ShiftingNumpy:
 
     Args:
         config: Its size.
-        params: Its parameters by ``state_dict`` name (NumPy arrays, or CPU torch tensors: a ``state_dict``);
-            copied, so later changes to a torch network do not reach this one.
+        params: Its parameters (arrays) by ``state_dict`` name; copied, so later changes to the arrays (or to
+            the torch network they came from, :func:`carbonsim.learn.shifting_model.to_numpy`) do not reach it.
 
     Raises:
         CheckpointError: the parameters do not fit ``config``.

@@ -118,7 +118,9 @@ class LearnedShifting:
         if model is None:
             model, header = load_network(config.checkpoint, "batch_policy.checkpoint")
         elif not isinstance(model, ShiftingNumpy):
-            model = ShiftingNumpy(model.config, model.state_dict())
+            from carbonsim.learn.shifting_model import to_numpy  # torch is loaded: model is a torch network
+
+            model = to_numpy(model)
         self.model: ShiftingNumpy = model
         self.weights = weights_of(tuple(config.weights), header)
         self.context: JobContext | None = None
