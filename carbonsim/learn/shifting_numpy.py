@@ -8,21 +8,25 @@ is needed only to train. The arithmetic is torch's: attention as
 ``1/sqrt(width/heads)``), LayerNorm with eps 1e-5, the exact (erf) GELU, tanh. At inference one epoch has no
 padding, so the items' summary attends to every item and the global token.
 
-It is rearranged for 1,000 items on one core (products associate, the softmax ignores a constant per row):
+It is rearranged for 1,000 items on one core (products associate, the softmax ignores a constant per row).
+Item tokens are kept as columns (width, items), so that the per-item reductions (LayerNorm, the softmax over
+keys) run along whole rows instead of as many short ones, and:
 
 * the summary's learned queries are fixed, so their projection against the key weights is folded into one
-  (width, heads x inducing) matrix when the network is built: scoring the items is one ``items @ U``, and
-  the summary's values are ``(softmax @ items) @ (W_v W_o)``, never an items x width projection of keys or
-  values;
+  (heads x inducing, width) matrix ``U`` when the network is built: scoring the items is one ``U @ items``,
+  and the summary's values are ``(softmax @ items^T) @ (W_v W_o)``, never an items x width projection of
+  keys or values;
 * the items' keys and values are the few context and summary tokens: per epoch they are folded with the
-  query and output weights into a (width, heads x keys) and a (heads x keys, width) matrix, so the items'
-  cross-attention is two thin products and a softmax over (items, heads, keys);
+  query and output weights into a (heads x keys, width) and a (width, heads x keys) matrix, so the items'
+  cross-attention is two thin products and a softmax over (heads, keys, items);
 * the heads that read the item tokens (pointer, defer, importance) share one product.
 
-Arithmetic is float32, like torch's forward: about three times faster than float64 here (the products and
-the element-wise functions), and what the network was trained in; the logits agree with torch's to about
-1e-6 (``tests/test_learned_shifting.py`` checks 1e-4 on random networks). Summation orders differ from
-torch's, so two choices whose logits tie to that precision may be resolved differently.
+Arithmetic is float32, like torch's forward and what the network was trained in: two to five times faster
+than float64 here (the products and the element-wise functions). On random networks the logits agree with
+torch's within about 1e-5, each being about 5e-6 from a float64 evaluation (``tests/test_learned_shifting.py``
+checks 1e-4). Summation orders differ from torch's, so two choices whose logits tie to that precision may be
+resolved differently (in a benchmark run of 525 epochs, one item's choice, whose two best logits were 2e-7
+apart).
 
 NumPy has no erf, and :func:`scipy.special.erf` costs about 15 ns per value (1 ms per GELU at 1,000 items),
 so the GELU is ``x (1 + tanh(y(x))) / 2`` with ``y(x) = atanh(erf(x / sqrt 2))`` approximated by ``s Q(s^2)``,
@@ -233,7 +237,7 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 @functools.cache
 def _controller() -> ThreadpoolController:
-    """The thread pools of the libraries loaded so far (found once: finding them takes about 0.1 ms)."""
+    """The thread pools of the libraries loaded so far (found once: finding them takes tens of ms)."""
     return ThreadpoolController()
 
 
@@ -408,6 +412,7 @@ class ShiftingNumpy:
     def __init__(self, config: ShiftingModelConfig, params: Mapping[str, Any]) -> None:
         p = check_parameters(config, params, "parameters")
         self.config = config
+        _controller()  # finds the BLAS libraries now rather than in the first decision
         self.embed_item = (p["embed_item.weight"], _col(p["embed_item.bias"]))
         self.embed_region = (_t(p["embed_region.weight"]), p["embed_region.bias"])
         self.embed_global = (_t(p["embed_global.weight"]), p["embed_global.bias"])
