@@ -86,7 +86,7 @@ def evaluate(
     *,
     dag_hours: float = 2.0,
     gpu_hours: float = 12.0,
-    weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+    weights: tuple[float, float, float] | None = None,
     sweep: Sequence[tuple[float, float, float]] = (),
     baselines: Sequence[str] = BASELINES,
     seed: int = 0,
@@ -102,7 +102,8 @@ def evaluate(
         starts: Window starts (ISO 8601 UTC hours).
         dag_hours: Arrival window per start of scenarios whose name does not start with ``gpu``.
         gpu_hours: Arrival window per start of the others.
-        weights: The operating point [alpha, beta, gamma] of the model groups.
+        weights: The operating point [alpha, beta, gamma] of the model groups; None: each checkpoint's own
+            (the weights it was selected at, as ``learned_shifting`` without ``weights`` does).
         sweep: Further weightings of the *first* group's checkpoints (rows ``<group>(a,b,g)``).
         baselines: Batch policies run on the same jobs (``carbon_agnostic`` is the reference and always runs).
         seed: Seed of the first window (window ``i`` uses ``seed + i``).
@@ -129,7 +130,7 @@ def evaluate(
                 (n, 0, make_batch_policy(batch_policy_config({"name": n}))) for n in names
             ]
             for group, members in nets.items():
-                extra = [(group, weights)]
+                extra: list[tuple[str, tuple[float, ...]]] = [(group, weights or ())]
                 if group == first:
                     extra += [(f"{group}({','.join(f'{x:g}' for x in w)})", w) for w in sweep]
                 for label, w in extra:
