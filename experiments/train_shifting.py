@@ -29,7 +29,7 @@ def work(cfg: TrainShiftingConfig, out: Path) -> None:
     result = train(cfg, out)
     print(
         f"train_shifting: {result['selected']} network {result['checkpoint']} ({result['wall_s']:.0f} s)\n"
-        "use it: python -m carbonsim scenario=dag_tpch batch_policy=learned_shifting "
+        f"use it: python -m carbonsim scenario={cfg.env.scenario} batch_policy=learned_shifting "
         f"batch_policy.checkpoint={result['checkpoint']}"
     )
 

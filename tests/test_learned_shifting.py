@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import shifting_inputs
 
 torch = pytest.importorskip("torch")
 
@@ -24,7 +25,7 @@ from carbonsim.learn import shifting_imitation as im  # noqa: E402
 from carbonsim.learn import shifting_model as sm  # noqa: E402
 from carbonsim.learn import shifting_numpy as snp  # noqa: E402
 from carbonsim.learn.checkpoint import CheckpointError  # noqa: E402
-from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES  # noqa: E402
+from carbonsim.learn.shifting_features import GLOBAL_FEATURES  # noqa: E402
 from carbonsim.learn.shifting_policy import LearnedShifting, LearnedShiftingConfig  # noqa: E402
 
 TINY = sm.ShiftingModelConfig(width=16, heads=2, layers=1, inducing=2, ffn=32)
@@ -56,16 +57,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sm.save(folder / "shifting.npz", sm.build(TINY, seed=0), {"selected_weights": [1.0, 1.0, 1.0]})
 
 
-def epoch_inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    pairs = np.zeros((n, r, 2), dtype=np.float32)
-    pairs[np.arange(n), rng.integers(r, size=n), 0] = 1.0
-    return (
-        rng.uniform(-1, 1, (n, ITEM_FEATURES)).astype(np.float32),
-        pairs,
-        rng.uniform(0, 1, (r, REGION_FEATURES)).astype(np.float32),
-        rng.uniform(0, 1, GLOBAL_FEATURES).astype(np.float32),
-    )
+epoch_inputs = shifting_inputs
 
 
 def test_checkpoint_round_trip(checkpoint: Path) -> None:

@@ -14,6 +14,7 @@ from carbonsim.config import BatchPolicyConfig  # noqa: E402
 from carbonsim.envs import SHIFTING_ID  # noqa: E402
 from carbonsim.envs.shifting import ShiftingEnv, unflatten  # noqa: E402
 from carbonsim.learn.shifting_config import ShiftingEnvConfig  # noqa: E402
+from carbonsim.learn.shifting_features import PAIR_FEATURES  # noqa: E402
 from carbonsim.runner import prepare, simulate_policy  # noqa: E402
 
 #: A quarter of an hour of TPC-H DAG jobs, one every 90 s on average (about 10 jobs, a few hundred epochs).
@@ -60,7 +61,7 @@ def test_registered_and_spaces(env: ShiftingEnv) -> None:
     made = gym.make(SHIFTING_ID, config=SMALL)
     assert isinstance(made.unwrapped, ShiftingEnv)
     assert env.action_space.nvec.tolist() == [4] * 16
-    assert env.observation_space["pairs"].shape == (16 * 3 * 2,)
+    assert env.observation_space["pairs"].shape == (16 * 3 * PAIR_FEATURES,)
 
 
 def test_gymnasium_and_sb3_checkers() -> None:
@@ -132,3 +133,24 @@ def test_weights_are_observed_and_validated(env: ShiftingEnv) -> None:
     env.reset(seed=2)
     with pytest.raises(ValueError, match="action"):
         env.step(np.full(16, 9))
+
+
+def test_pair_features_say_whether_waiting_can_pay() -> None:
+    """Per item and region: what waiting for the cleanest forecast hour within the slack saves, in [0, 1]."""
+    gpu = ShiftingEnv(ShiftingEnvConfig(scenario="gpu_training", episode_hours=2.0, max_items=16, max_drain_hours=72))
+    _, _, seen = rollout(gpu, lambda obs: np.zeros(16, dtype=np.int64), seed=4)  # defer all (the guard starts them)
+    checked = 0
+    for obs in seen[:-1]:
+        o = unflatten(obs, 3)
+        real = obs["item_mask"] > 0
+        pairs = o["pairs"][real]
+        saving, cleaner = pairs[:, :, 2], pairs[:, :, 3]
+        assert ((saving >= 0) & (saving <= 1) & (cleaner >= 0) & (cleaner <= 1)).all()
+        # Some hour of the window is cleaner than now exactly when waiting for the cleanest one saves.
+        np.testing.assert_array_equal(saving > 0, cleaner > 0)
+        # An item with less than an hour of slack cannot wait: nothing to save anywhere.
+        urgent = o["items"][real][:, 3] < np.tanh(1.0 / 0.5)
+        assert not saving[urgent].any()
+        checked += int(real.sum())
+    assert checked > 20
+    assert any((unflatten(o, 3)["pairs"][:, :, 2] > 0.05).any() for o in seen)  # deferring pays somewhere

@@ -55,10 +55,12 @@ from carbonsim.learn.shifting_features import (
     DEFER,
     GLOBAL_FEATURES,
     ITEM_FEATURES,
+    PAIR_FEATURES,
     REGION_FEATURES,
     decisions,
     global_features,
     item_features,
+    pair_features,
     region_features,
 )
 from carbonsim.runner import make_simulation, prepare
@@ -100,11 +102,8 @@ class ExternalBatchPolicy:
         obs_items[:n] = items[:n]
         mask = np.zeros(size, dtype=np.float32)
         mask[:n] = 1.0
-        pairs = np.zeros((size, n_regions, 2), dtype=np.float32)
-        rows = np.arange(n)
-        pairs[rows, home[:n], 0] = 1.0
-        on = current[:n] >= 0
-        pairs[rows[on], current[:n][on], 1] = 1.0
+        pairs = np.zeros((size, n_regions, PAIR_FEATURES), dtype=np.float32)
+        pairs[:n] = pair_features(view, home, current, n_regions)[:n]
         return {
             "items": obs_items.reshape(-1),
             "item_mask": mask,
@@ -203,7 +202,8 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
 
     Observation (a ``Dict`` of flat vectors, as stable-baselines3 wants them; :func:`unflatten` gives the
     matrices): ``items`` (max_items x :data:`ITEM_FEATURES`), ``item_mask`` (max_items), ``pairs`` (max_items
-    x regions x 2: the item's home, the region it runs in), ``regions`` (regions x :data:`REGION_FEATURES`),
+    x regions x :data:`PAIR_FEATURES`: the item's home, the region it runs in, what waiting for the region's
+    cleanest forecast hour within the item's slack would save), ``regions`` (regions x :data:`REGION_FEATURES`),
     ``globals`` (:data:`GLOBAL_FEATURES`: the weights, time, item count); all in [-1, 1].
     Action: ``MultiDiscrete([1 + regions] * max_items)``, 0 defer, ``1 + r`` region ``r``.
     Episodes end (``terminated``) when the run has stopped.
@@ -233,7 +233,7 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
             {
                 "items": gym.spaces.Box(-1.0, 1.0, shape=(size * ITEM_FEATURES,), dtype=np.float32),
                 "item_mask": gym.spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32),
-                "pairs": gym.spaces.Box(0.0, 1.0, shape=(size * r * 2,), dtype=np.float32),
+                "pairs": gym.spaces.Box(0.0, 1.0, shape=(size * r * PAIR_FEATURES,), dtype=np.float32),
                 "regions": gym.spaces.Box(-1.0, 1.0, shape=(r * REGION_FEATURES,), dtype=np.float32),
                 "globals": gym.spaces.Box(-1.0, 1.0, shape=(GLOBAL_FEATURES,), dtype=np.float32),
             }
@@ -394,7 +394,7 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
 
 
 def unflatten(obs: Obs, n_regions: int) -> Obs:
-    """The observation's matrices: items (N, F), item_mask (N,), pairs (N, R, 2), regions (R, F), globals.
+    """The observation's matrices: items (N, F), item_mask (N,), pairs (N, R, P), regions (R, F), globals.
 
     Works on a batch too (a leading dimension, as vectorised environments give).
     """
@@ -403,7 +403,7 @@ def unflatten(obs: Obs, n_regions: int) -> Obs:
     return {
         "items": obs["items"].reshape(*lead, n, ITEM_FEATURES),
         "item_mask": obs["item_mask"],
-        "pairs": obs["pairs"].reshape(*lead, n, n_regions, 2),
+        "pairs": obs["pairs"].reshape(*lead, n, n_regions, PAIR_FEATURES),
         "regions": obs["regions"].reshape(*lead, n_regions, REGION_FEATURES),
         "globals": obs["globals"],
     }

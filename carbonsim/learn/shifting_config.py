@@ -97,6 +97,9 @@ class ShiftingModelConfig:
         layers: Blocks.
         inducing: Learned queries that summarise the items.
         ffn: Hidden units of the feed-forward layers.
+        forecasts: Read the forecast columns of the region tokens and of the item x region pairs (false:
+            they are zeroed inside the network, in training and at run time alike: the "no forecasts"
+            ablation, which sees only the intensity now).
     """
 
     width: int = 32
@@ -104,12 +107,15 @@ class ShiftingModelConfig:
     layers: int = 2
     inducing: int = 4
     ffn: int = 64
+    forecasts: bool = True
 
     def __post_init__(self) -> None:
         for name in ("width", "heads", "layers", "inducing", "ffn"):
             value = getattr(self, name)
             if not (isinstance(value, int) and value >= 1):
                 raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
+        if not isinstance(self.forecasts, bool):
+            raise ConfigError(f"forecasts: expected true or false, got {self.forecasts!r}")
         if self.width % self.heads:
             raise ConfigError(f"heads: expected a divisor of width {self.width}, got {self.heads}")
 
@@ -151,6 +157,11 @@ class TrainShiftingConfig:
         init_checkpoint: Start from this network (``shifting.npz``: resume) instead of a new one.
         teachers: Imitation teachers (empty, or ``imitation_steps: 0``: no imitation).
         imitation_windows: Training windows (``env.episode_hours`` each) per teacher.
+        relabel: 0: each teacher's demonstrations carry its own ``weights``. k > 0: every teacher runs on
+            the same windows and, per window, k weightings are drawn as the environment draws them (or
+            ``env.weights`` if fixed: a fixed-weight model); each takes the demonstrations of the teacher
+            whose run is best at that weighting (lowest alpha carbon + beta lateness + gamma cost), labelled
+            with it, so the network learns which behaviour each operating point calls for.
         imitation_keep: Share of a teacher's epochs recorded.
         imitation_steps: Adam steps of behaviour cloning.
         imitation_batch: Epochs per step.
@@ -178,6 +189,7 @@ class TrainShiftingConfig:
     init_checkpoint: str = ""
     teachers: tuple[TeacherConfig, ...] = field(default_factory=_default_teachers)
     imitation_windows: int = 3
+    relabel: int = 0
     imitation_keep: float = 0.5
     imitation_steps: int = 300
     imitation_batch: int = 32
@@ -206,7 +218,7 @@ class TrainShiftingConfig:
         _check(self.seed >= 0, "seed", self.seed, "an integer >= 0")
         for name in ("n_envs", "n_steps", "batch_size", "n_epochs", "torch_threads", "imitation_batch"):
             _check(getattr(self, name) >= 1, name, getattr(self, name), "an integer >= 1")
-        for name in ("imitation_windows", "imitation_steps", "ppo_timesteps"):
+        for name in ("imitation_windows", "imitation_steps", "ppo_timesteps", "relabel"):
             _check(getattr(self, name) >= 0, name, getattr(self, name), "an integer >= 0")
         _check(0 < self.imitation_keep <= 1, "imitation_keep", self.imitation_keep, "a share in (0, 1]")
         _check(self.imitation_lr > 0, "imitation_lr", self.imitation_lr, "a positive step size")

@@ -37,10 +37,18 @@ from carbonsim.policies.stages import job_starts, row_regions, settle_deadlines,
 
 #: Columns of an item row.
 ITEM_FEATURES = 14
+#: Columns of an item x region row.
+PAIR_FEATURES = 4
+#: Columns of an item x region row read from the forecast (zeroed by the "no forecasts" ablation).
+FORECAST_PAIR_COLUMNS = (2, 3)
+#: Forecast hours the pair features look ahead.
+PAIR_HORIZON_H = 48
 #: Columns of a region row.
 REGION_FEATURES = 10
 #: Columns of the global row.
 GLOBAL_FEATURES = 10
+#: Columns of a region row that summarise the forecast (zeroed by the "no forecasts" ablation).
+FORECAST_COLUMNS = (1, 2, 3, 4)
 #: Intensity scale of the features, gCO2/kWh.
 INTENSITY_SCALE = 1000.0
 #: Price scale of the features, USD/kWh.
@@ -84,6 +92,37 @@ def item_features(view: JobView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return out, st.home.astype(np.int64), st.region.astype(np.int64)
 
 
+def pair_features(view: JobView, home: np.ndarray, current: np.ndarray, n_regions: int) -> np.ndarray:
+    """Item x region rows, float32, (n, regions, :data:`PAIR_FEATURES`), each in [0, 1].
+
+    Columns: the region is the item's home; its job runs there; and, over the hours the item may still wait
+    (its slack to the deadline, at most :data:`PAIR_HORIZON_H` hours of the forecast, lead 0 being now), the
+    share of the intensity now that waiting for the region's cleanest forecast hour would save, and the
+    share of those hours that are cleaner than now. They say per item whether deferring can pay.
+    """
+    st = view.stages
+    n = len(st)
+    out = np.zeros((n, n_regions, PAIR_FEATURES), dtype=np.float32)
+    if not n:
+        return out
+    rows = np.arange(n)
+    out[rows, home, 0] = 1.0
+    on = current >= 0
+    out[rows[on], current[on], 1] = 1.0
+    slack_h = (st.deadline_s - view.now_s - st.path_s) / SECONDS_PER_HOUR
+    lead = np.clip(np.floor(slack_h), 0, PAIR_HORIZON_H - 1).astype(np.int64)
+    for r in range(n_regions):
+        fc = view.forecast_gco2_per_kwh(r, PAIR_HORIZON_H)
+        now_c = float(view.intensity_gco2_per_kwh[r])
+        fc = np.where(np.isfinite(fc), fc, now_c) if fc.size else np.array([now_c])
+        k = np.minimum(lead, fc.size - 1)
+        lowest = np.minimum.accumulate(fc)[k]
+        cleaner = np.cumsum(fc < now_c)[k] / (k + 1.0)
+        out[:, r, 2] = np.clip((now_c - lowest) / now_c, 0.0, 1.0) if now_c > 0 else 0.0
+        out[:, r, 3] = cleaner
+    return out
+
+
 def region_features(view: JobView, context: JobContext) -> np.ndarray:
     """Region rows, float32, (regions, :data:`REGION_FEATURES`)."""
     n = len(context.region_names)
@@ -111,6 +150,17 @@ def region_features(view: JobView, context: JobContext) -> np.ndarray:
     return np.clip(out, -1.0, 1.0)
 
 
+def set_weights(row: np.ndarray, weights: tuple[float, float, float]) -> np.ndarray:
+    """Writes the weight columns of a global row in place (the weights / 10, clipped, and their shares).
+
+    Imitation uses it to relabel a recorded epoch with another operating point.
+    """
+    row[0:3] = np.clip(np.asarray(weights, dtype=np.float64) / 10.0, 0.0, 1.0)
+    total = sum(weights)
+    row[3:6] = np.asarray(weights) / total if total > 0 else 0.0
+    return row
+
+
 def global_features(view: JobView, weights: tuple[float, float, float], n_items: int) -> np.ndarray:
     """The global row, float32, (:data:`GLOBAL_FEATURES`,): weights, time, number of items.
 
@@ -123,10 +173,7 @@ def global_features(view: JobView, weights: tuple[float, float, float], n_items:
     now = view.now_s
     hour = now / SECONDS_PER_HOUR
     out = np.zeros(GLOBAL_FEATURES, dtype=np.float32)
-    out[0:3] = np.clip(np.asarray(weights, dtype=np.float64) / 10.0, 0.0, 1.0)
-    total = sum(weights)
-    if total > 0:
-        out[3:6] = np.asarray(weights) / total
+    set_weights(out, weights)
     out[6] = math.sin(2 * math.pi * hour / 24.0)
     out[7] = math.cos(2 * math.pi * hour / 24.0)
     out[8] = 1.0 - (hour - math.floor(hour))
@@ -212,12 +259,17 @@ def choices_of(view: JobView, decided: Mapping[Any, Decision]) -> np.ndarray:
 
 __all__ = [
     "DEFER",
+    "FORECAST_COLUMNS",
+    "FORECAST_PAIR_COLUMNS",
     "GLOBAL_FEATURES",
     "ITEM_FEATURES",
+    "PAIR_FEATURES",
     "REGION_FEATURES",
     "choices_of",
     "decisions",
     "global_features",
     "item_features",
+    "pair_features",
     "region_features",
+    "set_weights",
 ]

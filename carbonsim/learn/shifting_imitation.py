@@ -20,7 +20,8 @@ import torch.nn.functional as F  # noqa: N812 - the usual name
 
 from carbonsim.config import BatchPolicyConfig, RunConfig
 from carbonsim.core.jobs import BatchPolicy, Decision, JobContext, JobView
-from carbonsim.learn.shifting_features import choices_of
+from carbonsim.core.simulation import SimResult
+from carbonsim.learn.shifting_features import choices_of, set_weights
 from carbonsim.learn.shifting_model import ShiftingNet
 from carbonsim.learn.shifting_policy import epoch_inputs
 from carbonsim.policies import make_batch_policy
@@ -80,18 +81,36 @@ class Recorder:
         return out
 
 
-def collect(
+def demonstrate(
     run: RunConfig, teacher: BatchPolicyConfig, weights: tuple[float, float, float], keep: float, seed: int
-) -> list[Epoch]:
-    """Runs ``teacher`` on ``run`` (its scenario and window, seed ``seed``) and returns its recorded epochs."""
+) -> tuple[list[Epoch], SimResult]:
+    """Runs ``teacher`` on ``run`` (its scenario and window, seed ``seed``): its recorded epochs and the run."""
     from carbonsim.policies import make_policy
     from carbonsim.runner import make_simulation, prepare
 
     cfg = dataclasses.replace(run, seed=seed)
     world, requests, jobs = prepare(cfg)
     recorder = Recorder(make_batch_policy(teacher), weights, keep, np.random.default_rng(seed))
-    make_simulation(cfg, world, requests, make_policy(cfg.policy), seed, jobs=jobs, batch_policy=recorder).run()
-    return recorder.epochs
+    sim = make_simulation(cfg, world, requests, make_policy(cfg.policy), seed, jobs=jobs, batch_policy=recorder)
+    return recorder.epochs, sim.run()
+
+
+def collect(
+    run: RunConfig, teacher: BatchPolicyConfig, weights: tuple[float, float, float], keep: float, seed: int
+) -> list[Epoch]:
+    """Runs ``teacher`` on ``run`` (its scenario and window, seed ``seed``) and returns its recorded epochs."""
+    return demonstrate(run, teacher, weights, keep, seed)[0]
+
+
+def relabel(epochs: Sequence[Epoch], weights: tuple[float, float, float]) -> list[Epoch]:
+    """The same epochs with ``weights`` in their global token (the operating point they now stand for)."""
+    return [e._replace(globals_=set_weights(e.globals_.copy(), weights)) for e in epochs]
+
+
+def best_teacher(scores: Sequence[Mapping[str, float]], weights: tuple[float, float, float]) -> int:
+    """Index of the run with the lowest alpha x carbon_kg + beta x lateness_h + gamma x cost_usd (first on ties)."""
+    values = [weights[0] * s["carbon_kg"] + weights[1] * s["lateness_h"] + weights[2] * s["cost_usd"] for s in scores]
+    return int(np.argmin(values))
 
 
 def collate(
@@ -102,7 +121,7 @@ def collate(
     b, r = len(epochs), epochs[0].regions.shape[0]
     items = np.zeros((b, n, epochs[0].items.shape[1]), dtype=np.float32)
     mask = np.zeros((b, n), dtype=np.float32)
-    pairs = np.zeros((b, n, r, 2), dtype=np.float32)
+    pairs = np.zeros((b, n, r, epochs[0].pairs.shape[2]), dtype=np.float32)
     targets = np.full((b, n), -100, dtype=np.int64)
     for i, e in enumerate(epochs):
         k = e.items.shape[0]
@@ -165,4 +184,15 @@ def fit(
     return losses
 
 
-__all__ = ["Epoch", "Recorder", "agreement", "collate", "collect", "fit", "loss"]
+__all__ = [
+    "Epoch",
+    "Recorder",
+    "agreement",
+    "best_teacher",
+    "collate",
+    "collect",
+    "demonstrate",
+    "fit",
+    "loss",
+    "relabel",
+]

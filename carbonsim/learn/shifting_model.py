@@ -18,7 +18,9 @@ Heads, per item ``i``:
 
 * a pointer score over the regions (after Vinyals et al. 2015, "Pointer Networks", arXiv:1506.03134),
   additive: ``v . tanh(A h_i + B c_r + P pair_ir)``, where ``pair_ir`` says whether ``r`` is the item's
-  home and whether its job runs there; and a defer score from ``h_i`` and the global token. The softmax over
+  home, whether its job runs there, and what waiting for ``r``'s cleanest forecast hour within the item's
+  slack would save (:func:`~carbonsim.learn.shifting_features.pair_features`); and a defer score from
+  ``h_i``, the global token and the item's pair features pooled over the regions. The softmax over
   ``[defer, region 0 .. R-1]`` is the item's policy;
 * an *importance* logit (one number), the base scheduler's logit when the network serves as PCAPS's base
   (:class:`~carbonsim.policies.scorers.StageScorer`).
@@ -43,7 +45,14 @@ import numpy as np
 
 from carbonsim.learn.checkpoint import write_atomically
 from carbonsim.learn.shifting_config import ShiftingModelConfig
-from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES
+from carbonsim.learn.shifting_features import (
+    FORECAST_COLUMNS,
+    FORECAST_PAIR_COLUMNS,
+    GLOBAL_FEATURES,
+    ITEM_FEATURES,
+    PAIR_FEATURES,
+    REGION_FEATURES,
+)
 from carbonsim.learn.shifting_numpy import FORMAT, VERSION, ShiftingNumpy, read_checkpoint
 
 try:
@@ -122,11 +131,18 @@ class ShiftingNet(nn.Module):
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.layers))
         self.point_item = nn.Linear(w, w)
         self.point_region = nn.Linear(w, w, bias=False)
-        self.point_pair = nn.Linear(2, w, bias=False)
+        self.point_pair = nn.Linear(PAIR_FEATURES, w, bias=False)
         self.point_v = nn.Linear(w, 1, bias=False)
         self.defer = nn.Sequential(nn.Linear(2 * w, w), nn.Tanh(), nn.Linear(w, 1))
+        self.defer_pair = nn.Linear(2 * PAIR_FEATURES, 1, bias=False)
         self.importance = nn.Linear(w, 1)
         self.value = nn.Sequential(nn.Linear(2 * w, w), nn.Tanh(), nn.Linear(w, 1))
+        keep, keep_pairs = torch.ones(REGION_FEATURES), torch.ones(PAIR_FEATURES)
+        if not config.forecasts:
+            keep[list(FORECAST_COLUMNS)] = 0.0
+            keep_pairs[list(FORECAST_PAIR_COLUMNS)] = 0.0
+        self.register_buffer("region_keep", keep, persistent=False)
+        self.register_buffer("pair_keep", keep_pairs, persistent=False)
 
     def forward(
         self,
@@ -141,13 +157,17 @@ class ShiftingNet(nn.Module):
         Args:
             items: (B, N, ITEM_FEATURES).
             mask: (B, N), 1 on real items.
-            pairs: (B, N, R, 2): home, runs there.
+            pairs: (B, N, R, PAIR_FEATURES): home, runs there, what waiting saves there.
             regions: (B, R, REGION_FEATURES).
             globals_: (B, GLOBAL_FEATURES).
         """
         b = items.shape[0]
         pad = mask <= 0
         x = self.embed_item(items)
+        keep: torch.Tensor = self.region_keep  # type: ignore[assignment]
+        keep_pairs: torch.Tensor = self.pair_keep  # type: ignore[assignment]
+        regions = regions * keep  # the "no forecasts" ablation zeroes the forecast columns
+        pairs = pairs * keep_pairs
         ctx = torch.cat([self.embed_global(globals_)[:, None], self.embed_region(regions)], dim=1)
         q = self.queries.expand(b, -1, -1)
         for block in self.blocks:
@@ -155,7 +175,9 @@ class ShiftingNet(nn.Module):
         g, c = ctx[:, 0], ctx[:, 1:]
         a = self.point_item(x)[:, :, None, :] + self.point_region(c)[:, None, :, :] + self.point_pair(pairs)
         region_logits = self.point_v(torch.tanh(a)).squeeze(-1)
-        defer = self.defer(torch.cat([x, g[:, None].expand_as(x)], dim=-1))
+        # What waiting could save, as the pair features say it: their mean and maximum over the regions.
+        pooled_pairs = torch.cat([pairs.mean(dim=2), pairs.amax(dim=2)], dim=-1)
+        defer = self.defer(torch.cat([x, g[:, None].expand_as(x)], dim=-1)) + self.defer_pair(pooled_pairs)
         logits = torch.cat([defer, region_logits], dim=-1)
         importance = self.importance(x).squeeze(-1)
         m = mask[..., None].to(x.dtype)

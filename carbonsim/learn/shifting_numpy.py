@@ -59,11 +59,18 @@ from threadpoolctl import ThreadpoolController
 from carbonsim._schema import ConfigError
 from carbonsim.learn.checkpoint import CheckpointError, read_npz
 from carbonsim.learn.shifting_config import ShiftingModelConfig
-from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES
+from carbonsim.learn.shifting_features import (
+    FORECAST_COLUMNS,
+    FORECAST_PAIR_COLUMNS,
+    GLOBAL_FEATURES,
+    ITEM_FEATURES,
+    PAIR_FEATURES,
+    REGION_FEATURES,
+)
 
 #: Checkpoint header format and version (:func:`carbonsim.learn.shifting_model.save` writes them).
 FORMAT = "carbonsim-shifting-policy"
-VERSION = 1
+VERSION = 2  # 2: four pair features and the defer head's pair term
 #: LayerNorm's epsilon (torch's default).
 LAYER_NORM_EPS = 1e-5
 #: Coefficients of ``Q`` (increasing powers of ``s^2``): ``atanh(erf(x / sqrt 2)) ~ s Q(s^2)``, ``s = x / 6``
@@ -114,12 +121,13 @@ def parameter_shapes(config: ShiftingModelConfig) -> dict[str, tuple[int, ...]]:
             "point_item.weight": (w, w),
             "point_item.bias": (w,),
             "point_region.weight": (w, w),
-            "point_pair.weight": (w, 2),
+            "point_pair.weight": (w, PAIR_FEATURES),
             "point_v.weight": (1, w),
             "defer.0.weight": (w, 2 * w),
             "defer.0.bias": (w,),
             "defer.2.weight": (1, w),
             "defer.2.bias": (1,),
+            "defer_pair.weight": (1, 2 * PAIR_FEATURES),
             "importance.weight": (1, w),
             "importance.bias": (1,),
             "value.0.weight": (w, 2 * w),
@@ -414,7 +422,12 @@ class ShiftingNumpy:
         self.config = config
         _controller()  # finds the BLAS libraries now rather than in the first decision
         self.embed_item = (p["embed_item.weight"], _col(p["embed_item.bias"]))
-        self.embed_region = (_t(p["embed_region.weight"]), p["embed_region.bias"])
+        embed_region, point_pair, defer_pair = p["embed_region.weight"], p["point_pair.weight"], p["defer_pair.weight"]
+        if not config.forecasts:  # the ablation: the forecast columns' weights are zero, as if the inputs were
+            embed_region[:, list(FORECAST_COLUMNS)] = 0.0
+            point_pair[:, list(FORECAST_PAIR_COLUMNS)] = 0.0
+            defer_pair[:, [c + k * PAIR_FEATURES for k in (0, 1) for c in FORECAST_PAIR_COLUMNS]] = 0.0
+        self.embed_region = (_t(embed_region), p["embed_region.bias"])
         self.embed_global = (_t(p["embed_global.weight"]), p["embed_global.bias"])
         self.blocks = [_Block(p, b, config, p["queries"]) for b in range(config.layers)]
         w = config.width
@@ -430,7 +443,8 @@ class ShiftingNumpy:
         self.defer_out = p["defer.2.weight"][0]
         self.defer_out_b = p["defer.2.bias"]
         self.point_region = p["point_region.weight"]
-        self.point_pair = p["point_pair.weight"]
+        self.point_pair = point_pair
+        self.defer_pair = defer_pair[0]
         self.point_v = p["point_v.weight"][0]
 
     @classmethod
@@ -455,7 +469,7 @@ class ShiftingNumpy:
 
         Args:
             items: (n, ITEM_FEATURES).
-            pairs: (n, R, 2): home, runs there.
+            pairs: (n, R, PAIR_FEATURES): home, runs there, what waiting saves there.
             regions: (R, REGION_FEATURES).
             globals_: (GLOBAL_FEATURES,).
             blas_threads: BLAS threads during the call (0: leave NumPy's setting).
@@ -491,6 +505,9 @@ class ShiftingNumpy:
         logits[1:] = np.matmul(self.point_v, a)
         defer = self.defer_out @ np.tanh(y[w : 2 * w])
         defer += self.defer_out_b
+        p = self.defer_pair.size // 2  # what waiting saves, pooled over the regions (mean and maximum)
+        defer += pairs.mean(axis=1) @ self.defer_pair[:p]
+        defer += pairs.max(axis=1) @ self.defer_pair[p:]
         logits[0] = defer
         return np.ascontiguousarray(logits.T), y[2 * w].astype(np.float64)
 

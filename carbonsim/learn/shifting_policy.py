@@ -29,7 +29,13 @@ from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.jobs import Decision, JobContext, JobView
 from carbonsim.learn.checkpoint import CheckpointError
 from carbonsim.learn.shifting_config import check_weights
-from carbonsim.learn.shifting_features import decisions, global_features, item_features, region_features
+from carbonsim.learn.shifting_features import (
+    decisions,
+    global_features,
+    item_features,
+    pair_features,
+    region_features,
+)
 from carbonsim.learn.shifting_numpy import ShiftingNumpy
 from carbonsim.policies.registry import register_batch
 from carbonsim.policies.scorers import StageSchedulerConfig, register_scorer
@@ -60,15 +66,10 @@ def weights_of(configured: tuple[float, ...], header: dict[str, Any]) -> tuple[f
 def epoch_inputs(
     view: JobView, context: JobContext, weights: tuple[float, float, float]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The network's inputs for one epoch: items, pairs (n, R, 2), regions, globals."""
+    """The network's inputs for one epoch: items, pairs (n, R, PAIR_FEATURES), regions, globals."""
     items, home, current = item_features(view)
-    n, r = items.shape[0], len(context.region_names)
-    pairs = np.zeros((n, r, 2), dtype=np.float32)
-    rows = np.arange(n)
-    pairs[rows, home, 0] = 1.0
-    on = current >= 0
-    pairs[rows[on], current[on], 1] = 1.0
-    return items, pairs, region_features(view, context), global_features(view, weights, n)
+    pairs = pair_features(view, home, current, len(context.region_names))
+    return items, pairs, region_features(view, context), global_features(view, weights, items.shape[0])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, REGION_FEATURES
+from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, PAIR_FEATURES, REGION_FEATURES
 from carbonsim.learn.shifting_model import ShiftingNet
 
 #: Order in which :class:`FlatDict` concatenates the observation.
@@ -54,7 +54,7 @@ class ShiftingHeads(nn.Module):
         self.latent_dim_pi = max_items * (1 + n_regions)
         self.latent_dim_vf = 1
         n, r = max_items, n_regions
-        self.sizes = [n * ITEM_FEATURES, n, n * r * 2, r * REGION_FEATURES, GLOBAL_FEATURES]
+        self.sizes = [n * ITEM_FEATURES, n, n * r * PAIR_FEATURES, r * REGION_FEATURES, GLOBAL_FEATURES]
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (batch, N x (1 + R)) and value (batch, 1)."""
@@ -63,7 +63,7 @@ class ShiftingHeads(nn.Module):
         logits, _, value = self.model(
             items.reshape(b, n, ITEM_FEATURES),
             mask,
-            pairs.reshape(b, n, r, 2),
+            pairs.reshape(b, n, r, PAIR_FEATURES),
             regions.reshape(b, r, REGION_FEATURES),
             globals_,
         )

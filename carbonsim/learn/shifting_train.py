@@ -41,7 +41,11 @@ from carbonsim.runner import make_simulation, prepare
 
 
 def totals(result: SimResult) -> dict[str, float]:
-    """carbon_kg, cost_usd, lateness_h (job-hours past deadlines), deadline_met_pct of a run's job table."""
+    """A run's job-table totals: carbon, cost, lateness (job-hours past deadlines), deadlines met, completion, energy.
+
+    Keys: carbon_kg, cost_usd, lateness_h, deadline_met_pct, jobs, tasks, migrations, energy_kwh (jobs' IT,
+    facility and network energy), energy_per_task_kwh, mean_completion_h (arrival to end, completed jobs).
+    """
     df = job_metrics.job_table(result)
     ok = df["status"] != "failed"
     end = np.where(df["status"] == "completed", df["end_s"], result.end_s)
@@ -54,6 +58,10 @@ def totals(result: SimResult) -> dict[str, float]:
         "deadline_met_pct": float(summary["deadline_met_pct"]),
         "jobs": float(len(df)),
         "migrations": float(summary.get("job_migrations", 0.0)),
+        "tasks": float(df["tasks"].sum()),
+        "energy_kwh": float(df["energy_kwh"].sum()),
+        "energy_per_task_kwh": float(df["energy_kwh"].sum() / max(df["tasks"].sum(), 1)),
+        "mean_completion_h": float(summary["job_mean_completion_h"]),
     }
 
 
@@ -87,13 +95,30 @@ def _imitate(cfg: TrainShiftingConfig, model: sm.ShiftingNet, rng: np.random.Gen
     starts = cfg.env.start_hours()
     epochs: list[im.Epoch] = []
     t0 = time.perf_counter()
-    for teacher in cfg.teachers:
-        policy = batch_policy_config(dict(teacher.policy), "teachers[].policy")
-        w = (float(teacher.weights[0]), float(teacher.weights[1]), float(teacher.weights[2]))
+    policies = [batch_policy_config(dict(t.policy), "teachers[].policy") for t in cfg.teachers]
+    labels = [(float(t.weights[0]), float(t.weights[1]), float(t.weights[2])) for t in cfg.teachers]
+    wins = [0] * len(policies)
+    if cfg.relabel:
+        # Every teacher on the same windows; each of `relabel` weightings per window takes the demonstrations
+        # of the teacher whose run is best at that weighting (the operating point labels what it did).
+        fixed = tuple(float(x) for x in cfg.env.weights)
         for _ in range(cfg.imitation_windows):
             seed = int(rng.integers(2**31 - 1))
             run = env.episode_config(int(rng.integers(starts)), seed)
-            epochs += im.collect(run, policy, w, cfg.imitation_keep, seed)
+            demos = [im.demonstrate(run, p, w, cfg.imitation_keep, seed) for p, w in zip(policies, labels, strict=True)]
+            scores = [totals(result) for _, result in demos]
+            for _ in range(cfg.relabel):
+                draw = fixed or tuple(float(x) for x in cfg.env.weight_scale * rng.dirichlet(np.ones(3)))
+                w3 = (draw[0], draw[1], draw[2])
+                best = im.best_teacher(scores, w3)
+                wins[best] += 1
+                epochs += im.relabel(demos[best][0], w3)
+    else:
+        for policy, w in zip(policies, labels, strict=True):
+            for _ in range(cfg.imitation_windows):
+                seed = int(rng.integers(2**31 - 1))
+                run = env.episode_config(int(rng.integers(starts)), seed)
+                epochs += im.collect(run, policy, w, cfg.imitation_keep, seed)
     collect_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     before = im.agreement(model, epochs)
@@ -110,6 +135,7 @@ def _imitate(cfg: TrainShiftingConfig, model: sm.ShiftingNet, rng: np.random.Gen
         pass
     return {
         "epochs": len(epochs),
+        "teacher_wins": {str(p.name): n for p, n in zip(policies, wins, strict=True)} if cfg.relabel else {},
         "items": int(sum(e.items.shape[0] for e in epochs)),
         "agreement_before": before,
         "agreement_after": after,
@@ -209,7 +235,8 @@ def train(cfg: TrainShiftingConfig, out: Path) -> dict[str, Any]:
     if not candidates:
         candidates["untrained"] = model
     t0 = time.perf_counter()
-    best, scores = select(cfg, candidates) if cfg.select_starts else (next(iter(candidates)), {})
+    # Without selection windows the most trained candidate is written.
+    best, scores = select(cfg, candidates) if cfg.select_starts else (list(candidates)[-1], {})
     summary.update(selected=best, selection=scores, selection_wall_s=time.perf_counter() - t0)
     meta = {
         "stage": best,
