@@ -24,6 +24,8 @@ def register_configs() -> None:
     """
     if not OmegaConf.has_resolver(JOB_DIR_RESOLVER):
         OmegaConf.register_new_resolver(JOB_DIR_RESOLVER, job_dir_name)
+    if not OmegaConf.has_resolver(RUN_RANGE_RESOLVER):
+        OmegaConf.register_new_resolver(RUN_RANGE_RESOLVER, run_range)
     cs = ConfigStore.instance()
     cs.store(name="run_schema", node=thaw(RunConfig))
     # experiments/train_ppo.py and train_transformer.py (conf/train_*.yaml); torch-free modules only.
@@ -72,6 +74,24 @@ def job_dir_name(override_dirname: str, num: Any = 0) -> str:
         digest = hashlib.sha256(name.encode()).hexdigest()[:16]
         name = name.encode()[: MAX_JOB_DIR_BYTES - 17].decode(errors="ignore") + "_" + digest
     return name
+
+
+RUN_RANGE_RESOLVER = "carbonsim.run_range"
+"""The resolver that sweeps every run of an experiment (``experiment.run`` in ``conf/experiment/*.yaml``)."""
+
+
+def run_range(experiment: Any) -> str:
+    """``range(0,N)``, the sweep over an experiment's runs: ``runs`` and the learned shifting run if any.
+
+    Used as ``experiment.run: ${carbonsim.run_range:${experiment}}`` in a sweep's parameters, so that the
+    sweep launches one job per run of :attr:`carbonsim.config.ExperimentConfig.all_runs`: one more with a
+    ``shifting_checkpoint``, exactly the ``runs`` without.
+
+    Args:
+        experiment: The composed ``experiment`` node.
+    """
+    runs = experiment.get("runs") or ()
+    return f"range(0,{len(runs) + (1 if experiment.get('shifting_checkpoint') else 0)})"
 
 
 class _WithOutDir(Protocol):

@@ -35,7 +35,7 @@ from carbonsim._schema import ConfigError
 from carbonsim.analysis import tables
 from carbonsim.config import RunConfig
 from carbonsim.core import simulation
-from carbonsim.experiment import analyse, experiment_job, run_experiment
+from carbonsim.experiment import analyse, check_shifting_checkpoint, experiment_job, run_experiment
 from carbonsim.report import write_report
 from carbonsim.runner import ProgressFactory, report_warnings, run, write_outputs, write_text
 from carbonsim.sweep import EXPECTED_FILE, RESULT_FILES, guarded, recorded_failure
@@ -478,6 +478,46 @@ def expected_jobs(overrides: list[str]) -> list[dict[str, str]]:
     ]
 
 
+#: Fields of an experiment's learned shifting run, checked when a sweep starts (:func:`check_learned_run`).
+LEARNED_RUN_FIELDS = ("experiment.shifting_checkpoint", "experiment.shifting_weights")
+
+
+def check_learned_run(config: DictConfig, overrides: list[str]) -> None:
+    """Checks an experiment's learned shifting run before the sweep starts; bad input exits with status 2.
+
+    An invalid :data:`LEARNED_RUN_FIELDS` value, a checkpoint that is missing or not a shifting network, or a
+    sweep whose ``experiment.run`` values leave out the learned run's index prints one
+    line and exits with status 2, before any job runs and before the sweep folder is made. Other invalid
+    values of the sweep are left to the jobs, which record them (:func:`hydra_task`).
+
+    Args:
+        config: The sweep's composed configuration (with ``hydra``).
+        overrides: The overrides of the sweep (its parameters, then the command line's).
+    """
+    data = OmegaConf.to_container(config, resolve=False)
+    assert isinstance(data, dict)
+    data.pop("hydra", None)
+    try:
+        exp = config_from_hydra(OmegaConf.create(data)).experiment
+        if exp is None or not exp.shifting_checkpoint:
+            return
+        check_shifting_checkpoint(exp)
+        if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER:
+            swept = {job["experiment.run"] for job in expected_jobs(overrides) if "experiment.run" in job}
+            if swept and str(len(exp.runs)) not in swept:
+                values = ", ".join(sorted(swept, key=lambda v: (len(v), v)))
+                raise ConfigError(
+                    f"experiment.shifting_checkpoint: the sweep's experiment.run values ({values})"
+                    f" leave out the learned shifting run (index {len(exp.runs)}); expected a sweep over every run,"
+                    f" e.g. hydra.sweeper.params.experiment.run=range(0,{len(exp.all_runs)})"
+                )
+    except ConfigError as exc:
+        if not str(exc).startswith(LEARNED_RUN_FIELDS):
+            return
+        report("carbonsim", exc)
+        raise SystemExit(EXIT_BAD_INPUT) from None
+
+
 class SweepCallback(Callback):
     """Hydra callback: after a multirun, collects every job of the sweep directory and writes the tables.
 
@@ -487,19 +527,20 @@ class SweepCallback(Callback):
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """Lists the sweep's jobs and removes the tables of an earlier collection.
+        """Checks the learned run (:func:`check_learned_run`), lists the jobs, removes stale tables.
 
         Writes the number of jobs (for the jobs-done display of :meth:`on_job_end`) and, with Hydra's basic
         sweeper, the overrides of every job (:data:`carbonsim.sweep.EXPECTED_FILE`), against which the
         collection checks that each job is there exactly once.
         """
         mark_started()
+        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
+        overrides = [*params, *config.hydra.overrides.task]
+        check_learned_run(config, overrides)
         sweep_dir = Path(str(config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         for name in RESULT_FILES:  # tables of an earlier run of the sweep would be stale until collected again
             (sweep_dir / name).unlink(missing_ok=True)
-        params = [f"{k}={v}" for k, v in (config.hydra.sweeper.get("params") or {}).items()]
-        overrides = [*params, *config.hydra.overrides.task]
         write_text(sweep_dir / JOBS_TOTAL_FILE, f"{count_jobs(overrides)}\n")
         expected = sweep_dir / EXPECTED_FILE
         if config.hydra.sweeper.get("_target_") == BASIC_SWEEPER:

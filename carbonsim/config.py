@@ -720,6 +720,10 @@ class PublishedRow:
     intensity_reduction_pct: float
 
 
+#: Label of an experiment's learned shifting run (:attr:`ExperimentConfig.shifting_checkpoint`).
+LEARNED_SHIFTING = "learned_shifting"
+
+
 @dataclass(frozen=True)
 class ExperimentConfig:
     """A comparison of several policies on the same arrivals.
@@ -739,6 +743,11 @@ class ExperimentConfig:
         variant: In a sweep job, the index of its variant (-1 when the experiment has none).
         bound_precedence: Whether the batch bound of DAG jobs keeps its precedence rows
             (:mod:`carbonsim.job_bound`); without them it is a looser bound that solves far faster.
+        shifting_checkpoint: A trained shifting network (``shifting.npz`` of ``experiments/train_shifting.py``)
+            to compare too: one more run, ``batch_policy=learned_shifting`` labelled
+            :data:`LEARNED_SHIFTING`, after ``runs`` (:attr:`all_runs`); empty: none.
+        shifting_weights: That run's [alpha, beta, gamma] (per kg CO2eq, per job-hour late, per USD); empty:
+            the checkpoint's ``selected_weights`` (else 1, 1, 1).
     """
 
     name: str
@@ -750,10 +759,42 @@ class ExperimentConfig:
     run: int = -1
     variant: int = -1
     bound_precedence: bool = True
+    shifting_checkpoint: str = ""
+    shifting_weights: tuple[float, ...] = ()
+
+    @property
+    def all_runs(self) -> tuple[dict[str, Any], ...]:
+        """``runs``, then the learned shifting run if there is a ``shifting_checkpoint``."""
+        if not self.shifting_checkpoint:
+            return self.runs
+        policy = {"name": "learned_shifting", "checkpoint": self.shifting_checkpoint, "weights": self.shifting_weights}
+        return (*self.runs, {"batch_policy": policy, "label": LEARNED_SHIFTING})
 
     def __post_init__(self) -> None:
         _check(len(self.runs) > 0, "runs", self.runs, "at least one policy run")
-        _check(-1 <= self.run < len(self.runs), "run", self.run, f"a run index in [0, {len(self.runs)}) or -1")
+        n = len(self.all_runs)
+        _check(-1 <= self.run < n, "run", self.run, f"a run index in [0, {n}) or -1")
+        weights = list(self.shifting_weights)
+        _check(
+            len(weights) in (0, 3) and all(_finite(w) and w >= 0 for w in weights),
+            "shifting_weights",
+            weights,
+            "[alpha, beta, gamma], three finite weights >= 0 (or [] for the checkpoint's selected_weights)",
+        )
+        _check(
+            not weights or bool(self.shifting_checkpoint),
+            "shifting_weights",
+            weights,
+            "[] without a shifting_checkpoint (they weight the learned shifting run)",
+        )
+        if self.shifting_checkpoint:
+            labels = [run.get("label") for run in self.runs if isinstance(run, dict)]
+            _check(
+                LEARNED_SHIFTING not in labels,
+                "shifting_checkpoint",
+                self.shifting_checkpoint,
+                f"no run of 'runs' labelled {LEARNED_SHIFTING!r} (the checkpoint's run has that label)",
+            )
         if self.variants:
             _check(
                 -1 <= self.variant < len(self.variants),
@@ -888,3 +929,11 @@ class RunConfig:
             self.planning_interval_min,
             "a number of minutes >= 1/60000 (one millisecond)",
         )
+        if self.experiment is not None and self.experiment.shifting_checkpoint:
+            _check(
+                self.scenario.batch.has_jobs,
+                "experiment.shifting_checkpoint",
+                self.experiment.shifting_checkpoint,
+                f"a scenario with batch jobs for the learned shifting run to place (scenario {self.scenario.name!r}"
+                " has none)",
+            )

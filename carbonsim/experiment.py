@@ -20,7 +20,7 @@ from carbonsim import sweep
 from carbonsim._schema import ConfigError, build
 from carbonsim.analysis import tables
 from carbonsim.bounds import inference_bound, job_bounds
-from carbonsim.config import BatchPolicyConfig, PolicyConfig, PublishedRow, RunConfig
+from carbonsim.config import BatchPolicyConfig, ExperimentConfig, PolicyConfig, PublishedRow, RunConfig
 from carbonsim.core.arrivals import Requests
 from carbonsim.core.jobs import Jobs
 from carbonsim.core.world import World
@@ -49,11 +49,13 @@ def _run_specs(cfg: RunConfig) -> list[tuple[str, PolicyConfig, BatchPolicyConfi
     assert cfg.experiment is not None
     with_jobs = cfg.scenario.batch.has_jobs
     specs = []
-    for i, run in enumerate(cfg.experiment.runs):
+    n = len(cfg.experiment.runs)
+    for i, run in enumerate(cfg.experiment.all_runs):
+        where = f"experiment.runs[{i}]" if i < n else "experiment.shifting_checkpoint"
         routing = {k: v for k, v in run.items() if k not in ("label", "batch_policy")}
-        pc = policy_config(routing, f"experiment.runs[{i}]") if routing else cfg.policy
+        pc = policy_config(routing, where) if routing else cfg.policy
         bc = (
-            batch_policy_config(run["batch_policy"], f"experiment.runs[{i}].batch_policy")
+            batch_policy_config(run["batch_policy"], f"{where}.batch_policy" if i < n else where)
             if "batch_policy" in run
             else cfg.batch_policy
         )
@@ -117,7 +119,20 @@ def experiment_units(cfg: RunConfig) -> list[tuple[int, int, int]]:
     if exp is None:
         raise ValueError("experiment_units needs cfg.experiment")
     variants = range(len(exp.variants)) if exp.variants else (-1,)
-    return [(v, r, seed) for v in variants for seed in exp.seeds or (cfg.seed,) for r in range(len(exp.runs))]
+    return [(v, r, seed) for v in variants for seed in exp.seeds or (cfg.seed,) for r in range(len(exp.all_runs))]
+
+
+def check_shifting_checkpoint(exp: ExperimentConfig) -> None:
+    """Reads the experiment's ``shifting_checkpoint`` (if any) as a shifting network, before any job runs.
+
+    Raises:
+        ConfigError: naming ``experiment.shifting_checkpoint``: the file is missing or is not a shifting
+            checkpoint (another format, damaged, arrays that do not fit the network).
+    """
+    if exp.shifting_checkpoint:
+        from carbonsim.learn.shifting_policy import load_network
+
+        load_network(exp.shifting_checkpoint, "experiment.shifting_checkpoint")
 
 
 def instance_key(cfg: RunConfig, seed: int) -> str:
@@ -173,6 +188,8 @@ def experiment_job(
     vcfg = apply_variant(cfg, variant) if variant else cfg
     specs = _run_specs(vcfg)
     label, pc, bc = specs[run_index]
+    if run_index >= len(exp.runs):  # the learned run: a checkpoint gone bad since the start names its field
+        check_shifting_checkpoint(exp)
     world, requests, jobs = prepared(vcfg, seed)
     vslug = _slug(variant_label(variant)) + "_" if variant else ""
 
@@ -225,7 +242,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     (unless ``cfg.redo``) and a job that fails is recorded and does not stop the others
     (:mod:`carbonsim.sweep`). The tables (``results``, ``results_by_policy``, ``comparison``,
     ``comparison_per_workload``, ``jobs_comparison`` with batch jobs, ``reference_table`` with published
-    results) go to ``out_dir``.
+    results) go to ``out_dir``. A bad ``experiment.shifting_checkpoint`` raises before any job runs.
 
     Returns:
         The tables by name (``results``, ``comparison``, ``per_workload``, and if present ``by_policy``,
@@ -233,6 +250,7 @@ def run_experiment(cfg: RunConfig, out_dir: Path) -> dict[str, pd.DataFrame]:
     """
     if cfg.experiment is None:
         raise ValueError("run_experiment needs cfg.experiment")
+    check_shifting_checkpoint(cfg.experiment)
     write_text(out_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.create(dataclasses.asdict(cfg))))
     last: list[tuple[tuple[int, int], Prepared]] = []  # the prepared inputs of the last variant and seed
 

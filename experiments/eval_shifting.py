@@ -2,7 +2,8 @@
 
 For every scenario and window, the same jobs (same seed) run under the seed study's batch policies and under
 each model group (``--model LABEL CKPT [CKPT ...]``: one checkpoint per training seed; ``--checkpoint CKPT
-...`` is ``--model learned_shifting CKPT ...``) at ``--weights``; ``--bound`` adds the clairvoyant bounds of
+...`` is ``--model learned_shifting CKPT ...``) at ``--weights`` (default: the weights each checkpoint was
+selected at); ``--bound`` adds the clairvoyant bounds of
 the window's jobs (home region, any region). Prints a Markdown table per scenario (sums over the windows;
 model groups: mean over their checkpoints with a 95 % confidence interval of the saving) and writes every
 run to ``--out`` (CSV) and the tables next to it (``.md``). See carbonsim/learn/shifting_eval.py for the
@@ -42,7 +43,9 @@ def main() -> None:
     parser.add_argument("--starts", nargs="+", default=list(DEFAULT_STARTS))
     parser.add_argument("--hours", type=float, default=2.0, help="arrival window per start (DAG scenarios)")
     parser.add_argument("--gpu-hours", type=float, default=12.0, help="arrival window per start (gpu scenarios)")
-    parser.add_argument("--weights", type=_weights, default=(1.0, 1.0, 1.0), help="alpha,beta,gamma")
+    parser.add_argument(
+        "--weights", type=_weights, default=None, help="alpha,beta,gamma (default: each checkpoint's own)"
+    )
     parser.add_argument("--sweep", nargs="*", type=_weights, default=[], help="further weightings of the first group")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
     parser.add_argument("--seed", type=int, default=0)

@@ -303,3 +303,18 @@ def batch_policies_without_checkpoint() -> list[str]:
     from carbonsim.policies import batch_policy_names
 
     return [n for n in batch_policy_names() if n not in BATCH_NEEDS_CHECKPOINT]
+
+
+def shifting_inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Random inputs of the shifting network for one epoch: items, pairs (one home each), regions, globals."""
+    from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, PAIR_FEATURES, REGION_FEATURES
+
+    rng = np.random.default_rng(seed)
+    pairs = np.zeros((n, r, PAIR_FEATURES), dtype=np.float32)
+    pairs[np.arange(n), rng.integers(r, size=n), 0] = 1.0
+    return (
+        rng.uniform(-1, 1, (n, ITEM_FEATURES)).astype(np.float32),
+        pairs,
+        rng.uniform(0, 1, (r, REGION_FEATURES)).astype(np.float32),
+        rng.uniform(0, 1, GLOBAL_FEATURES).astype(np.float32),
+    )

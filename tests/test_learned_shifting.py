@@ -1,15 +1,21 @@
-"""The learned shifting scheduler: checkpoints, any number of items and regions, weights as inputs, the CLI."""
+"""The learned shifting scheduler: checkpoints, any number of items and regions, weights as inputs, the CLI, and
+the NumPy network it runs (the same logits and decisions as the torch network, no torch at run time)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from helpers import shifting_inputs
 
 torch = pytest.importorskip("torch")
 
@@ -17,10 +23,32 @@ import carbonsim  # noqa: E402
 from carbonsim._schema import ConfigError  # noqa: E402
 from carbonsim.learn import shifting_imitation as im  # noqa: E402
 from carbonsim.learn import shifting_model as sm  # noqa: E402
+from carbonsim.learn import shifting_numpy as snp  # noqa: E402
 from carbonsim.learn.checkpoint import CheckpointError  # noqa: E402
-from carbonsim.learn.shifting_features import GLOBAL_FEATURES, ITEM_FEATURES, PAIR_FEATURES, REGION_FEATURES  # noqa: E402
+from carbonsim.learn.shifting_features import GLOBAL_FEATURES  # noqa: E402
+from carbonsim.learn.shifting_policy import LearnedShifting, LearnedShiftingConfig  # noqa: E402
 
 TINY = sm.ShiftingModelConfig(width=16, heads=2, layers=1, inducing=2, ffn=32)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def noisy(config: sm.ShiftingModelConfig, seed: int, scale: float = 0.2) -> sm.ShiftingNet:
+    """A network with noise on every parameter: nonzero attention biases, LayerNorm gains and offsets."""
+    model = sm.build(config, seed)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+    return model
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread() -> Any:
+    """torch on one thread, as training runs it (several threads are much slower on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +57,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sm.save(folder / "shifting.npz", sm.build(TINY, seed=0), {"selected_weights": [1.0, 1.0, 1.0]})
 
 
-def epoch_inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, ...]:
-    rng = np.random.default_rng(seed)
-    pairs = np.zeros((n, r, PAIR_FEATURES), dtype=np.float32)
-    pairs[np.arange(n), rng.integers(r, size=n), 0] = 1.0
-    return (
-        rng.uniform(-1, 1, (n, ITEM_FEATURES)).astype(np.float32),
-        pairs,
-        rng.uniform(0, 1, (r, REGION_FEATURES)).astype(np.float32),
-        rng.uniform(0, 1, GLOBAL_FEATURES).astype(np.float32),
-    )
+epoch_inputs = shifting_inputs
 
 
 def test_checkpoint_round_trip(checkpoint: Path) -> None:
@@ -221,3 +240,176 @@ def test_shipped_training_config_holds_out_selection_and_evaluation_years(tmp_pa
             GlobalHydra.instance().clear()
     assert exit_info.value.code == 2
     assert err.getvalue() == "train_shifting: n_envs: expected an integer >= 1, got 0\n"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [TINY, sm.ShiftingModelConfig(), sm.ShiftingModelConfig(width=24, heads=3, layers=3, inducing=5, ffn=40)],
+    ids=["tiny", "default", "three-heads"],
+)
+def test_numpy_network_has_the_torch_networks_parameters(config: sm.ShiftingModelConfig) -> None:
+    state = sm.ShiftingNet(config).state_dict()
+    assert snp.parameter_shapes(config) == {k: tuple(v.shape) for k, v in state.items()}
+
+
+@pytest.mark.parametrize("regions", [1, 2, 5])
+@pytest.mark.parametrize("items", [0, 1, 7, 300])
+def test_numpy_network_gives_the_torch_networks_logits(items: int, regions: int) -> None:
+    for config, seed in ((TINY, 1), (sm.ShiftingModelConfig(), 2), (sm.ShiftingModelConfig(width=24, heads=3), 3)):
+        model = noisy(config, seed)
+        fast = sm.to_numpy(model)
+        x, pairs, reg, glob = epoch_inputs(items, regions, items + 10 * regions + seed)
+        pairs[np.arange(items), np.random.default_rng(seed).integers(regions, size=items), 1] = 1.0  # runs there
+        logits, importance = fast.decide(x, pairs, reg, glob)
+        assert logits.shape == (items, 1 + regions) and importance.shape == (items,)
+        assert logits.dtype == importance.dtype == np.float64
+        if not items:
+            continue  # (torch's attention cannot reshape an empty set; the NumPy network returns empty logits)
+        want_logits, want_importance = model.decide(x, pairs, reg, glob)
+        np.testing.assert_allclose(logits, want_logits, rtol=0, atol=1e-4)
+        np.testing.assert_allclose(importance, want_importance, rtol=0, atol=1e-4)
+
+
+def test_gelu_is_the_exact_one() -> None:
+    """The GELU's fitted approximation: erf within 1e-7 in float64; float32 as close as torch's own GELU."""
+    from scipy.special import erf, ndtr
+
+    x = np.concatenate([np.linspace(-12.0, 12.0, 480_001), [-1e-6, 1e-6, 6.0, -6.0, 1e3, -1e3]])
+    x = x[x != 0.0]
+    approx_erf = 2.0 * snp.gelu(x) / x - 1.0
+    assert np.abs(approx_erf - erf(x / np.sqrt(2.0))).max() < 1e-7
+    x32 = x.astype(np.float32)
+    exact = x32.astype(np.float64) * ndtr(x32.astype(np.float64))
+    ours = np.abs(snp.gelu(x32).astype(np.float64) - exact).max()
+    theirs = np.abs(torch.nn.functional.gelu(torch.from_numpy(x32)).numpy().astype(np.float64) - exact).max()
+    assert snp.gelu(x32).dtype == np.float32 and ours < 2e-6 and theirs < 2e-6
+
+
+def test_both_loaders_share_the_checkpoint_checks(tmp_path: Path, checkpoint: Path) -> None:
+    with np.load(checkpoint) as data:
+        arrays = {k: data[k] for k in data.files}
+    arrays["p.point_v.weight"] = np.zeros((2, 16), dtype=np.float32)
+    bad = tmp_path / "misshapen.npz"
+    np.savez(bad, **arrays)
+    for load in (sm.load, snp.ShiftingNumpy.load):
+        with pytest.raises(
+            CheckpointError, match=r"misshapen\.npz: point_v\.weight has shape \(2, 16\), expected \(1, 16\)"
+        ):
+            load(bad)
+    arrays["p.point_v.weight"] = np.full((1, 16), np.nan, dtype=np.float32)
+    np.savez(bad, **arrays)
+    with pytest.raises(CheckpointError, match=r"point_v\.weight holds non-finite values"):
+        snp.ShiftingNumpy.load(bad)
+    del arrays["p.point_v.weight"]
+    arrays["extra"] = np.zeros(1)
+    np.savez(bad, **arrays)
+    with pytest.raises(CheckpointError, match=r"missing \['point_v.weight'\], unexpected \['extra'\]"):
+        sm.load(bad)
+    with pytest.raises(ConfigError, match="blas_threads: expected a number of threads >= 0"):
+        LearnedShiftingConfig(blas_threads=-1)
+
+
+def test_a_torch_network_given_to_the_policy_is_copied() -> None:
+    model = noisy(TINY, 4)
+    policy = LearnedShifting(LearnedShiftingConfig(weights=(1.0, 1.0, 1.0)), model=model)
+    inputs = epoch_inputs(20, 3, 4)
+    before = policy.model.decide(*inputs)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(-1.0)
+    after = policy.model.decide(*inputs)
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not np.allclose(model.decide(*inputs)[0], before[0])
+
+
+class Recorded:
+    """A batch policy that records a digest of every decision of the policy it wraps."""
+
+    def __init__(self, inner: LearnedShifting) -> None:
+        self.inner, self.digest, self.epochs, self.decided = inner, hashlib.sha256(), 0, 0
+
+    def reset(self, context: Any) -> None:
+        self.inner.reset(context)
+
+    def schedule(self, view: Any) -> Mapping[Any, Any]:
+        out = self.inner.schedule(view)
+        self.digest.update(repr(list(out.items())).encode())
+        self.epochs += 1
+        self.decided += len(out)
+        return out
+
+
+class TorchForward:
+    """The torch network's ``decide`` where the policy calls the NumPy one's."""
+
+    def __init__(self, model: sm.ShiftingNet) -> None:
+        self.model = model
+
+    def decide(self, *inputs: np.ndarray, **_: Any) -> tuple[np.ndarray, np.ndarray]:
+        return self.model.decide(*inputs)
+
+
+def one_task_jobs(n: int, seed: int) -> Any:
+    """``n`` one-task jobs of 1-3 CPUs over the first hour, 0.5-2 hours long, deadlines 0-3 hours after that."""
+    from carbonsim.core.jobs import Jobs, Stages
+
+    rng = np.random.default_rng(seed)
+    arrival, work = np.sort(rng.uniform(0, 3600, n)), rng.uniform(1800.0, 7200.0, n)
+    return Jobs.from_stages(
+        arrival_s=arrival,
+        deadline_s=arrival + work + rng.uniform(0, 3 * 3600, n),
+        interruptible=rng.random(n) < 0.5,
+        home=rng.integers(0, 3, n),
+        stages=Stages.single(work, rng.integers(1, 4, n).astype(float)),
+    )
+
+
+@pytest.mark.parametrize("scenario", ["dag_tpch", "gpu_training"])
+def test_a_run_decides_the_same_with_the_numpy_and_the_torch_network(scenario: str) -> None:
+    """Every decision and the job table; on dag_tpch's regions, 80 one-task jobs on 8 CPUs per region."""
+    import dataclasses
+
+    import pandas as pd
+
+    from carbonsim.analysis import jobs as job_metrics
+    from carbonsim.policies import make_policy
+    from carbonsim.runner import make_simulation, prepare
+
+    model = noisy(sm.ShiftingModelConfig(), 5)
+    cfg = carbonsim.load_config([f"scenario={scenario}", "sim_hours=3", "drain=false"])
+    if scenario == "dag_tpch":
+        regions = tuple(dataclasses.replace(r, batch_cpus=8) for r in cfg.scenario.regions)
+        cfg = dataclasses.replace(cfg, scenario=dataclasses.replace(cfg.scenario, regions=regions))
+    world, requests, jobs = prepare(cfg)
+    jobs = one_task_jobs(80, 0) if scenario == "dag_tpch" else jobs
+    tables, digests = [], []
+    for forward in ("numpy", "torch"):
+        policy = LearnedShifting(LearnedShiftingConfig(weights=(2.0, 1.0, 0.5)), model=model)
+        if forward == "torch":
+            policy.model = TorchForward(model)  # type: ignore[assignment]
+        recorded = Recorded(policy)
+        sim = make_simulation(cfg, world, requests, make_policy(cfg.policy), 0, jobs=jobs, batch_policy=recorded)
+        tables.append(job_metrics.job_table(sim.run()))
+        digests.append((recorded.digest.hexdigest(), recorded.epochs, recorded.decided, policy.forced))
+    assert digests[0] == digests[1] and digests[0][1] > 20 and digests[0][2] > 10
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_running_from_a_checkpoint_needs_no_torch(checkpoint: Path) -> None:
+    """batch_policy=learned_shifting and PCAPS's learned base, in a process where torch cannot be imported."""
+    code = f"""
+import sys
+sys.modules["torch"] = None  # any import of torch now fails
+import carbonsim
+for extra in (["batch_policy=learned_shifting"], ["batch_policy=pcaps", "batch_policy.base=learned"]):
+    cfg = carbonsim.load_config(
+        ["scenario=dag_tpch", "sim_hours=0.05", "drain=false", *extra, "batch_policy.checkpoint={checkpoint}"]
+    )
+    s = carbonsim.run(cfg).summary
+    assert s["jobs"] > 0 and s["jobs"] == s["jobs_completed"] + s["jobs_failed"] + s["jobs_in_flight"], s
+print(sorted(m for m in sys.modules if m == "torch" or m.startswith("torch.")))
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "['torch']"  # only the blocked entry: nothing imported torch

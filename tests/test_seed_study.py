@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hydra.core.global_hydra import GlobalHydra
 
 import carbonsim
 from carbonsim._schema import ConfigError
@@ -157,3 +161,155 @@ def test_seed_study_writes_its_tables_figures_and_report(tmp_path: Path):
     # Overhead is measured, not simulated: it stays out of the summaries that determinism compares.
     summary = json.loads(next((tmp_path / "runs").glob("*pcaps*/summary.json")).read_text())
     assert not any("cpu_ms" in key or "memory" in key for key in summary)
+
+
+# --- the learned shifting scheduler in the study (experiment.shifting_checkpoint) --------------------------------
+
+#: The study's baseline on the GPU mix's 50 % window variant over two hours: the tiny sweep of the tests below
+#: (the GPU mix, because its few jobs make it the cheaper one to simulate).
+TINY_STUDY = (
+    "+experiment=seed_study",
+    "hydra/launcher=basic",  # the jobs in this process, one after the other
+    "scenario=seed_gpu",
+    "experiment.variant=4",
+    "experiment.runs=[{batch_policy: {name: carbon_agnostic}, label: carbon_agnostic}]",
+    "sim_hours=2",
+    "max_drain_hours=24",
+)
+
+
+@pytest.fixture(scope="module")
+def shifting_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small untrained shifting network whose header selects the weights 2, 0.5, 0."""
+    pytest.importorskip("torch")
+    from carbonsim.learn import shifting_model as sm
+
+    model = sm.build(sm.ShiftingModelConfig(width=16, heads=2, layers=1, inducing=2, ffn=32), seed=0)
+    return sm.save(tmp_path_factory.mktemp("shifting") / "shifting.npz", model, {"selected_weights": [2.0, 0.5, 0.0]})
+
+
+def _sweep_jobs(*overrides: str) -> list[dict[str, str]]:
+    """The jobs Hydra's basic sweeper launches for ``python -m carbonsim *overrides`` (nothing runs)."""
+    from hydra import compose, initialize_config_dir
+
+    from carbonsim._hydra import config_dir, register_configs
+    from carbonsim.cli import expected_jobs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+    return expected_jobs([*params, *cfg.hydra.overrides.task])
+
+
+def _jobs_key(jobs: list[dict[str, str]]) -> list[tuple[str, ...]]:
+    return sorted(tuple(job[k] for k in ("scenario", "experiment.variant", "experiment.run")) for job in jobs)
+
+
+def test_the_learned_run_is_swept_only_with_a_checkpoint(shifting_checkpoint: Path):
+    from carbonsim.policies import make_batch_policy
+
+    # Without a checkpoint, the sweep is the study's 96 jobs as before: 2 mixes x 6 variants x runs 0-7.
+    before = [(s, str(v), str(r)) for s in ("seed_dag", "seed_gpu") for v in range(6) for r in range(8)]
+    assert _jobs_key(_sweep_jobs("+experiment=seed_study")) == sorted(before)
+    cfg = carbonsim.load_config(["+experiment=seed_study"])
+    assert cfg.experiment is not None and cfg.experiment.all_runs == cfg.experiment.runs
+    # With one, the same jobs and one more run in every (mix, variant): run 8, learned_shifting.
+    with_ckpt = f"experiment.shifting_checkpoint={shifting_checkpoint}"
+    after = before + [(s, str(v), "8") for s in ("seed_dag", "seed_gpu") for v in range(6)]
+    assert _jobs_key(_sweep_jobs("+experiment=seed_study", with_ckpt)) == sorted(after)
+    cfg = carbonsim.load_config(["+experiment=seed_study", with_ckpt, "experiment.run=8"])
+    exp = cfg.experiment
+    assert exp is not None and exp.all_runs[:-1] == exp.runs and exp.all_runs[-1]["label"] == "learned_shifting"
+    # No weights given: the policy takes those the checkpoint's header selected; given ones win.
+    bc = exp.all_runs[-1]["batch_policy"]
+    assert make_batch_policy(carbonsim.batch_policy_config(bc)).weights == (2.0, 0.5, 0.0)
+    weighted = carbonsim.load_config(["+experiment=seed_study", with_ckpt, "experiment.shifting_weights=[1,0,0]"])
+    assert weighted.experiment is not None
+    bc = weighted.experiment.all_runs[-1]["batch_policy"]
+    assert make_batch_policy(carbonsim.batch_policy_config(bc)).weights == (1.0, 0.0, 0.0)
+    # Weights without a checkpoint, a run already labelled learned_shifting, or no batch jobs: rejected.
+    with pytest.raises(ConfigError, match=r"^experiment.shifting_weights: .*without a shifting_checkpoint"):
+        carbonsim.load_config(["+experiment=seed_study", "experiment.shifting_weights=[1,0,0]"])
+    taken = "experiment.runs=[{batch_policy: {name: pcaps}, label: learned_shifting}]"
+    with pytest.raises(ConfigError, match=r"^experiment.shifting_checkpoint: .*labelled 'learned_shifting'"):
+        carbonsim.load_config(["+experiment=seed_study", with_ckpt, taken])
+    with pytest.raises(ConfigError, match=r"^experiment.shifting_checkpoint: expected a scenario with batch jobs"):
+        carbonsim.load_config(["+experiment=pareto_sweep", with_ckpt])
+
+
+def _cli(work: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
+    """``python -m carbonsim *args`` in this process, from ``work``: exit status, stdout, stderr."""
+    from carbonsim.__main__ import main
+
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "argv", ["carbonsim", *args])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_the_study_sweep_runs_the_learned_shifting_scheduler_beside_the_others(
+    shifting_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    sweep = tmp_path / "sweep"
+    code, out, err = _cli(
+        tmp_path,
+        monkeypatch,
+        *TINY_STUDY,
+        f"experiment.shifting_checkpoint={shifting_checkpoint}",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert code == 0, err[-3000:]
+    assert out.count(": done") == 2 and "jobs finished: 2 / 2" in out
+    results = pd.read_csv(sweep / "results.csv")
+    assert list(results["label"]) == ["carbon_agnostic", "learned_shifting"]
+    assert (results["status"] == "done").all() and (results["batch_policy"].iloc[1] == "learned_shifting")
+    learned = results.iloc[1]
+    assert learned["jobs"] == learned["jobs_completed"] + learned["jobs_failed"] + learned["jobs_in_flight"] > 0
+    # Its row in the study table, compared with carbon-agnostic like the others, and in the saved matrix.
+    study = pd.read_csv(sweep / "study_table.csv").set_index("label")
+    assert list(study.index) == ["carbon_agnostic", "learned_shifting", "bound (home)", "bound (any)"]
+    row = study.loc["learned_shifting"]
+    base = study.loc["carbon_agnostic", "job_carbon_kg"]
+    assert row["saved_vs_agnostic_pct"] == pytest.approx((1.0 - row["job_carbon_kg"] / base) * 100.0, rel=1e-5)
+    assert row["decision_cpu_ms"] > 0 and math.isfinite(row["job_share_of_any_bound_pct"])
+    saved = pd.read_csv(sweep / "study_saved.csv").set_index(["label", "against"])
+    pair = ("learned_shifting", "carbon_agnostic")
+    assert pair in saved.index and pair[::-1] in saved.index
+    assert "learned_shifting" in (sweep / "study_table.md").read_text()
+
+
+def test_a_bad_shifting_checkpoint_stops_the_study_before_any_job(
+    shifting_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    foreign = tmp_path / "ppo.npz"
+    np.savez(foreign, header=np.array('{"format": "carbonsim-mlp-policy"}'))
+    sweep = tmp_path / "sweep"
+    cases = (
+        (["experiment.shifting_checkpoint=missing.npz"], "experiment.shifting_checkpoint: missing.npz: no such"),
+        ([f"experiment.shifting_checkpoint={foreign}"], "experiment.shifting_checkpoint: " + str(foreign)),
+        (["experiment.shifting_weights=[1,1,1]"], "experiment.shifting_weights: expected [] without"),
+        # The sweep's own run values leave the learned run out (an experiment whose range is fixed in YAML).
+        (
+            [f"experiment.shifting_checkpoint={shifting_checkpoint}", "experiment.run=0"],
+            "experiment.shifting_checkpoint: the sweep's experiment.run values (0) leave out the learned shifting run",
+        ),
+    )
+    for overrides, start in cases:
+        code, out, err = _cli(tmp_path, monkeypatch, *TINY_STUDY, *overrides, f"hydra.sweep.dir={sweep}")
+        assert code == 2, (overrides, err[-2000:])
+        assert err.splitlines() == [err.strip()] and err.startswith("carbonsim: " + start), err
+        assert not sweep.exists() and ": done" not in out
+    # In one process (hydra.mode=RUN), the same check before the first job.
+    cfg = carbonsim.load_config(["+experiment=seed_study", "experiment.shifting_checkpoint=missing.npz"])
+    with pytest.raises(ConfigError, match=r"^experiment.shifting_checkpoint: missing.npz: no such checkpoint file"):
+        run_experiment(cfg, tmp_path / "in_process")
+    assert not (tmp_path / "in_process").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import shifting_inputs
 
 torch = pytest.importorskip("torch")
 
@@ -20,25 +21,13 @@ from carbonsim.learn.shifting_features import (  # noqa: E402
     FORECAST_COLUMNS,
     FORECAST_PAIR_COLUMNS,
     GLOBAL_FEATURES,
-    ITEM_FEATURES,
-    PAIR_FEATURES,
-    REGION_FEATURES,
     set_weights,
 )
 
 TINY = ShiftingModelConfig(width=16, heads=2, layers=1, inducing=2, ffn=32)
 
 
-def inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    pairs = np.zeros((n, r, PAIR_FEATURES), dtype=np.float32)
-    pairs[np.arange(n), rng.integers(r, size=n), 0] = 1.0
-    return (
-        rng.uniform(-1, 1, (n, ITEM_FEATURES)).astype(np.float32),
-        pairs,
-        rng.uniform(0, 1, (r, REGION_FEATURES)).astype(np.float32),
-        rng.uniform(0, 1, GLOBAL_FEATURES).astype(np.float32),
-    )
+inputs = shifting_inputs
 
 
 def test_without_forecasts_the_network_ignores_the_forecast_columns() -> None:
@@ -141,7 +130,7 @@ def test_summary_gives_the_mean_and_a_t_interval_over_seeds() -> None:
         ),
         {"scenario": "s", "start_utc": "a", "policy": "bound_any", "member": 0, "carbon_kg": 50.0},
     ]
-    common = {"cost_usd": 1.0, "lateness_h": 0.0, "migrations": 0.0, "deadline_met_pct": 100.0}
+    common = {"hours": 12.0, "cost_usd": 1.0, "lateness_h": 0.0, "migrations": 0.0, "deadline_met_pct": 100.0}
     df = pd.DataFrame([{**common, **r} for r in rows])
     t = summarise(df)["s"].set_index("policy")
     assert t.loc["learned", "members"] == 3
@@ -151,4 +140,5 @@ def test_summary_gives_the_mean_and_a_t_interval_over_seeds() -> None:
     assert math.isnan(t.loc["carbon_agnostic", "saved_pct_ci95"])
     assert t.loc["bound_any", "saved_pct"] == pytest.approx(50.0)
     assert t.loc["learned", "saved_t"] == pytest.approx(0.02)
-    assert "| learned | 3 | 80 | 20.0 ± 24.8 |" in markdown({"s": t.reset_index()}, 1)
+    assert t.loc["learned", "saved_t_per_year"] == pytest.approx(0.02 * 730)  # 12 h of arrivals, 730 per year
+    assert "| learned | 3 | 80 | 20.0 ± 24.8 | 14.6 |" in markdown({"s": t.reset_index()}, 1)

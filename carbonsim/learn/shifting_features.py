@@ -223,10 +223,16 @@ def decisions(view: JobView, choices: np.ndarray, context: JobContext | None = N
         tasks = (st.running + st.waiting).astype(np.float64)
         cpus = np.add.reduceat(tasks * st.cpus_per_task, starts)
         gpus = np.add.reduceat(tasks * st.gpus_per_task, starts)
-        latest = st.deadline_s[starts] - np.maximum.reduceat(st.path_s, starts)
-        for j in moving.tolist():
-            if view.now_s + context.migration_s(float(cpus[j]), float(gpus[j])) > latest[j]:
-                job_region[j] = region[starts[j]]
+        latest = st.deadline_s[starts[moving]] - np.maximum.reduceat(st.path_s, starts)[moving]
+        delay_of: dict[tuple[float, float], float] = {}  # per job shape: jobs mostly share a few
+        delay_s = np.array(
+            [
+                delay_of[key] if key in delay_of else delay_of.setdefault(key, context.migration_s(*key))
+                for key in zip(cpus[moving].tolist(), gpus[moving].tolist(), strict=True)
+            ]
+        )
+        late = moving[view.now_s + delay_s > latest]
+        job_region[late] = region[starts[late]]
     row_region = job_region[job_of_row]
     allow = np.where(choices >= 0, total, 0)
     allow = np.where(pinned_job[job_of_row], np.maximum(allow, running), allow)

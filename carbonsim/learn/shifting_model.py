@@ -28,7 +28,9 @@ Heads, per item ``i``:
 A value head (PPO's critic) reads the mean of the item tokens and the global token.
 
 Checkpoints are ``.npz`` files of float32 arrays and a JSON header, read with ``allow_pickle=False``
-(:mod:`carbonsim.learn.checkpoint`'s format and atomic write).
+(:mod:`carbonsim.learn.checkpoint`'s format and atomic write) and validated by
+:func:`carbonsim.learn.shifting_numpy.read_checkpoint`. This module (torch) trains the network; the
+schedulers run it in NumPy (:class:`~carbonsim.learn.shifting_numpy.ShiftingNumpy`, :func:`to_numpy`).
 """
 
 from __future__ import annotations
@@ -40,12 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F  # noqa: N812 - the usual name
-from torch import nn
 
-from carbonsim._schema import ConfigError
-from carbonsim.learn.checkpoint import CheckpointError, read_npz, write_atomically
+from carbonsim.learn.checkpoint import write_atomically
 from carbonsim.learn.shifting_config import ShiftingModelConfig
 from carbonsim.learn.shifting_features import (
     FORECAST_COLUMNS,
@@ -55,9 +53,18 @@ from carbonsim.learn.shifting_features import (
     PAIR_FEATURES,
     REGION_FEATURES,
 )
+from carbonsim.learn.shifting_numpy import FORMAT, VERSION, ShiftingNumpy, read_checkpoint
 
-FORMAT = "carbonsim-shifting-policy"
-VERSION = 2  # 2: four pair features and the defer head's pair term
+try:
+    import torch
+    import torch.nn.functional as F  # noqa: N812 - the usual name
+    from torch import nn
+except ImportError as _exc:  # pragma: no cover - the rl extra is installed where this is tested
+    raise ImportError(
+        f"training the shifting network needs torch ({_exc}); install: "
+        'pip install torch==2.13.0 && pip install ".[rl]" '
+        "(running a trained one, batch_policy=learned_shifting, does not)"
+    ) from _exc
 
 
 class _Block(nn.Module):
@@ -215,34 +222,15 @@ def load(path: str | Path) -> tuple[ShiftingNet, dict[str, Any]]:
     Raises:
         CheckpointError: naming the file and what is wrong with it.
     """
-    path = Path(path)
-    arrays = read_npz(path, "a carbonsim shifting checkpoint (.npz without pickles)")
-    try:
-        header = json.loads(str(arrays.pop("header")))
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: no JSON 'header' entry ({exc})") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else header
-        raise CheckpointError(f"{path}: header format is {got!r}, expected {FORMAT!r}")
-    if header.get("version") != VERSION:
-        raise CheckpointError(f"{path}: version {header.get('version')!r}, this carbonsim reads version {VERSION}")
-    try:
-        config = ShiftingModelConfig(**header["config"])
-    except (KeyError, TypeError, ConfigError) as exc:
-        raise CheckpointError(f"{path}: header 'config': {exc}") from None
+    config, params, header = read_checkpoint(path)
     model = ShiftingNet(config)
-    state = model.state_dict()
-    found = {k[2:]: v for k, v in arrays.items() if k.startswith("p.")}
-    if set(found) != set(state) or len(found) != len(arrays):
-        missing, extra = sorted(set(state) - set(found)), sorted(set(arrays) - {f"p.{k}" for k in state})
-        raise CheckpointError(f"{path}: arrays do not fit the network (missing {missing[:3]}, unexpected {extra[:3]})")
-    for name, value in found.items():
-        if value.shape != tuple(state[name].shape):
-            raise CheckpointError(f"{path}: {name} has shape {value.shape}, expected {tuple(state[name].shape)}")
-        if not np.isfinite(value).all():
-            raise CheckpointError(f"{path}: {name} holds non-finite values")
-    model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in found.items()})
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in params.items()})
     return model.eval(), header
+
+
+def to_numpy(model: ShiftingNet) -> ShiftingNumpy:
+    """The NumPy network with a copy of ``model``'s weights (later training does not reach it)."""
+    return ShiftingNumpy(model.config, {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()})
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -250,4 +238,14 @@ def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-__all__ = ["FORMAT", "ShiftingModelConfig", "ShiftingNet", "build", "load", "parameter_count", "save"]
+__all__ = [
+    "FORMAT",
+    "VERSION",
+    "ShiftingModelConfig",
+    "ShiftingNet",
+    "build",
+    "load",
+    "parameter_count",
+    "save",
+    "to_numpy",
+]

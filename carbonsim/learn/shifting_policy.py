@@ -9,7 +9,10 @@ starts what must start (:func:`carbonsim.learn.shifting_features.decisions`). Th
 :class:`LearnedScorer` (``batch_policy.base=learned``) gives PCAPS or CAP the network's importance logits
 over the runnable stages (issue 17's "a learned scheduler that exposes probabilities" as PCAPS's base).
 
-torch is imported when a policy is built, so importing this module (which registers both) needs none.
+Both run the network in NumPy (:class:`~carbonsim.learn.shifting_numpy.ShiftingNumpy`): running them from a
+checkpoint needs no torch (torch trains the network, :mod:`carbonsim.learn.shifting_model`). Given a torch
+network instead (training and selection pass their own), :class:`LearnedShifting` takes a NumPy snapshot of
+its weights when it is built: later training steps do not reach that policy.
 """
 
 from __future__ import annotations
@@ -33,31 +36,23 @@ from carbonsim.learn.shifting_features import (
     pair_features,
     region_features,
 )
+from carbonsim.learn.shifting_numpy import ShiftingNumpy
 from carbonsim.policies.registry import register_batch
 from carbonsim.policies.scorers import StageSchedulerConfig, register_scorer
 
 if TYPE_CHECKING:
     from carbonsim.learn.shifting_model import ShiftingNet
 
-INSTALL_HINT = 'pip install torch==2.13.0 && pip install ".[rl]"'
 #: Weights when neither the config nor the checkpoint gives any.
 DEFAULT_WEIGHTS = (1.0, 1.0, 1.0)
 
 
-def load_network(path: str, field: str, threads: int = 1) -> tuple[ShiftingNet, dict[str, Any]]:
-    """The network of checkpoint ``path``, or a ConfigError naming ``field`` (ImportError without torch)."""
+def load_network(path: str, field: str) -> tuple[ShiftingNumpy, dict[str, Any]]:
+    """The network of checkpoint ``path`` (NumPy inference) and its header, or a ConfigError naming ``field``."""
     if not path:
         raise ConfigError(f"{field}: expected the path of a trained shifting network (shifting.npz), got ''")
     try:
-        import torch
-    except ImportError as exc:
-        raise ImportError(f"the learned shifting scheduler needs torch ({exc}); install: {INSTALL_HINT}") from exc
-    from carbonsim.learn import shifting_model
-
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        return shifting_model.load(Path(path))
+        return ShiftingNumpy.load(Path(path))
     except CheckpointError as exc:
         raise ConfigError(f"{field}: {exc}") from None
 
@@ -88,19 +83,20 @@ class LearnedShiftingConfig(BatchPolicyConfig):
             (empty: those the checkpoint was selected at).
         sample: Sample each item's choice from the network's softmax (the policy's random stream) instead of
             taking the most likely.
-        torch_threads: Threads torch may use (0: leave torch's setting alone).
+        blas_threads: Threads NumPy's BLAS may use while the network runs (0: NumPy's setting); one is the
+            fastest for these thin products, and far faster on a busy machine.
     """
 
     name: str = "learned_shifting"
     checkpoint: str = ""
     weights: tuple[float, ...] = ()
     sample: bool = False
-    torch_threads: int = 1
+    blas_threads: int = 1
 
     def __post_init__(self) -> None:
         check_weights(tuple(self.weights), "weights")
-        if self.torch_threads < 0:
-            raise ConfigError(f"torch_threads: expected a number of threads >= 0, got {self.torch_threads!r}")
+        if self.blas_threads < 0:
+            raise ConfigError(f"blas_threads: expected a number of threads >= 0, got {self.blas_threads!r}")
 
 
 @register_batch("learned_shifting", LearnedShiftingConfig)
@@ -109,18 +105,24 @@ class LearnedShifting:
 
     Args:
         config: The policy's parameters.
-        model: A network to use instead of reading ``config.checkpoint`` (training and tests pass their own).
+        model: A network to use instead of reading ``config.checkpoint`` (training and tests pass their own): a
+            NumPy one, or a torch :class:`~carbonsim.learn.shifting_model.ShiftingNet`, whose weights are
+            copied now (a snapshot: later changes to it do not reach this policy).
 
     Attributes:
         forced: Items the deadline guard started against the network's choice so far.
     """
 
-    def __init__(self, config: LearnedShiftingConfig, model: ShiftingNet | None = None) -> None:
+    def __init__(self, config: LearnedShiftingConfig, model: ShiftingNumpy | ShiftingNet | None = None) -> None:
         self.config = config
         header: dict[str, Any] = {}
         if model is None:
-            model, header = load_network(config.checkpoint, "batch_policy.checkpoint", config.torch_threads)
-        self.model = model
+            model, header = load_network(config.checkpoint, "batch_policy.checkpoint")
+        elif not isinstance(model, ShiftingNumpy):
+            from carbonsim.learn.shifting_model import to_numpy  # torch is loaded: model is a torch network
+
+            model = to_numpy(model)
+        self.model: ShiftingNumpy = model
         self.weights = weights_of(tuple(config.weights), header)
         self.context: JobContext | None = None
         self.forced = 0
@@ -134,7 +136,7 @@ class LearnedShifting:
         """Per row of ``view.stages``: -1 (defer) or a region."""
         assert self.context is not None, "reset() first"
         inputs = epoch_inputs(view, self.context, self.weights)
-        logits, _ = self.model.decide(*inputs)
+        logits, _ = self.model.decide(*inputs, blas_threads=self.config.blas_threads)
         if self.config.sample:
             z = logits - logits.max(axis=1, keepdims=True)
             p = np.exp(z)

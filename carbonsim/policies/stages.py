@@ -239,9 +239,11 @@ def settle_deadlines(
         due = np.flatnonzero(urgent_rows(view, allow) & (allow < total))
         if not due.size:
             return
+        if on_force is None:
+            allow[due] = total[due]
+            continue
         for i in due.tolist():
-            if on_force is not None:
-                on_force(i, int(total[i] - allow[i]))
+            on_force(i, int(total[i] - allow[i]))
             allow[i] = total[i]
 
 
@@ -275,8 +277,17 @@ def stage_decisions(
     whole = per_job(allow >= total, starts, np.logical_and)
     first = np.zeros(len(st), dtype=bool)
     first[starts] = True
-    for i in np.flatnonzero(whole & first).tolist():
-        out[int(st.job[i])] = int(region[i])
-    for i in np.flatnonzero(~whole & (allow > 0)).tolist():
-        out[(int(st.job[i]), int(st.stage[i]))] = Run(int(region[i]), tasks=int(allow[i]))
+    rows = np.flatnonzero(whole & first)
+    out.update(zip(_ints(st.job[rows]), _ints(region[rows]), strict=True))
+    rows = np.flatnonzero(~whole & (allow > 0))
+    for j, k, r, n in zip(
+        _ints(st.job[rows]), _ints(st.stage[rows]), _ints(region[rows]), _ints(allow[rows]), strict=True
+    ):
+        out[(j, k)] = Run(r, tasks=n)
+    return out
+
+
+def _ints(values: np.ndarray) -> list[int]:
+    """``[int(v) for v in values]``, in one conversion."""
+    out: list[int] = values.astype(np.int64, copy=False).tolist()
     return out
