@@ -91,11 +91,14 @@ def main() -> None:
     from carbonsim._schema import ConfigError
     from carbonsim.learn.shifting_config import ShiftingEnvConfig, TrainShiftingConfig
     from carbonsim.learn.shifting_eval import evaluate, markdown, summarise
+    from carbonsim.learn.shifting_policy import load_network
     from carbonsim.learn.shifting_train import train
 
     torch.set_num_threads(1)
     out = Path(args.out)
     try:
+        for ckpt in args.checkpoint:  # every checkpoint readable before anything is written
+            load_network(ckpt, "--checkpoint")
         name = shifted_scenario(out, args.scenario, args.region, args.factor, args.from_utc)
         search = f"hydra.searchpath=[file://{(out / 'conf').resolve()}]"
         tuned = []

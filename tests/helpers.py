@@ -318,3 +318,31 @@ def shifting_inputs(n: int, r: int, seed: int) -> tuple[np.ndarray, np.ndarray, 
         rng.uniform(0, 1, (r, REGION_FEATURES)).astype(np.float32),
         rng.uniform(0, 1, GLOBAL_FEATURES).astype(np.float32),
     )
+
+
+def run_cli(work: Path, monkeypatch: Any, *args: str) -> tuple[int, str, str]:
+    """``python -m carbonsim *args`` in this process, from ``work``: exit status, stdout, stderr.
+
+    ``monkeypatch`` is pytest's fixture (the working directory and ``sys.argv`` are restored after the test).
+    Hydra's global state is cleared afterwards, as a fresh process would have it.
+    """
+    import contextlib
+    import io
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from carbonsim.__main__ import main
+
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "argv", ["carbonsim", *args])
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            GlobalHydra.instance().clear()
+    return code, out.getvalue(), err.getvalue()

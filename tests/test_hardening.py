@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import run_cli
 from hydra.core.global_hydra import GlobalHydra
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -98,24 +99,11 @@ class Outcome:
 
 def carbonsim_cli(work: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> Outcome:
     """Runs ``python -m carbonsim *args`` in-process from ``work`` into ``work/out`` (run or sweep folder)."""
-    from carbonsim.__main__ import main
-
     out = work / "out"
     multirun = "--multirun" in args or any(a.startswith("+experiment=") for a in args)
     if not any(a.startswith(("hydra.run.dir=", "hydra.sweep.dir=")) for a in args):
         args = (*args, f"hydra.{'sweep' if multirun else 'run'}.dir={out}")
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(sys, "argv", ["carbonsim", *args])
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            GlobalHydra.instance().clear()  # as a fresh process would have it (and other tests' compose)
-    return Outcome(code, stdout.getvalue(), stderr.getvalue(), out)
+    return Outcome(*run_cli(work, monkeypatch, *args), out)
 
 
 def written_outside(root: Path, inside: Path, allowed: Sequence[Path] = ()) -> list[str]:

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hydra.core.global_hydra import GlobalHydra
+from helpers import run_cli
 
 import carbonsim
 from carbonsim._schema import ConfigError
@@ -238,29 +235,11 @@ def test_the_learned_run_is_swept_only_with_a_checkpoint(shifting_checkpoint: Pa
         carbonsim.load_config(["+experiment=pareto_sweep", with_ckpt])
 
 
-def _cli(work: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """``python -m carbonsim *args`` in this process, from ``work``: exit status, stdout, stderr."""
-    from carbonsim.__main__ import main
-
-    monkeypatch.chdir(work)
-    monkeypatch.setattr(sys, "argv", ["carbonsim", *args])
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        finally:
-            GlobalHydra.instance().clear()
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_the_study_sweep_runs_the_learned_shifting_scheduler_beside_the_others(
     shifting_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     sweep = tmp_path / "sweep"
-    code, out, err = _cli(
+    code, out, err = run_cli(
         tmp_path,
         monkeypatch,
         *TINY_STUDY,
@@ -304,7 +283,7 @@ def test_a_bad_shifting_checkpoint_stops_the_study_before_any_job(
         ),
     )
     for overrides, start in cases:
-        code, out, err = _cli(tmp_path, monkeypatch, *TINY_STUDY, *overrides, f"hydra.sweep.dir={sweep}")
+        code, out, err = run_cli(tmp_path, monkeypatch, *TINY_STUDY, *overrides, f"hydra.sweep.dir={sweep}")
         assert code == 2, (overrides, err[-2000:])
         assert err.splitlines() == [err.strip()] and err.startswith("carbonsim: " + start), err
         assert not sweep.exists() and ": done" not in out

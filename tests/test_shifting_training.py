@@ -142,3 +142,29 @@ def test_summary_gives_the_mean_and_a_t_interval_over_seeds() -> None:
     assert t.loc["learned", "saved_t"] == pytest.approx(0.02)
     assert t.loc["learned", "saved_t_per_year"] == pytest.approx(0.02 * 730)  # 12 h of arrivals, 730 per year
     assert "| learned | 3 | 80 | 20.0 ± 24.8 | 14.6 |" in markdown({"s": t.reset_index()}, 1)
+
+
+def test_the_shift_experiment_writes_a_cleaner_grid_read_as_the_users_own_data(tmp_path: Path) -> None:
+    """experiments/shift_shifting.py: PJM x 0.3 from the shift on, the other regions and the hours before untouched."""
+    import importlib.util
+
+    from carbonsim._schema import ConfigError
+    from carbonsim.learn.shifting_eval import scenario_run
+    from carbonsim.runner import prepare
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("shift_shifting_script", root / "experiments" / "shift_shifting.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    name = module.shifted_scenario(tmp_path, "gpu_training", "us-east", 0.3, "2024-01-01T03:00:00Z")
+    assert name == "gpu_training_clean"
+    search = f"hydra.searchpath=[file://{(tmp_path / 'conf').resolve()}]"
+    shifted = prepare(scenario_run(name, "2024-01-01T00:00:00Z", 1.0, 0, 0.0, (search,)))[0].carbon.values
+    plain = prepare(scenario_run("gpu_training", "2024-01-01T00:00:00Z", 1.0, 0, 0.0))[0].carbon.values
+    np.testing.assert_array_equal(shifted[1:], plain[1:])  # us-west, us-south
+    np.testing.assert_array_equal(shifted[0, :3], plain[0, :3])  # before the shift
+    np.testing.assert_allclose(shifted[0, 3:], 0.3 * plain[0, 3:], atol=0.006)  # rounded to 0.01 g/kWh
+    with pytest.raises(ConfigError, match="--region: expected one of us-east, us-west, us-south, got 'x'"):
+        module.shifted_scenario(tmp_path / "other", "gpu_training", "x", 0.3, "2024-01-01T00:00:00Z")
+    assert not (tmp_path / "other").exists()
