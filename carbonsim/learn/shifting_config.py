@@ -142,7 +142,7 @@ class TeacherConfig:
 
 def _default_teachers() -> tuple[TeacherConfig, ...]:
     return (
-        TeacherConfig({"name": "pcaps"}, (2.5, 0.5, 0.0)),
+        TeacherConfig({"name": "casper_batch"}, (2.5, 0.5, 0.0)),
         TeacherConfig({"name": "carbon_agnostic"}, (0.1, 2.8, 0.1)),
     )
 
@@ -150,6 +150,8 @@ def _default_teachers() -> tuple[TeacherConfig, ...]:
 @dataclass(frozen=True)
 class TrainShiftingConfig:
     """``experiments/train_shifting.py``: imitation of teachers, then PPO in Shifting-v0, then selection.
+
+    The defaults are those of ``conf/train_shifting.yaml`` (the GPU-training recipe of docs/learning_shifting.md).
 
     Attributes:
         seed: Root seed (windows, initialisation, minibatches, environments).
@@ -188,18 +190,23 @@ class TrainShiftingConfig:
     model: ShiftingModelConfig = field(default_factory=ShiftingModelConfig)
     init_checkpoint: str = ""
     teachers: tuple[TeacherConfig, ...] = field(default_factory=_default_teachers)
-    imitation_windows: int = 3
-    relabel: int = 0
+    imitation_windows: int = 30
+    relabel: int = 4
     imitation_keep: float = 0.5
-    imitation_steps: int = 300
+    imitation_steps: int = 3000
     imitation_batch: int = 32
     imitation_lr: float = 3e-3
     env: ShiftingEnvConfig = field(
         default_factory=lambda: ShiftingEnvConfig(
-            window_start_utc="2021-01-01T00:00:00Z", window_end_utc="2023-01-01T00:00:00Z", episode_hours=1.0
+            scenario="gpu_training",
+            window_start_utc="2021-01-01T00:00:00Z",
+            window_end_utc="2023-01-01T00:00:00Z",
+            episode_hours=6.0,
+            max_items=32,
+            max_drain_hours=72.0,
         )
     )
-    ppo_timesteps: int = 2048
+    ppo_timesteps: int = 4096
     n_envs: int = 2
     subprocess: bool = False
     n_steps: int = 256
@@ -209,7 +216,7 @@ class TrainShiftingConfig:
     gamma: float = 0.999
     ent_coef: float = 0.0
     select_starts: tuple[str, ...] = ("2023-03-06T00:00:00Z", "2023-09-04T12:00:00Z")
-    select_hours: float = 2.0
+    select_hours: float = 12.0
     select_weights: tuple[float, ...] = (1.0, 1.0, 1.0)
     torch_threads: int = 1
     out_dir: str = ""
