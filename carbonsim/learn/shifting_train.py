@@ -135,7 +135,9 @@ def _imitate(cfg: TrainShiftingConfig, model: sm.ShiftingNet, rng: np.random.Gen
         pass
     return {
         "epochs": len(epochs),
-        "teacher_wins": {str(p.name): n for p, n in zip(policies, wins, strict=True)} if cfg.relabel else {},
+        "teacher_wins": {f"{i}:{p.name}": n for i, (p, n) in enumerate(zip(policies, wins, strict=True))}
+        if cfg.relabel
+        else {},
         "items": int(sum(e.items.shape[0] for e in epochs)),
         "agreement_before": before,
         "agreement_after": after,
