@@ -39,6 +39,23 @@ def parse_utc_hour(value: str, name: str) -> datetime.datetime:
     return t
 
 
+def check_episode_lengths(episode_hours: float, max_drain_hours: float) -> None:
+    """Checks an episode's ``episode_hours`` (> 0) and ``max_drain_hours`` (>= 0), both finite.
+
+    Raises:
+        ConfigError: naming the field.
+    """
+    _check(
+        math.isfinite(episode_hours) and episode_hours > 0, "episode_hours", episode_hours, "a positive number of hours"
+    )
+    _check(
+        math.isfinite(max_drain_hours) and max_drain_hours >= 0,
+        "max_drain_hours",
+        max_drain_hours,
+        "a number of hours >= 0",
+    )
+
+
 def check_episode_window(start_utc: str, end_utc: str, episode_hours: float) -> None:
     """Checks an episode window (``window_start_utc``/``window_end_utc``): both set, at least an episode long.
 
@@ -220,18 +237,7 @@ class RoutingEnvConfig:
     features: FeatureConfig = field(default_factory=FeatureConfig)
 
     def __post_init__(self) -> None:
-        _check(
-            math.isfinite(self.episode_hours) and self.episode_hours > 0,
-            "episode_hours",
-            self.episode_hours,
-            "a positive number of hours",
-        )
-        _check(
-            math.isfinite(self.max_drain_hours) and self.max_drain_hours >= 0,
-            "max_drain_hours",
-            self.max_drain_hours,
-            "a number of hours >= 0",
-        )
+        check_episode_lengths(self.episode_hours, self.max_drain_hours)
         check_episode_window(self.window_start_utc, self.window_end_utc, self.episode_hours)
 
     def start_hours(self) -> int:

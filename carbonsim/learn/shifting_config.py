@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carbonsim._schema import ConfigError
-from carbonsim.learn.config import _check, check_episode_window, episode_start_hours, parse_utc_hour
+from carbonsim.learn.config import (
+    _check,
+    check_episode_lengths,
+    check_episode_window,
+    episode_start_hours,
+    parse_utc_hour,
+)
 
 #: Default cap on the items (runnable stages) the environment's fixed-size observation holds.
 MAX_ITEMS = 64
@@ -60,18 +66,7 @@ class ShiftingEnvConfig:
     weight_scale: float = 3.0
 
     def __post_init__(self) -> None:
-        _check(
-            math.isfinite(self.episode_hours) and self.episode_hours > 0,
-            "episode_hours",
-            self.episode_hours,
-            "a positive number of hours",
-        )
-        _check(
-            math.isfinite(self.max_drain_hours) and self.max_drain_hours >= 0,
-            "max_drain_hours",
-            self.max_drain_hours,
-            "a number of hours >= 0",
-        )
+        check_episode_lengths(self.episode_hours, self.max_drain_hours)
         _check(self.max_items >= 1, "max_items", self.max_items, "an integer >= 1")
         check_weights(tuple(self.weights), "weights")
         _check(
