@@ -120,15 +120,14 @@ def evaluate(
     nets = {g: [load_network(p, f"models[{g}]")[0] for p in paths] for g, paths in models.items()}
     first = next(iter(nets), None)
     names = ("carbon_agnostic", *(b for b in baselines if b != "carbon_agnostic"))
+    configs = {n: batch_policy_config({"name": n}, "baselines") for n in names}  # bad names: before any run
     rows: list[dict[str, Any]] = []
     for scenario in scenarios:
         gpu = scenario.startswith("gpu")
         hours = gpu_hours if gpu else dag_hours
         for i, start in enumerate(starts):
             run = scenario_run(scenario, start, hours, seed + i, 72.0 if gpu else 24.0, overrides)
-            policies: list[tuple[str, int, Any]] = [
-                (n, 0, make_batch_policy(batch_policy_config({"name": n}))) for n in names
-            ]
+            policies: list[tuple[str, int, Any]] = [(n, 0, make_batch_policy(c)) for n, c in configs.items()]
             for group, members in nets.items():
                 extra: list[tuple[str, tuple[float, ...]]] = [(group, weights or ())]
                 if group == first:
