@@ -143,9 +143,8 @@ class ShiftingModelConfig:
                 elif value != minilm:
                     raise ConfigError(f"{name}: expected {minilm} (MiniLM's) with backbone minilm, got {value}")
             if self.layers > MINILM_LAYERS:
-                raise ConfigError(
-                    f"layers: expected at most {MINILM_LAYERS} (MiniLM's layers) with backbone minilm, got {self.layers}"
-                )
+                most = f"at most {MINILM_LAYERS} (MiniLM's layers)"
+                raise ConfigError(f"layers: expected {most} with backbone minilm, got {self.layers}")
         if self.width % self.heads:
             raise ConfigError(f"heads: expected a divisor of width {self.width}, got {self.heads}")
 
