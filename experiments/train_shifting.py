@@ -5,6 +5,7 @@ Usage (extra ``rl``; install torch first with ``pip install torch==2.13.0``)::
     python experiments/train_shifting.py                                   # conf/train_shifting.yaml, minutes
     python experiments/train_shifting.py ppo_timesteps=200000 n_envs=2 subprocess=true imitation_windows=20
     python experiments/train_shifting.py ppo_timesteps=0                    # imitation only
+    python experiments/train_shifting.py model.backbone=minilm model.layers=2   # blocks from MiniLM's layers
     python experiments/train_shifting.py init_checkpoint=outputs/.../shifting.npz   # resume
     python -m carbonsim scenario=dag_tpch batch_policy=learned_shifting batch_policy.checkpoint=outputs/.../shifting.npz
 
