@@ -59,6 +59,7 @@ import simpy
 
 from carbonsim.core.forecast import Forecaster
 from carbonsim.core.jobs import resources
+from carbonsim.core.jobs.accrual import Accrual
 from carbonsim.core.jobs.model import ANY_GPU, Jobs
 from carbonsim.core.jobs.policy import BatchPolicy, JobContext, JobInfo, JobView, Run, RunnableStages
 from carbonsim.core.jobs.records import COMPLETED, FAILED, RUNNING, WAITING, JobRecords
@@ -190,11 +191,19 @@ class BatchEngine:
         #: True while the engine waits for a decision from outside (:class:`AwaitDecision`).
         self.awaiting = False
         self._wake: simpy.Event | None = None
+        self._accrual: Accrual | None = None
 
     @property
     def epochs(self) -> int:
         """Policy calls so far."""
         return self._epochs
+
+    @property
+    def accrual(self) -> Accrual:
+        """The run's account so far (made when first asked for: a run that never asks pays nothing)."""
+        if self._accrual is None:
+            self._accrual = Accrual(self)
+        return self._accrual
 
     def process(self) -> Generator[simpy.events.Event, Any, None]:
         """The SimPy process: epochs until every job has completed or failed."""
@@ -430,6 +439,7 @@ class BatchEngine:
             price_forecast=self.price_forecast,
             jobs=lambda: self._job_infos(epoch),
             stages=lambda: self._runnable_stages(epoch),
+            accrual=lambda: self.accrual,
         )
 
     # Decisions.
