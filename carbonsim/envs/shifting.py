@@ -27,8 +27,9 @@ arrived job that has not failed accrues one hour per hour while it is unfinished
 completed late has accrued ``end - deadline``; one still running at the end of the run, ``end of run -
 deadline``). The last step holds what the drain adds. The undiscounted return equals minus the weighted
 totals of the run's job table exactly (tested); the account is the engine's
-:class:`~carbonsim.core.jobs.accrual.Accrual`, which the learned scheduler's online learner reads too. The weights are part of the observation, fixed per episode
-(``weights`` in the config or ``options``, else sampled: :class:`~carbonsim.learn.shifting_config.ShiftingEnvConfig`).
+:class:`~carbonsim.core.jobs.accrual.Accrual`, which the learned scheduler's online learner reads too. The
+weights are part of the observation, fixed per episode (``weights`` in the config or ``options``, else
+sampled: :class:`~carbonsim.learn.shifting_config.ShiftingEnvConfig`).
 """
 
 from __future__ import annotations
