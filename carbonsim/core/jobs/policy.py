@@ -272,8 +272,9 @@ class JobView(ForecastReader):
 
     @cached_property
     def accrual(self) -> Accrual:
-        """What the run's jobs have accrued so far (read-only telemetry, valid for the whole run; the engine
-        makes it when a policy first asks: :class:`~carbonsim.core.jobs.accrual.Accrual`).
+        """What the run's jobs have accrued so far (read-only telemetry, valid for the whole run).
+
+        The engine makes it when a policy first asks (:class:`~carbonsim.core.jobs.accrual.Accrual`).
 
         Raises:
             RuntimeError: a view made without one (outside a batch engine).
