@@ -275,7 +275,7 @@ class OnlineShiftingLearner:
         value_loss = torch.mean((value - torch.from_numpy(target.astype(np.float32))) ** 2)
         loss = policy_loss + cfg.value_coef * value_loss
         self.optimizer.zero_grad()
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         if cfg.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
         self.optimizer.step()

@@ -221,7 +221,7 @@ class LearnedShifting:
             self.model = learner.snapshot()
         logits, _ = self.model.decide(*inputs, blas_threads=self.config.blas_threads)
         p = mixture(logits, self.config.online.epsilon)
-        u = rng.random(p.shape[0])
+        u = np.asarray(rng.random(p.shape[0]))
         pick = np.minimum((np.cumsum(p, axis=1) < u[:, None]).sum(axis=1), p.shape[1] - 1)
         logp = np.log(np.maximum(p[np.arange(p.shape[0]), pick], 1e-300))
         learner.record(inputs, pick, logp)
