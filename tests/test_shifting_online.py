@@ -216,3 +216,18 @@ def test_given_torch_network_is_copied_not_changed(run: RunConfig) -> None:
     assert policy.stats()["online_updates"] >= 1
     assert all(np.array_equal(v, before[k]) for k, v in parameters(net).items())
     assert math.isfinite(policy.stats()["online_mean_reward"])
+
+
+def test_evaluation_carries_a_learning_group_through_the_windows(checkpoint: Path) -> None:
+    """shifting_eval.evaluate(online=...): the learning members keep their network from one window to the next."""
+    from carbonsim.learn.shifting_eval import evaluate
+
+    starts = ("2024-02-05T00:00:00Z", "2024-05-06T12:00:00Z")
+    models = {"frozen": [str(checkpoint)], "online": [str(checkpoint)]}
+    with pytest.raises(ConfigError, match=r"^online: expected the label of a model group \(frozen, online\), got 'x'"):
+        evaluate(models, ["dag_tpch"], starts, online={"x": FAST}, log=False)
+    df = evaluate(models, ["dag_tpch"], starts, dag_hours=0.1, baselines=(), online={"online": FAST}, log=False)
+    learned = df[df["policy"] == "online"]
+    assert len(learned) == 2 and learned["online_updates"].is_monotonic_increasing
+    assert learned["online_updates"].iloc[1] > learned["online_updates"].iloc[0] >= 1
+    assert df.loc[df["policy"] == "frozen", "online_updates"].isna().all()
