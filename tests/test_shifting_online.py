@@ -122,9 +122,12 @@ def test_same_seed_same_run_byte_for_byte(run: RunConfig, checkpoint: Path, lear
     assert all(np.array_equal(after[k], after2[k]) for k in after)
 
 
-def test_behaviour_log_probabilities_are_the_mixture_the_update_improves(run: RunConfig, checkpoint: Path) -> None:
+@pytest.mark.parametrize("explore", ["stay", "all"])
+def test_behaviour_log_probabilities_are_the_mixture_the_update_improves(
+    run: RunConfig, checkpoint: Path, explore: str
+) -> None:
     """Before any update the torch network gives the recorded log-probabilities: PPO's ratios start at 1."""
-    online = dataclasses.replace(FAST, update_every_h=1e3, epsilon=0.2)
+    online = dataclasses.replace(FAST, update_every_h=1e3, epsilon=0.2, explore=explore)
     policy = learning(checkpoint, online)
     short = dataclasses.replace(run, sim_hours=0.05, drain=False)
     simulate(short, policy)
@@ -137,8 +140,13 @@ def test_behaviour_log_probabilities_are_the_mixture_the_update_improves(run: Ru
         logits, _, _ = learner.net(t["items"], t["mask"], t["pairs"], t["regions"], t["globals"])
     for i, e in enumerate(epochs):
         k = e.actions.size
-        p = mixture(logits[i, :k].numpy().astype(np.float64), 0.2)
+        p = mixture(logits[i, :k].numpy().astype(np.float64), 0.2, e.explore)
         assert np.allclose(np.log(p[np.arange(k), e.actions]), e.logp, atol=1e-4)
+        assert (e.explore.sum(axis=1) == (2 if explore == "stay" else e.explore.shape[1])).all()
+    # The update's log-probabilities (torch, log space) are the same mixture.
+    with torch.no_grad():
+        got = learner.log_probs(logits, t["explore"], t["actions"])
+    assert torch.allclose(got * t["mask"], t["logp"] * t["mask"], atol=1e-4)
 
 
 def test_frozen_policy_is_unchanged_and_never_reads_the_account(run: RunConfig, checkpoint: Path) -> None:
@@ -180,6 +188,7 @@ def test_learning_continues_across_runs(run: RunConfig, checkpoint: Path) -> Non
         ("gamma=1.5", r"^batch_policy\.online\.gamma: expected a discount in \(0, 1\], got 1\.5$"),
         ("gae_lambda=-1", r"^batch_policy\.online\.gae_lambda: expected a number in \[0, 1\], got -1\.0$"),
         ("clip_range=-0.1", r"^batch_policy\.online\.clip_range: expected a positive number, got -0\.1$"),
+        ("explore=feasible", r"^batch_policy\.online\.explore: expected stay or all, got 'feasible'$"),
         ("save_to=net.pt", r"^batch_policy\.online\.save_to: expected the path of a \.npz file \(or empty\), got"),
     ],
 )

@@ -92,7 +92,9 @@ class ShiftingOnlineConfig:
         enabled: Learn during the run from what the run accrues; off: the frozen network (needs no torch).
         update_every_h: Simulated hours between updates (K).
         epsilon: Each item's choice is drawn from the network's softmax mixed with a uniform choice over
-            defer and the regions with this weight (exploration a sharp network keeps).
+            ``explore`` with this weight (exploration a sharp network keeps).
+        explore: The uniform choice's set: ``stay``, defer or run where the item's job is (where it runs,
+            else its home: exploring never moves a job); ``all``, defer and every region.
         learning_rate: Adam step size.
         epochs: Passes over an update's epochs.
         batch_size: Batch epochs per minibatch.
@@ -109,6 +111,7 @@ class ShiftingOnlineConfig:
     enabled: bool = False
     update_every_h: float = 6.0
     epsilon: float = 0.05
+    explore: str = "stay"
     learning_rate: float = 1e-4
     epochs: int = 4
     batch_size: int = 32
@@ -133,6 +136,7 @@ class ShiftingOnlineConfig:
             value = getattr(self, name)
             _check(math.isfinite(value) and value >= 0, name, value, "a number >= 0")
         _check(0 <= self.epsilon < 1, "epsilon", self.epsilon, "a fraction in [0, 1)")
+        _check(self.explore in ("stay", "all"), "explore", self.explore, "stay or all")
         _check(0 < self.gamma <= 1, "gamma", self.gamma, "a discount in (0, 1]")
         _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "a number in [0, 1]")
         _check(

@@ -213,18 +213,19 @@ class LearnedShifting:
         self, view: JobView, inputs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     ) -> np.ndarray:
         """Credits the previous epoch, updates if due, samples this epoch's choices and records them."""
-        from carbonsim.learn.shifting_online import mixture
+        from carbonsim.learn.shifting_online import explore_set, mixture
 
         learner, rng = self.learner, self._rng
         assert learner is not None and rng is not None
         if learner.observe(view.now_s, view.accrual) and learner.update(inputs):
             self.model = learner.snapshot()
         logits, _ = self.model.decide(*inputs, blas_threads=self.config.blas_threads)
-        p = mixture(logits, self.config.online.epsilon)
+        explore = explore_set(inputs[1], self.config.online.explore)
+        p = mixture(logits, self.config.online.epsilon, explore)
         u = np.asarray(rng.random(p.shape[0]))
         pick = np.minimum((np.cumsum(p, axis=1) < u[:, None]).sum(axis=1), p.shape[1] - 1)
         logp = np.log(np.maximum(p[np.arange(p.shape[0]), pick], 1e-300))
-        learner.record(inputs, pick, logp)
+        learner.record(inputs, pick, logp, explore)
         return np.asarray(pick - 1, dtype=np.int64)
 
     def schedule(self, view: JobView) -> Mapping[Any, Decision]:
