@@ -91,6 +91,7 @@ def main() -> None:
     parser.add_argument("--online-every-h", type=float, default=2.0)
     parser.add_argument("--online-lr", type=float, default=3e-4)
     parser.add_argument("--online-epsilon", type=float, default=0.05)
+    parser.add_argument("--online-explore", choices=("stay", "all"), default="stay")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
     parser.add_argument("--out", default="outputs/shift")
     args = parser.parse_args()
@@ -121,6 +122,7 @@ def main() -> None:
             update_every_h=args.online_every_h,
             learning_rate=args.online_lr,
             epsilon=args.online_epsilon,
+            explore=args.online_explore,
         )
         name = shifted_scenario(out, args.scenario, args.region, args.factor, args.from_utc)
         search = f"hydra.searchpath=[file://{(out / 'conf').resolve()}]"
