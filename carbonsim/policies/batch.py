@@ -172,8 +172,8 @@ class LetsWaitAwhile(PlannedBatchPolicy):
     starts before ``deadline - duration``, whose forecast mean intensity over the job's duration is
     lowest (ties: the earliest). An interruptible job runs in the lowest-intensity forecast slots
     between now and its deadline, as many as its duration needs (ties: the earlier slot). Deviations:
-    slots are the hours of the signal (the paper used 30-minute steps), and only the 48 forecast hours
-    are planned on.
+    slots are the hours of the signal (the paper used 30-minute steps), only the 48 forecast hours
+    are planned on, and a DAG's duration is the time its waves take (see the module docstring).
     """
 
     def plan(self, job: JobInfo, view: JobView) -> list[Interval]:
@@ -220,7 +220,8 @@ class GaiaPolicy(PlannedBatchPolicy):
     ASPLOS 2024 (rules as in the authors' simulator, umassos/GAIA): one start time per job, between
     arrival and the latest start (``deadline - duration``, i.e. the waiting window), chosen by
     :meth:`pick`; the job then runs without suspension. The start candidates are the arrival and each
-    following hour boundary, as in GAIA's hourly search.
+    following hour boundary, as in GAIA's hourly search. A DAG's duration is the time its waves take
+    (see the module docstring); with ``job_length: mean_past``, the mean of the past jobs' such times.
     """
 
     def __init__(self, cfg: GaiaConfig) -> None:
