@@ -10,9 +10,15 @@ that region reading the copy (``carbon_source``). Training (2021-2022) never saw
 * **continuous**: each checkpoint keeps learning after the shift: PPO in Shifting-v0 on the shifted
   scenario over the weeks from ``--from`` to the first evaluation window (``--ppo-timesteps`` steps, weights
   drawn per episode as in training), as a deployed scheduler would from the episodes it runs, then is
-  evaluated with the weights it has at that point.
+  evaluated with the weights it has at that point (``--continuous``: networks fine-tuned by an earlier run
+  of this script, instead of fine-tuning again).
+* **online** (``--online``): each checkpoint learns *during* the evaluation runs themselves
+  (``batch_policy.online``, carbonsim/learn/shifting_online.py): from the checkpoint, it samples its choices,
+  is rewarded with what its run accrues and makes PPO updates every ``--online-every-h`` simulated hours,
+  carrying its network through the windows in order (one instance per checkpoint). No training before the
+  windows: what it learns, it learns while it schedules.
 
-Both, and the seed study's baselines, then run on the held-out 2024 windows of the shifted scenario
+The arms, and the seed study's baselines, run on the held-out 2024 windows of the shifted scenario
 (carbonsim/learn/shifting_eval.py). Writes ``shift_eval.csv`` and ``shift_eval.md`` into ``--out``.
 
     python experiments/shift_shifting.py --checkpoint outputs/shifting_gpu_s*/shifting.npz --out outputs/shift
@@ -80,16 +86,26 @@ def main() -> None:
     parser.add_argument("--gpu-hours", type=float, default=12.0)
     parser.add_argument("--episode-hours", type=float, default=6.0)
     parser.add_argument("--ppo-timesteps", type=int, default=2048)
+    parser.add_argument("--continuous", nargs="+", help="fine-tuned networks of an earlier run, one per checkpoint")
+    parser.add_argument("--online", action="store_true", help="add the arm that learns during the runs")
+    parser.add_argument("--online-every-h", type=float, default=2.0)
+    parser.add_argument("--online-lr", type=float, default=3e-4)
+    parser.add_argument("--online-epsilon", type=float, default=0.05)
+    parser.add_argument("--online-explore", choices=("stay", "all"), default="stay")
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
     parser.add_argument("--out", default="outputs/shift")
     args = parser.parse_args()
     if not args.factor > 0:
         parser.error(f"--factor: expected a number > 0, got {args.factor}")
+    if args.continuous and len(args.continuous) != len(args.checkpoint):
+        parser.error(
+            f"--continuous: expected one network per checkpoint ({len(args.checkpoint)}), got {len(args.continuous)}"
+        )
 
     import torch
 
     from carbonsim._schema import ConfigError
-    from carbonsim.learn.shifting_config import ShiftingEnvConfig, TrainShiftingConfig
+    from carbonsim.learn.shifting_config import ShiftingEnvConfig, ShiftingOnlineConfig, TrainShiftingConfig
     from carbonsim.learn.shifting_eval import evaluate, markdown, summarise
     from carbonsim.learn.shifting_policy import load_network
     from carbonsim.learn.shifting_train import train
@@ -99,10 +115,19 @@ def main() -> None:
     try:
         for ckpt in args.checkpoint:  # every checkpoint readable before anything is written
             load_network(ckpt, "--checkpoint")
+        for ckpt in args.continuous or ():
+            load_network(ckpt, "--continuous")
+        learn = ShiftingOnlineConfig(
+            enabled=True,
+            update_every_h=args.online_every_h,
+            learning_rate=args.online_lr,
+            epsilon=args.online_epsilon,
+            explore=args.online_explore,
+        )
         name = shifted_scenario(out, args.scenario, args.region, args.factor, args.from_utc)
         search = f"hydra.searchpath=[file://{(out / 'conf').resolve()}]"
-        tuned = []
-        for i, ckpt in enumerate(args.checkpoint):
+        tuned = list(args.continuous or ())
+        for i, ckpt in enumerate(() if args.continuous else args.checkpoint):
             cfg = TrainShiftingConfig(
                 seed=i,
                 init_checkpoint=ckpt,
@@ -122,14 +147,18 @@ def main() -> None:
             summary = train(cfg, out / f"continuous_{i}")
             tuned.append(summary["checkpoint"])
             print(f"shift_shifting: {ckpt} -> {summary['checkpoint']} ({summary['wall_s']:.0f} s)", flush=True)
+        models = {"frozen": list(args.checkpoint), "continuous": tuned}
+        if args.online:
+            models["online"] = list(args.checkpoint)
         df = evaluate(
-            {"frozen": list(args.checkpoint), "continuous": tuned},
+            models,
             [name],
             args.starts,
             gpu_hours=args.gpu_hours,
             dag_hours=args.gpu_hours,
             baselines=args.baselines,
             overrides=(search,),
+            online={"online": learn} if args.online else None,
         )
     except ConfigError as exc:
         print(f"shift_shifting: {exc}", file=sys.stderr)

@@ -26,8 +26,10 @@ carbon and electricity cost of the batch clusters' running tasks (with PUE) and 
 arrived job that has not failed accrues one hour per hour while it is unfinished past its deadline (a job
 completed late has accrued ``end - deadline``; one still running at the end of the run, ``end of run -
 deadline``). The last step holds what the drain adds. The undiscounted return equals minus the weighted
-totals of the run's job table exactly (tested). The weights are part of the observation, fixed per episode
-(``weights`` in the config or ``options``, else sampled: :class:`~carbonsim.learn.shifting_config.ShiftingEnvConfig`).
+totals of the run's job table exactly (tested); the account is the engine's
+:class:`~carbonsim.core.jobs.accrual.Accrual`, which the learned scheduler's online learner reads too. The
+weights are part of the observation, fixed per episode (``weights`` in the config or ``options``, else
+sampled: :class:`~carbonsim.learn.shifting_config.ShiftingEnvConfig`).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from carbonsim._hydra import load_config
 from carbonsim._schema import ConfigError
 from carbonsim.config import RunConfig
 from carbonsim.core.arrivals import draw_requests
-from carbonsim.core.jobs import FAILED, JobContext, JobView
+from carbonsim.core.jobs import JobContext, JobView
+from carbonsim.core.jobs.accrual import Accrual
 from carbonsim.core.policy import AwaitDecision
 from carbonsim.core.simulation import SimResult, Simulation
 from carbonsim.core.world import compile_world, signal_hours
@@ -127,74 +130,6 @@ class ExternalBatchPolicy:
         out, forced = decisions(view, full, self.context)
         self.forced += forced
         return out
-
-
-class Accrual:
-    """What a run's batch jobs have accrued up to a time: carbon (g), energy (kWh), cost (USD), lateness (h).
-
-    Closed segments and migrations are added once, as the engine appends them; running groups are counted
-    up to the time asked, so ``at(t)`` is the exact account of the run as if it were cut at ``t``.
-    """
-
-    def __init__(self, sim: Simulation) -> None:
-        engine = sim.batch
-        assert engine is not None
-        self.engine = engine
-        self.carbon = sim.world.carbon
-        self.price = sim.world.price
-        ctx = sim.job_context
-        self.pue = np.asarray(ctx.pue, dtype=np.float64)
-        self.cpu_w = ctx.cpu_busy_w
-        self.gpu_w = np.asarray(ctx.gpu_busy_w, dtype=np.float64)
-        st = sim.jobs.stages
-        self.cpus = np.asarray(st.cpus_per_task, dtype=np.float64)
-        self.gpus = np.asarray(st.gpus_per_task, dtype=np.float64)
-        self.arrival_s = np.asarray(sim.jobs.arrival_s, dtype=np.float64)
-        self.deadline_s = np.asarray(sim.jobs.deadline_s, dtype=np.float64)
-        self._closed = np.zeros(3)
-        self._segments = 0
-        self._moves = 0
-
-    def _segments_account(self, rows: list[tuple[int, int, int, float, float, int, int, int]]) -> np.ndarray:
-        if not rows:
-            return np.zeros(3)
-        a = np.array(rows, dtype=np.float64)
-        stage = a[:, 1].astype(np.int64)
-        region = a[:, 2].astype(np.int64)
-        t0, t1 = a[:, 3], a[:, 4]
-        units = a[:, 5] * a[:, 6]
-        gpu = a[:, 7].astype(np.int64)
-        gpu_w = np.zeros(len(rows))
-        used = gpu >= 0
-        if used.any():
-            gpu_w[used] = self.gpus[stage[used]] * self.gpu_w[gpu[used]]
-        power_w = units * (self.cpus[stage] * self.cpu_w + gpu_w) * self.pue[region]
-        carbon_g = power_w * self.carbon.integral(region, t0, t1) / 3.6e6
-        cost_usd = power_w * self.price.integral(region, t0, t1) / 3.6e6
-        energy_kwh = power_w * (t1 - t0) / 3.6e6
-        return np.array([carbon_g.sum(), energy_kwh.sum(), cost_usd.sum()])
-
-    def at(self, t: float) -> np.ndarray:
-        """``[carbon_g, energy_kwh, cost_usd, lateness_h]`` accrued by time ``t`` (s)."""
-        engine = self.engine
-        closed = engine.segments
-        if len(closed) > self._segments:
-            self._closed += self._segments_account(closed[self._segments :])
-            self._segments = len(closed)
-        moves = engine.moves
-        if len(moves) > self._moves:
-            m = np.array(moves[self._moves :], dtype=np.float64)
-            src, dst, when, kwh = m[:, 1].astype(np.int64), m[:, 2].astype(np.int64), m[:, 3], m[:, 4]
-            for k, sig in ((0, self.carbon), (2, self.price)):
-                mean = (sig.values_at(src, when) + sig.values_at(dst, when)) / 2.0
-                self._closed[k] += float((kwh * mean).sum())
-            self._closed[1] += float(kwh.sum())
-            self._moves = len(moves)
-        live = self._segments_account(engine.live_segments(t))
-        arrived = (self.arrival_s <= t) & (engine.status != FAILED)
-        end = np.where(np.isnan(engine.end_s), t, np.minimum(engine.end_s, t))
-        late_s = np.maximum(end - self.deadline_s, 0.0)[arrived].sum()
-        return np.array([*(self._closed + live), late_s / 3600.0])
 
 
 class ShiftingEnv(gym.Env[Obs, np.ndarray]):
@@ -297,7 +232,7 @@ class ShiftingEnv(gym.Env[Obs, np.ndarray]):
         sim.start()
         self.sim = sim
         self.episode_config_ = cfg
-        self._accrual = Accrual(sim)
+        self._accrual = sim.batch.accrual if sim.batch is not None else None
         self._accrued = np.zeros(4)
         self._result = None
         self.episode_start_utc = cfg.scenario.start_utc

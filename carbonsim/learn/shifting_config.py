@@ -89,6 +89,77 @@ class ShiftingEnvConfig:
 
 
 @dataclass(frozen=True)
+class ShiftingOnlineConfig:
+    """Learning while it schedules: ``batch_policy.online`` of ``learned_shifting``.
+
+    See :mod:`carbonsim.learn.shifting_online`.
+
+    Attributes:
+        enabled: Learn during the run from what the run accrues; off: the frozen network (needs no torch).
+        update_every_h: Simulated hours between updates (K).
+        epsilon: Each item's choice is drawn from the network's softmax mixed with a uniform choice over
+            ``explore`` with this weight (exploration a sharp network keeps).
+        explore: The uniform choice's set: ``stay``, defer or run where the item's job is (where it runs,
+            else its home: exploring never moves a job); ``all``, defer and every region.
+        learning_rate: Adam step size.
+        epochs: Passes over an update's epochs.
+        batch_size: Batch epochs per minibatch.
+        clip_range: PPO's clip range of the ratio of new to behaviour probabilities (per item).
+        value_coef: Weight of the value head's squared error in the loss.
+        max_grad_norm: The gradient's norm is clipped to this (0: not clipped).
+        gamma: Discount per batch epoch (as the environment's PPO training discounts its steps).
+        gae_lambda: lambda of the generalised advantage estimate.
+        max_samples: At most this many of the most recent batch epochs enter an update.
+        torch_threads: Threads torch may use (0: leave torch's setting alone).
+        save_to: After every update, write the network there (``.npz``, atomically; empty: nowhere).
+    """
+
+    enabled: bool = False
+    update_every_h: float = 6.0
+    epsilon: float = 0.05
+    explore: str = "stay"
+    learning_rate: float = 1e-4
+    epochs: int = 4
+    batch_size: int = 32
+    clip_range: float = 0.2
+    value_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    gamma: float = 0.999
+    gae_lambda: float = 0.95
+    max_samples: int = 4096
+    torch_threads: int = 1
+    save_to: str = ""
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), "enabled", self.enabled, "true or false")
+        for name in ("update_every_h", "learning_rate", "clip_range"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value > 0, name, value, "a positive number")
+        for name in ("epochs", "batch_size", "max_samples"):
+            value = getattr(self, name)
+            _check(isinstance(value, int) and value >= 1, name, value, "an integer >= 1")
+        for name in ("value_coef", "max_grad_norm"):
+            value = getattr(self, name)
+            _check(math.isfinite(value) and value >= 0, name, value, "a number >= 0")
+        _check(0 <= self.epsilon < 1, "epsilon", self.epsilon, "a fraction in [0, 1)")
+        _check(self.explore in ("stay", "all"), "explore", self.explore, "stay or all")
+        _check(0 < self.gamma <= 1, "gamma", self.gamma, "a discount in (0, 1]")
+        _check(0 <= self.gae_lambda <= 1, "gae_lambda", self.gae_lambda, "a number in [0, 1]")
+        _check(
+            isinstance(self.torch_threads, int) and self.torch_threads >= 0,
+            "torch_threads",
+            self.torch_threads,
+            "an integer >= 0",
+        )
+        _check(
+            not self.save_to or self.save_to.endswith(".npz"),
+            "save_to",
+            self.save_to,
+            "the path of a .npz file (or empty)",
+        )
+
+
+@dataclass(frozen=True)
 class ShiftingModelConfig:
     """Size of the network.
 
@@ -285,6 +356,7 @@ __all__ = [
     "MINILM_WIDTH",
     "ShiftingEnvConfig",
     "ShiftingModelConfig",
+    "ShiftingOnlineConfig",
     "TeacherConfig",
     "TrainShiftingConfig",
     "check_weights",

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from carbonsim.config import RunConfig
+from carbonsim.learn.shifting_config import ShiftingOnlineConfig
 
 #: The seed study's batch policies (conf/experiment/seed_study.yaml), the default baselines.
 BASELINES = (
@@ -93,6 +94,7 @@ def evaluate(
     bound: bool = False,
     overrides: Sequence[str] = (),
     log: bool = True,
+    online: Mapping[str, ShiftingOnlineConfig] | None = None,
 ) -> pd.DataFrame:
     """Runs every baseline and every member of every model group on every window; one row per run.
 
@@ -110,13 +112,21 @@ def evaluate(
         bound: Also the clairvoyant bounds of each window's jobs (home and any region; carbon only).
         overrides: Hydra overrides applied to every scenario's configuration.
         log: Print a line per run.
+        online: Group label -> learning during the run for the groups that learn: each member starts from its
+            checkpoint (per scenario) and keeps learning through the scenario's windows in order, one policy
+            instance carrying its network from window to window (rows gain ``online_updates``).
     """
     from carbonsim import batch_policy_config, make_batch_policy
+    from carbonsim._schema import ConfigError
     from carbonsim.job_bound import job_bounds
     from carbonsim.learn.shifting_policy import LearnedShifting, LearnedShiftingConfig, load_network
     from carbonsim.learn.shifting_train import run_batch_policy, totals
     from carbonsim.runner import peak_memory_mb, prepare, reset_peak_memory
 
+    online = dict(online or {})
+    for g in online:
+        if g not in models:
+            raise ConfigError(f"online: expected the label of a model group ({', '.join(models)}), got {g!r}")
     nets = {g: [load_network(p, f"models[{g}]")[0] for p in paths] for g, paths in models.items()}
     first = next(iter(nets), None)
     names = ("carbon_agnostic", *(b for b in baselines if b != "carbon_agnostic"))
@@ -125,6 +135,13 @@ def evaluate(
     for scenario in scenarios:
         gpu = scenario.startswith("gpu")
         hours = gpu_hours if gpu else dag_hours
+        learning = {  # one instance per member for all the scenario's windows: it keeps what it learned
+            g: [
+                LearnedShifting(LearnedShiftingConfig(checkpoint=str(p), weights=weights or (), online=online[g]))
+                for p in models[g]
+            ]
+            for g in online
+        }
         for i, start in enumerate(starts):
             run = scenario_run(scenario, start, hours, seed + i, 72.0 if gpu else 24.0, overrides)
             policies: list[tuple[str, int, Any]] = [(n, 0, make_batch_policy(c)) for n, c in configs.items()]
@@ -132,6 +149,9 @@ def evaluate(
                 extra: list[tuple[str, tuple[float, ...]]] = [(group, weights or ())]
                 if group == first:
                     extra += [(f"{group}({','.join(f'{x:g}' for x in w)})", w) for w in sweep]
+                if group in learning:
+                    policies += [(group, m, policy) for m, policy in enumerate(learning[group])]
+                    continue
                 for label, w in extra:
                     policies += [
                         (label, m, LearnedShifting(LearnedShiftingConfig(weights=w), model=net))
@@ -142,6 +162,8 @@ def evaluate(
                 result, wall = run_batch_policy(run, policy)
                 t = totals(result)
                 epochs = max(result.batch_epochs, 1)
+                if isinstance(policy, LearnedShifting) and policy.learner is not None:
+                    t["online_updates"] = policy.stats()["online_updates"]
                 rows.append(
                     _row(
                         scenario,

@@ -9,6 +9,10 @@ starts what must start (:func:`carbonsim.learn.shifting_features.decisions`). Th
 :class:`LearnedScorer` (``batch_policy.base=learned``) gives PCAPS or CAP the network's importance logits
 over the runnable stages (issue 17's "a learned scheduler that exposes probabilities" as PCAPS's base).
 
+With ``online.enabled`` :class:`LearnedShifting` keeps learning during the run: it samples its choices, reads
+what the run accrues and updates its network every ``online.update_every_h`` simulated hours
+(:mod:`carbonsim.learn.shifting_online`; needs torch).
+
 Both run the network in NumPy (:class:`~carbonsim.learn.shifting_numpy.ShiftingNumpy`): running them from a
 checkpoint needs no torch (torch trains the network, :mod:`carbonsim.learn.shifting_model`). Given a torch
 network instead (training and selection pass their own), :class:`LearnedShifting` takes a NumPy snapshot of
@@ -18,7 +22,7 @@ its weights when it is built: later training steps do not reach that policy.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +32,7 @@ from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.jobs import Decision, JobContext, JobView
 from carbonsim.learn.checkpoint import CheckpointError
-from carbonsim.learn.shifting_config import check_weights
+from carbonsim.learn.shifting_config import ShiftingOnlineConfig, check_weights
 from carbonsim.learn.shifting_features import (
     decisions,
     global_features,
@@ -42,6 +46,10 @@ from carbonsim.policies.scorers import StageSchedulerConfig, register_scorer
 
 if TYPE_CHECKING:
     from carbonsim.learn.shifting_model import ShiftingNet
+    from carbonsim.learn.shifting_online import OnlineShiftingLearner
+
+#: How to install what learning during the run needs.
+TORCH_HINT = 'pip install torch==2.13.0 && pip install ".[rl]"'
 
 #: Weights when neither the config nor the checkpoint gives any.
 DEFAULT_WEIGHTS = (1.0, 1.0, 1.0)
@@ -85,6 +93,7 @@ class LearnedShiftingConfig(BatchPolicyConfig):
             taking the most likely.
         blas_threads: Threads NumPy's BLAS may use while the network runs (0: NumPy's setting); one is the
             fastest for these thin products, and far faster on a busy machine.
+        online: Learning during the run (off: the frozen network).
     """
 
     name: str = "learned_shifting"
@@ -92,6 +101,7 @@ class LearnedShiftingConfig(BatchPolicyConfig):
     weights: tuple[float, ...] = ()
     sample: bool = False
     blas_threads: int = 1
+    online: ShiftingOnlineConfig = field(default_factory=ShiftingOnlineConfig)
 
     def __post_init__(self) -> None:
         check_weights(tuple(self.weights), "weights")
@@ -109,14 +119,22 @@ class LearnedShifting:
             NumPy one, or a torch :class:`~carbonsim.learn.shifting_model.ShiftingNet`, whose weights are
             copied now (a snapshot: later changes to it do not reach this policy).
 
+    With ``online.enabled`` the policy learns during the run (:mod:`carbonsim.learn.shifting_online`) from a
+    torch copy of the network (read from ``config.checkpoint``, or of ``model`` if that is a torch network;
+    a NumPy network cannot learn), which persists across the runs of this instance.
+
     Attributes:
         forced: Items the deadline guard started against the network's choice so far.
+        learner: The online learner (None when frozen).
     """
 
     def __init__(self, config: LearnedShiftingConfig, model: ShiftingNumpy | ShiftingNet | None = None) -> None:
         self.config = config
         header: dict[str, Any] = {}
-        if model is None:
+        self.learner: OnlineShiftingLearner | None = None
+        if config.online.enabled:
+            model, header = self._learning_network(model)
+        elif model is None:
             model, header = load_network(config.checkpoint, "batch_policy.checkpoint")
         elif not isinstance(model, ShiftingNumpy):
             from carbonsim.learn.shifting_model import to_numpy  # torch is loaded: model is a torch network
@@ -126,16 +144,61 @@ class LearnedShifting:
         self.weights = weights_of(tuple(config.weights), header)
         self.context: JobContext | None = None
         self.forced = 0
+        self._rng: np.random.Generator | None = None
+
+    def _learning_network(self, model: ShiftingNumpy | ShiftingNet | None) -> tuple[ShiftingNumpy, dict[str, Any]]:
+        """The torch network online learning updates (a copy) and its NumPy snapshot; the header."""
+        field_ = "batch_policy.online.enabled"
+        try:
+            import torch
+
+            from carbonsim.learn import shifting_model as sm
+        except ImportError as exc:
+            raise ConfigError(f"{field_}: learning during the run needs torch ({exc}); install: {TORCH_HINT}") from None
+        header: dict[str, Any] = {}
+        if model is None:
+            if not self.config.checkpoint:
+                load_network("", "batch_policy.checkpoint")  # its message
+            try:
+                net, header = sm.load(Path(self.config.checkpoint))
+            except CheckpointError as exc:
+                raise ConfigError(f"batch_policy.checkpoint: {exc}") from None
+        elif isinstance(model, ShiftingNumpy):
+            raise ConfigError(
+                f"{field_}: learning needs the torch network; give batch_policy.checkpoint, not a NumPy network"
+            )
+        else:
+            import copy
+
+            net = copy.deepcopy(model)
+        online = self.config.online
+        if online.torch_threads:
+            torch.set_num_threads(online.torch_threads)
+        self._torch_net = net
+        self._header = header
+        return sm.to_numpy(net), header
 
     def reset(self, context: JobContext) -> None:
-        """Keeps the static facts."""
+        """Keeps the static facts; with online learning, splits the policy's stream and starts a run."""
         self.context = context
         self.forced = 0
+        if self.config.online.enabled:
+            from carbonsim.learn.shifting_online import OnlineShiftingLearner
+
+            sample_rng, learn_rng = context.rng.spawn(2)
+            self._rng = sample_rng
+            if self.learner is None:
+                self.learner = OnlineShiftingLearner(self._torch_net, self.config.online, self.weights, learn_rng)
+            else:
+                self.learner.rng = learn_rng
+            self.learner.start_run()
 
     def choices(self, view: JobView) -> np.ndarray:
         """Per row of ``view.stages``: -1 (defer) or a region."""
         assert self.context is not None, "reset() first"
         inputs = epoch_inputs(view, self.context, self.weights)
+        if self.learner is not None:
+            return self._learn_and_choose(view, inputs)
         logits, _ = self.model.decide(*inputs, blas_threads=self.config.blas_threads)
         if self.config.sample:
             z = logits - logits.max(axis=1, keepdims=True)
@@ -146,6 +209,25 @@ class LearnedShifting:
             return np.asarray(np.minimum(pick, p.shape[1] - 1) - 1, dtype=np.int64)
         return np.asarray(logits.argmax(axis=1) - 1, dtype=np.int64)
 
+    def _learn_and_choose(
+        self, view: JobView, inputs: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """Credits the previous epoch, updates if due, samples this epoch's choices and records them."""
+        from carbonsim.learn.shifting_online import explore_set, mixture
+
+        learner, rng = self.learner, self._rng
+        assert learner is not None and rng is not None
+        if learner.observe(view.now_s, view.accrual) and learner.update(inputs):
+            self.model = learner.snapshot()
+        logits, _ = self.model.decide(*inputs, blas_threads=self.config.blas_threads)
+        explore = explore_set(inputs[1], self.config.online.explore)
+        p = mixture(logits, self.config.online.epsilon, explore)
+        u = np.asarray(rng.random(p.shape[0]))
+        pick = np.minimum((np.cumsum(p, axis=1) < u[:, None]).sum(axis=1), p.shape[1] - 1)
+        logp = np.log(np.maximum(p[np.arange(p.shape[0]), pick], 1e-300))
+        learner.record(inputs, pick, logp, explore)
+        return np.asarray(pick - 1, dtype=np.int64)
+
     def schedule(self, view: JobView) -> Mapping[Any, Decision]:
         """The network's choices under the deadline guard."""
         if not len(view.stages):
@@ -155,8 +237,25 @@ class LearnedShifting:
         return out
 
     def stats(self) -> dict[str, float]:
-        """Items forced by the deadline guard."""
-        return {"deadline_forced": float(self.forced)}
+        """Items forced by the deadline guard; with online learning, the learner's figures.
+
+        ``online_updates`` (so far), ``online_samples`` (epochs the updates used), ``online_epochs`` (epochs
+        recorded), ``online_discarded`` (beyond ``max_samples``), and of the current run: ``online_return``
+        (sum of its epochs' rewards, the last one's up to now) and ``online_mean_reward`` (per epoch).
+        """
+        out = {"deadline_forced": float(self.forced)}
+        learner = self.learner
+        if learner is not None:
+            rewards = learner.run_rewards()
+            out.update(
+                online_updates=float(learner.updates),
+                online_samples=float(learner.samples),
+                online_epochs=float(learner.epochs_seen),
+                online_discarded=float(learner.discarded),
+                online_return=float(sum(rewards)),
+                online_mean_reward=float(np.mean(rewards)) if rewards else 0.0,
+            )
+        return out
 
 
 @register_scorer("learned")

@@ -8,6 +8,15 @@ window beyond it is not known and not planned on). A plan is a list of running i
 while the current time is inside one of them. When a plan cannot be followed (the cluster was full, so
 work is left after the last planned interval) or the deadline is near (remaining work >= time left), the
 job runs at once: the policies below never give up a deadline to save carbon.
+
+A job's work, for its plan and its latest start, is the time it needs at the most it can run at once in
+its home region: its remaining critical path, or, for a DAG with more tasks left than fit at once in the
+home cluster (a stage wider than the cluster runs in waves), Graham's list-scheduling bound on it
+(:func:`~carbonsim.policies.stages.job_time_left_s`, as CarbonClipper's compulsory phase uses it). The
+critical path alone assumes a CPU for every task: a TPC-H job of the seed study planned with it started
+too late and ran for hours past its deadline. Such a job must run when that latest start comes before
+the next call the engine surely makes (:func:`~carbonsim.policies.stages.must_run`). Jobs of one task
+are planned exactly as before.
 """
 
 from __future__ import annotations
@@ -21,9 +30,10 @@ import numpy as np
 from carbonsim._schema import ConfigError
 from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.forecast import MAX_HORIZON_H
-from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
+from carbonsim.core.jobs import JobContext, JobInfo, JobView
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.registry import register_batch
+from carbonsim.policies.stages import WaveTimes, must_run
 
 Interval = tuple[float, float]
 
@@ -73,10 +83,16 @@ def start_candidates(now_s: float, latest_start_s: float, known_until_s: float) 
     return np.concatenate([[now_s], hours[hours <= last]])
 
 
-def home_window(job: JobInfo, view: JobView) -> tuple[Slots, float]:
-    """The forecast slots of the job's home region up to its deadline, and its latest start."""
+def home_window(job: JobInfo, view: JobView, need_s: float) -> tuple[Slots, float]:
+    """The forecast slots of the job's home region up to its deadline, and its latest start.
+
+    Args:
+        job: The job.
+        view: The epoch's view.
+        need_s: Time the job's remaining work needs, in s (its latest start is ``deadline - need_s``).
+    """
     forecast = view.forecast_gco2_per_kwh(job.home, MAX_HORIZON_H)
-    return Slots(forecast, view.now_s, job.deadline_s), job.deadline_s - job.remaining_s
+    return Slots(forecast, view.now_s, job.deadline_s), job.deadline_s - need_s
 
 
 def lowest_window_start(slots: Slots, now_s: float, latest_s: float, length_s: float) -> float:
@@ -96,6 +112,11 @@ class PlannedBatchPolicy:
         """Clears the plans."""
         self.context = context
         self.plans = {}
+        self.waves = WaveTimes(context)
+
+    def need_s(self, job: JobInfo, view: JobView) -> float:
+        """Time the job's remaining work needs in its region (or home), in s (see the module docstring)."""
+        return self.waves.time_left_in_s(job, view, job.region if job.region >= 0 else job.home)
 
     def plan(self, job: JobInfo, view: JobView) -> list[Interval]:
         """Running intervals of a job, planned when it is first seen."""
@@ -105,12 +126,14 @@ class PlannedBatchPolicy:
         """Runs each job inside its planned intervals, at once when its plan is spent or its deadline near."""
         out: dict[int, int] = {}
         now = view.now_s
+        top = float(self.context.speedup[-1])
+        self.waves.keep({job.id for job in view.active})
         for job in view.active:
             plan = self.plans.get(job.id)
             if plan is None:
                 plan = self.plans[job.id] = self.plan(job, view)
             region = job.region if job.region >= 0 else job.home
-            must = must_start(job, now) or not plan or now >= plan[-1][1]
+            must = must_run(job, now, self.need_s(job, view), top) or not plan or now >= plan[-1][1]
             if must or (job.running and not job.interruptible) or any(a <= now < b for a, b in plan):
                 out[job.id] = region
         return out
@@ -149,21 +172,21 @@ class LetsWaitAwhile(PlannedBatchPolicy):
     starts before ``deadline - duration``, whose forecast mean intensity over the job's duration is
     lowest (ties: the earliest). An interruptible job runs in the lowest-intensity forecast slots
     between now and its deadline, as many as its duration needs (ties: the earlier slot). Deviations:
-    slots are the hours of the signal (the paper used 30-minute steps), and only the 48 forecast hours
-    are planned on.
+    slots are the hours of the signal (the paper used 30-minute steps), only the 48 forecast hours
+    are planned on, and a DAG's duration is the time its waves take (see the module docstring).
     """
 
     def plan(self, job: JobInfo, view: JobView) -> list[Interval]:
         """Lowest-mean window (non-interruptible) or lowest slots (interruptible)."""
-        slots, latest = home_window(job, view)
+        need = self.need_s(job, view)
+        slots, latest = home_window(job, view, need)
         if latest <= view.now_s or not slots.intensity.size:
             return []
         if not job.interruptible:
-            s = lowest_window_start(slots, view.now_s, latest, job.remaining_s)
-            return [(s, s + job.remaining_s)]
+            s = lowest_window_start(slots, view.now_s, latest, need)
+            return [(s, s + need)]
         order = np.lexsort((slots.start_s, slots.intensity))
         chosen: list[Interval] = []
-        need = job.remaining_s
         for k in order:
             if need <= 0:
                 break
@@ -197,7 +220,8 @@ class GaiaPolicy(PlannedBatchPolicy):
     ASPLOS 2024 (rules as in the authors' simulator, umassos/GAIA): one start time per job, between
     arrival and the latest start (``deadline - duration``, i.e. the waiting window), chosen by
     :meth:`pick`; the job then runs without suspension. The start candidates are the arrival and each
-    following hour boundary, as in GAIA's hourly search.
+    following hour boundary, as in GAIA's hourly search. A DAG's duration is the time its waves take
+    (see the module docstring); with ``job_length: mean_past``, the mean of the past jobs' such times.
     """
 
     def __init__(self, cfg: GaiaConfig) -> None:
@@ -214,18 +238,22 @@ class GaiaPolicy(PlannedBatchPolicy):
 
     def plan(self, job: JobInfo, view: JobView) -> list[Interval]:
         """Starts at the candidate :meth:`pick` chooses and runs for the job's (estimated) length."""
-        length = job.remaining_s
+        need = self.need_s(job, view)
+        length = need
         if self.length_mode == "mean_past" and self._seen:
             length = self._seen_duration_s / self._seen
-        self._seen_duration_s += job.duration_s
-        self._seen += 1
+        # A job's length for the running mean: its critical path plus what running in waves adds.
+        seen_s = job.duration_s + (need - job.remaining_s)
+        if math.isfinite(seen_s):
+            self._seen_duration_s += seen_s
+            self._seen += 1
         # The waiting window is the job's (its true remaining work), whatever the length estimate.
-        slots, latest = home_window(job, view)
+        slots, latest = home_window(job, view, need)
         if latest <= view.now_s or not slots.intensity.size:
             return []
         starts = start_candidates(view.now_s, latest, slots.known_until_s)
         s = float(starts[self.pick(starts, slots, length, view.now_s)])
-        return [(s, s + job.remaining_s)]
+        return [(s, s + need)]
 
     def pick(self, starts: np.ndarray, slots: Slots, length_s: float, now_s: float) -> int:
         """Index of the chosen start among ``starts``."""

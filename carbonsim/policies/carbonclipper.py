@@ -84,7 +84,7 @@ from carbonsim.core.jobs import JobContext, JobInfo, JobView
 from carbonsim.core.signals import SECONDS_PER_HOUR
 from carbonsim.policies.batch import Slots
 from carbonsim.policies.registry import register_batch
-from carbonsim.policies.stages import context_gpu_w, due, empty_slots, job_starts, job_time_left_s
+from carbonsim.policies.stages import WaveTimes, context_gpu_w, due
 
 
 def clipper_eta(low: float, high: float, diameter: float) -> float:
@@ -165,8 +165,6 @@ class _JobState:
     advice_cost: float = 0.0  # the advice's cost so far at the true intensities
     advice_done: float = 0.0  # the advice's share of the work done so far
     advice_until_s: float = 0.0  # time up to which the advice has been accounted
-    slots_of: tuple[int, ...] | None = None  # runnable stages the slots were counted for
-    slots: tuple[int, ...] = ()  # its tasks that run at once on each region's empty cluster
     compulsory: bool = False  # in its compulsory phase (it stays there until done)
     length_s: float = 0.0  # the job's length at full rate where it was first seen (its unit of work)
 
@@ -186,7 +184,7 @@ class CarbonClipper:
         self.regions = [r for r, c in enumerate(context.capacity_cpus) if c > 0]
         self.state = {}
         self._last_effective: np.ndarray | None = None
-        self._shape_slots: dict[tuple[float, float, int], tuple[int, ...]] = {}
+        self.waves = WaveTimes(context)
 
     # Costs per unit of work, in g per kWh of the job's energy before PUE.
 
@@ -220,29 +218,15 @@ class CarbonClipper:
             return job.cpus
         return min(job.cpus, float(self.context.capacity_cpus[region]))
 
-    def time_left_s(self, job: JobInfo, state: _JobState, view: JobView) -> list[float]:
+    def time_left_s(self, job: JobInfo, view: JobView) -> list[float]:
         """Time the job's remaining work needs in each region (indexed by region), in s.
 
         Its remaining critical path, or, when it has more tasks left than fit at once in a region's cluster,
         Graham's bound (:func:`~carbonsim.policies.stages.job_time_left_s`) with the fewest tasks of any of
-        its runnable stages that fit there. Counted again when its runnable stages change.
+        its runnable stages that fit there (:class:`~carbonsim.policies.stages.WaveTimes`). Counted again
+        when its runnable stages change.
         """
-        if job.tasks - job.tasks_done <= 1:
-            return [job.remaining_s] * len(self.pue)
-        if state.slots_of != job.runnable:
-            st = view.stages
-            starts = job_starts(st)
-            k = int(np.searchsorted(st.job[starts], job.id))
-            end = int(starts[k + 1]) if k + 1 < starts.size else len(st)
-            slots: tuple[int, ...] | None = None
-            for i in range(int(starts[k]), end):
-                key = (float(st.cpus_per_task[i]), float(st.gpus_per_task[i]), int(st.gpu_type[i]))
-                shape = self._shape_slots.get(key)
-                if shape is None:
-                    shape = self._shape_slots[key] = empty_slots(self.context, *key)
-                slots = shape if slots is None else tuple(map(min, slots, shape))
-            state.slots_of, state.slots = job.runnable, slots or ()
-        return [job_time_left_s(job, n) for n in state.slots]
+        return self.waves.time_left_s(job, view)
 
     def first_seen(self, job: JobInfo, view: JobView) -> _JobState:
         """Bounds, threshold and (with ``epsilon``) advice of a job seen for the first time."""
@@ -269,7 +253,7 @@ class CarbonClipper:
         ceiling = np.full(current.size, high / self.pue.max())
         diameter = max(self.move_cost(job, a, b, ceiling) for a in points for b in points)
         state = _JobState(Threshold.make(low, high, diameter), here, points, advice_until_s=now)
-        state.length_s = self.time_left_s(job, state, view)[here]
+        state.length_s = self.time_left_s(job, view)[here]
         if self.cfg.epsilon is not None:
             best = math.inf
             for r in points:
@@ -290,6 +274,7 @@ class CarbonClipper:
         active = {job.id for job in view.active}
         for gone in [j for j in self.state if j not in active]:
             del self.state[gone]
+        self.waves.keep(active)
         for job in view.active:
             state = self.state.get(job.id)
             if state is None:
@@ -322,7 +307,7 @@ class CarbonClipper:
             return job.region
         fits = [r for r in state.points if free[r] >= self.full_rate_cpus(job, r)]
         mig_s = self.context.migration_s(job.cpus, job.gpus)
-        need = self.time_left_s(job, state, view)
+        need = self.time_left_s(job, view)
         # Regions where the job can still finish by its deadline (a move adds the restore time).
         reachable = [r for r in fits if r == here or now + need[r] + mig_s <= job.deadline_s]
         # Compulsory phase: the cheapest point that can still finish in time, until the job is done. It

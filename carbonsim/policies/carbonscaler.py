@@ -15,7 +15,12 @@ carbonsim's version plans once per job, on the intensity forecast of its home re
 hourly slots, up to ``batch.max_scale`` allocations. Non-interruptible jobs cannot be rescaled or
 suspended: they start at the lowest forecast window at scale 1 (as Let's Wait Awhile). A job whose plan
 could not be followed (the cluster was full) runs at once at full scale when the time left before its
-deadline no longer exceeds its remaining work at full scale.
+deadline no longer exceeds its remaining work at full scale. A job's work is the time it needs at the
+most it can run at once in its home region (scale 1): for a DAG with more tasks left than fit at once in
+the home cluster, Graham's list-scheduling bound, as for Let's Wait Awhile
+(:mod:`carbonsim.policies.batch`). At full scale it needs the bound with the tasks that fit at that scale,
+over the speed-up (:meth:`~carbonsim.policies.stages.WaveTimes.time_left_in_s`). The greedy plan counts
+the bound at scale 1 as the job's work.
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from carbonsim.config import BatchPolicyConfig
-from carbonsim.core.jobs import JobContext, JobInfo, JobView, must_start
+from carbonsim.core.jobs import JobContext, JobInfo, JobView
 from carbonsim.policies.batch import home_window, lowest_window_start
 from carbonsim.policies.registry import register_batch
+from carbonsim.policies.stages import WaveTimes, must_run
 
 
 @dataclass(frozen=True)
@@ -54,17 +60,23 @@ class CarbonScaler:
         self.context = context
         self.speedup = np.array(context.speedup)
         self.plans = {}
+        self.waves = WaveTimes(context)
+
+    def need_s(self, job: JobInfo, view: JobView) -> float:
+        """Time the job's remaining work needs in its region (or home) at scale 1, in s."""
+        return self.waves.time_left_in_s(job, view, job.region if job.region >= 0 else job.home)
 
     def plan(self, job: JobInfo, view: JobView) -> list[tuple[float, float, int]]:
         """The greedy work-per-carbon plan of an interruptible job (lowest window if not interruptible)."""
-        slots, latest = home_window(job, view)
+        need = self.need_s(job, view)
+        slots, latest = home_window(job, view, need)
         if not slots.intensity.size:
             return []
         if not job.interruptible:
             if latest <= view.now_s:
                 return []
-            s = lowest_window_start(slots, view.now_s, latest, job.remaining_s)
-            return [(s, s + job.remaining_s, 1)]
+            s = lowest_window_start(slots, view.now_s, latest, need)
+            return [(s, s + need, 1)]
         marginal = np.diff(self.speedup)  # work per second added by the k-th allocation, k = 1..max
         length = slots.end_s - slots.start_s
         n_slots, n_k = slots.intensity.size, marginal.size
@@ -72,7 +84,6 @@ class CarbonScaler:
         # Decreasing ratio; ties: earlier slot, then lower k.
         order = np.lexsort((np.tile(np.arange(n_k), n_slots), np.repeat(np.arange(n_slots), n_k), -ratio.ravel()))
         scale = np.zeros(n_slots, dtype=np.int64)
-        need = job.remaining_s
         for flat in order:
             if need <= 0:
                 break
@@ -86,6 +97,8 @@ class CarbonScaler:
         out: dict[int, int | tuple[int, int]] = {}
         now = view.now_s
         top = self.context.max_scale
+        top_rate = float(self.speedup[top])
+        self.waves.keep({job.id for job in view.active})
         for job in view.active:
             plan = self.plans.get(job.id)
             if plan is None:
@@ -95,7 +108,9 @@ class CarbonScaler:
                 out[job.id] = (region, job.scale)
                 continue
             full = top if job.interruptible else 1
-            if not plan or now >= plan[-1][1] or must_start(job, now, float(self.speedup[full])):
+            rate = float(self.speedup[full])
+            need = self.waves.time_left_in_s(job, view, region, full) / rate
+            if not plan or now >= plan[-1][1] or must_run(job, now, need, top_rate, rate):
                 out[job.id] = (region, full)
                 continue
             for a, b, k in plan:

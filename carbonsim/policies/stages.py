@@ -20,8 +20,10 @@
   can hold a job back entirely, does (eight 1 h tasks on four CPUs, deadline 4 h, dirty hours first: it
   starts them at 3 h and ends at 5 h).
 * :func:`job_time_left_s`: what a whole job still needs when its tasks run in waves (Graham's bound), for
-  policies that hold whole jobs back until their latest start (CarbonClipper's compulsory phase), with
-  :func:`due` deciding, as the guard does, whether that start comes before the next sure wake-up.
+  policies that hold whole jobs back until their latest start (CarbonClipper's compulsory phase; Let's Wait
+  Awhile, GAIA and CarbonScaler, which also plan with it), with :func:`due` deciding, as the guard does,
+  whether that start comes before the next sure wake-up (:func:`must_run`); :class:`WaveTimes` keeps the
+  count of each job's tasks that run at once per region.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from carbonsim.core.jobs import (
     JobView,
     Run,
     RunnableStages,
+    must_start,
     resources,
 )
 from carbonsim.core.signals import SECONDS_PER_HOUR
@@ -216,6 +219,96 @@ def job_time_left_s(job: JobInfo, slots: int) -> float:
     if slots <= 0:
         return math.inf
     return rest + max(0.0, job.work_s - rest) / slots
+
+
+class WaveTimes:
+    """The time each job still needs in each region when its tasks run in waves (:func:`job_time_left_s`).
+
+    A job's slots in a region are the fewest tasks of any of its runnable stages that fit at once on the
+    region's empty cluster (:func:`empty_slots`, counted once per task shape). They are counted when a job
+    is first asked about and again when its runnable stages change. A job with one task left needs its
+    remaining critical path, and the view's stages are then not read.
+
+    Args:
+        context: The run's static facts (capacities).
+    """
+
+    def __init__(self, context: JobContext) -> None:
+        self.context = context
+        self._shape: dict[tuple[float, float, int], tuple[int, ...]] = {}
+        self._jobs: dict[int, tuple[tuple[int, ...], tuple[int, ...]]] = {}  # id: (runnable stages, slots)
+
+    def slots(self, job: JobInfo, view: JobView) -> tuple[int, ...]:
+        """Tasks of ``job`` that run at once on each region's empty cluster (indexed by region)."""
+        known = self._jobs.get(job.id)
+        if known is not None and known[0] == job.runnable:
+            return known[1]
+        st = view.stages
+        starts = job_starts(st)
+        k = int(np.searchsorted(st.job[starts], job.id))
+        end = int(starts[k + 1]) if k + 1 < starts.size else len(st)
+        slots: tuple[int, ...] | None = None
+        for i in range(int(starts[k]), end):
+            key = (float(st.cpus_per_task[i]), float(st.gpus_per_task[i]), int(st.gpu_type[i]))
+            shape = self._shape.get(key)
+            if shape is None:
+                shape = self._shape[key] = empty_slots(self.context, *key)
+            slots = shape if slots is None else tuple(map(min, slots, shape))
+        self._jobs[job.id] = (job.runnable, slots or ())
+        return slots or ()
+
+    def time_left_s(self, job: JobInfo, view: JobView) -> list[float]:
+        """Time the job's remaining work needs in each region (indexed by region), in s."""
+        if job.tasks - job.tasks_done <= 1:
+            return [job.remaining_s] * len(self.context.capacity_cpus)
+        return [job_time_left_s(job, n) for n in self.slots(job, view)]
+
+    def time_left_in_s(self, job: JobInfo, view: JobView, region: int, scale: int = 1) -> float:
+        """Time the job's remaining work needs in ``region`` at progress rate 1, in s.
+
+        With ``scale`` > 1 (elastic tasks on ``scale`` copies of their allocation), fewer tasks run at once:
+        the slots at scale 1 over ``scale`` (exact for CPU tasks; the scale-1 count when not even one task
+        fits at ``scale``). Divide by the speed-up at ``scale`` for the time at that scale.
+        """
+        if job.tasks - job.tasks_done <= 1:
+            return job.remaining_s
+        slots = self.slots(job, view)[region]
+        if scale > 1 and slots >= scale:
+            slots //= scale
+        return job_time_left_s(job, slots)
+
+    def keep(self, active: set[int]) -> None:
+        """Forgets the jobs not in ``active`` (ids of the jobs still active)."""
+        for gone in [j for j in self._jobs if j not in active]:
+            del self._jobs[gone]
+
+
+def must_run(job: JobInfo, now_s: float, need_s: float, top_rate: float, rate: float = 1.0) -> bool:
+    """Whether a job that needs ``need_s`` more (at progress ``rate``) must run from now on to be in time.
+
+    :func:`must_start` when the job needs no more than its remaining critical path at that rate (the engine
+    then wakes the policy at its latest start, should it hold the job back). A job that needs more (its
+    tasks run in waves: :func:`job_time_left_s`) must also run when its latest start, ``deadline -
+    need_s``, comes before the next sure call (:func:`due`): the next hour boundary, or an earlier latest
+    start of the job by its critical path, where the engine wakes a job with nothing running (at rate 1
+    and at ``top_rate``).
+
+    Args:
+        job: The job.
+        now_s: Current time in s.
+        need_s: Time its remaining work needs at ``rate``, in s.
+        top_rate: Progress rate at the largest scale (``context.speedup[-1]``).
+        rate: Progress rate it would run at.
+    """
+    if must_start(job, now_s, rate):
+        return True
+    if need_s <= job.remaining_s / rate:
+        return False
+    wake = (math.floor(now_s / SECONDS_PER_HOUR) + 1.0) * SECONDS_PER_HOUR
+    for latest in (job.deadline_s - job.remaining_s, job.deadline_s - job.remaining_s / top_rate):
+        if now_s < latest < wake:
+            wake = latest
+    return bool(due(job.deadline_s - need_s, now_s, wake))
 
 
 def settle_deadlines(

@@ -59,6 +59,7 @@ import simpy
 
 from carbonsim.core.forecast import Forecaster
 from carbonsim.core.jobs import resources
+from carbonsim.core.jobs.accrual import Accrual
 from carbonsim.core.jobs.model import ANY_GPU, Jobs
 from carbonsim.core.jobs.policy import BatchPolicy, JobContext, JobInfo, JobView, Run, RunnableStages
 from carbonsim.core.jobs.records import COMPLETED, FAILED, RUNNING, WAITING, JobRecords
@@ -157,6 +158,22 @@ class BatchEngine:
         self._gpu_m: list[int] = gpu_m.tolist()
         self._gtype: list[int] = gtype.tolist()
         self.failure = _failures(jobs, cpu_m, gpu_m, gtype, context)
+        # The same static columns as arrays, for the vectorised construction of ``view.stages``.
+        self._static: dict[str, np.ndarray] = {
+            "first": np.asarray(ptr, dtype=np.int64),
+            "tasks": np.asarray(st.tasks, dtype=np.int64),
+            "dur": np.asarray(st.task_duration_s, dtype=np.float64),
+            "tail": np.asarray(st.tail_s, dtype=np.float64),
+            "desc": np.asarray(st.descendants, dtype=np.int64),
+            "desc_work": np.asarray(st.descendant_work_s, dtype=np.float64),
+            "cpus": np.asarray(st.cpus_per_task, dtype=np.float64),
+            "gpus": np.asarray(st.gpus_per_task, dtype=np.float64),
+            "gtype": np.asarray(gtype, dtype=np.int64),
+            "arrival": np.asarray(jobs.arrival_s, dtype=np.float64),
+            "deadline": np.asarray(jobs.deadline_s, dtype=np.float64),
+            "home": np.asarray(jobs.home, dtype=np.int16),
+            "interruptible": np.asarray(jobs.interruptible, dtype=bool),
+        }
         # Dynamic state.
         self.status = np.full(n, WAITING, dtype=np.int8)
         self.region = np.full(n, -1, dtype=np.int16)
@@ -190,11 +207,19 @@ class BatchEngine:
         #: True while the engine waits for a decision from outside (:class:`AwaitDecision`).
         self.awaiting = False
         self._wake: simpy.Event | None = None
+        self._accrual: Accrual | None = None
 
     @property
     def epochs(self) -> int:
         """Policy calls so far."""
         return self._epochs
+
+    @property
+    def accrual(self) -> Accrual:
+        """The run's account so far (made when first asked for: a run that never asks pays nothing)."""
+        if self._accrual is None:
+            self._accrual = Accrual(self)
+        return self._accrual
 
     def process(self) -> Generator[simpy.events.Event, Any, None]:
         """The SimPy process: epochs until every job has completed or failed."""
@@ -381,42 +406,52 @@ class BatchEngine:
 
     def _runnable_stages(self, epoch: int) -> RunnableStages:
         self._check_view(epoch)
-        rows: list[tuple[Any, ...]] = []
-        first = self._first
+        # The dynamic columns are gathered row by row; the static ones are one fancy index each.
+        jobs: list[int] = []
+        stages: list[int] = []
+        rest: list[float] = []
+        waiting: list[int] = []
+        running: list[int] = []
+        done: list[int] = []
+        job_work: list[float] = []
+        unstarted, running_tasks, done_tasks, paused = self._unstarted, self._running_tasks, self._done, self._paused
         for j in self.active:
-            region = int(self.region[j])
-            job_work = max(self._job_work[j], 0.0)
-            for s in self._runnable[j]:
-                rest = self._stage_remaining(s)
-                paused = sum(g.count for g in self._paused.get(s, ()))
-                rows.append(
-                    (
-                        j,
-                        s - first[j],
-                        self._tasks[s],
-                        self._unstarted[s] + paused,
-                        self._running_tasks[s],
-                        self._done[s],
-                        self._dur[s],
-                        rest,
-                        rest + self._tail[s],
-                        self._desc[s],
-                        self._desc_work[s],
-                        job_work,
-                        self._cpus[s],
-                        self._gpus[s],
-                        self._gtype[s] if self._gtype[s] >= 0 else -1,
-                        self._arrival[j],
-                        self._deadline[j],
-                        region,
-                        self._home[j],
-                        self._interruptible[j],
-                    )
-                )
-        dtypes: tuple[Any, ...] = (np.int64,) * 6 + (np.float64,) * 3 + (np.int64,) + (np.float64,) * 4 + (np.int16,)
-        dtypes += (np.float64, np.float64, np.int16, np.int16, bool)
-        cols = list(zip(*rows, strict=True)) if rows else [()] * len(dtypes)
-        return RunnableStages(*(np.array(c, dtype=d) for c, d in zip(cols, dtypes, strict=True)))
+            runnable = self._runnable[j]
+            jobs.extend([j] * len(runnable))
+            job_work.extend([max(self._job_work[j], 0.0)] * len(runnable))
+            for s in runnable:
+                stages.append(s)
+                rest.append(self._stage_remaining(s))
+                groups = paused.get(s)
+                waiting.append(unstarted[s] + (sum(g.count for g in groups) if groups else 0))
+                running.append(running_tasks[s])
+                done.append(done_tasks[s])
+        st, job = self._static, np.array(jobs, dtype=np.int64)
+        stage = np.array(stages, dtype=np.int64)
+        remaining = np.array(rest, dtype=np.float64)
+        gtype = st["gtype"][stage]
+        return RunnableStages(
+            job=job,
+            stage=stage - st["first"][job],
+            tasks=st["tasks"][stage],
+            waiting=np.array(waiting, dtype=np.int64),
+            running=np.array(running, dtype=np.int64),
+            done=np.array(done, dtype=np.int64),
+            task_duration_s=st["dur"][stage],
+            remaining_s=remaining,
+            path_s=remaining + st["tail"][stage],
+            descendants=st["desc"][stage],
+            descendant_work_s=st["desc_work"][stage],
+            job_work_s=np.array(job_work, dtype=np.float64),
+            cpus_per_task=st["cpus"][stage],
+            gpus_per_task=st["gpus"][stage],
+            gpu_type=np.where(gtype >= 0, gtype, -1).astype(np.int16),
+            arrival_s=st["arrival"][job],
+            deadline_s=st["deadline"][job],
+            region=self.region[job].astype(np.int16),
+            home=st["home"][job],
+            interruptible=st["interruptible"][job],
+        )
 
     def _view(self, now: float) -> JobView:
         epoch = self._view_epoch
@@ -430,6 +465,7 @@ class BatchEngine:
             price_forecast=self.price_forecast,
             jobs=lambda: self._job_infos(epoch),
             stages=lambda: self._runnable_stages(epoch),
+            accrual=lambda: self.accrual,
         )
 
     # Decisions.

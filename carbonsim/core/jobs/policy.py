@@ -24,11 +24,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from functools import cached_property
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from carbonsim.core.forecast import Forecaster, ForecastReader
+
+if TYPE_CHECKING:
+    from carbonsim.core.jobs.accrual import Accrual
 
 
 @dataclass(frozen=True)
@@ -254,6 +257,7 @@ class JobView(ForecastReader):
         price_forecast: Forecaster,
         jobs: Callable[[], tuple[JobInfo, ...]],
         stages: Callable[[], RunnableStages],
+        accrual: Callable[[], Accrual] | None = None,
     ) -> None:
         self.now_s = now_s
         self.free_cpus = free_cpus
@@ -264,6 +268,20 @@ class JobView(ForecastReader):
         self.price_forecast = price_forecast
         self._jobs = jobs
         self._stages = stages
+        self._accrual = accrual
+
+    @cached_property
+    def accrual(self) -> Accrual:
+        """What the run's jobs have accrued so far (read-only telemetry, valid for the whole run).
+
+        The engine makes it when a policy first asks (:class:`~carbonsim.core.jobs.accrual.Accrual`).
+
+        Raises:
+            RuntimeError: a view made without one (outside a batch engine).
+        """
+        if self._accrual is None:
+            raise RuntimeError("this view has no accrual (it was not made by a batch engine)")
+        return self._accrual()
 
     @cached_property
     def active(self) -> tuple[JobInfo, ...]:
