@@ -4,12 +4,27 @@ the small finished sweeps that several test modules look at."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """torch on one thread for a module, as training runs it (several threads are much slower on a busy
+    machine); torch's setting is restored afterwards. Modules that use torch ask for it with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
 
 # Small finished sweeps with their reports, shared by the tests of tables, figures and reports (each is built
 # once per test session, in-process, on a few simulated hours).

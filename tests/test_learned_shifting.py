@@ -42,13 +42,7 @@ def noisy(config: sm.ShiftingModelConfig, seed: int, scale: float = 0.2) -> sm.S
     return model
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    """torch on one thread, as training runs it (several threads are much slower on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

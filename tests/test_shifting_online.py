@@ -32,12 +32,7 @@ WEIGHTS = (2.0, 3.0, 5.0)
 FAST = ShiftingOnlineConfig(enabled=True, update_every_h=0.05, epochs=2, batch_size=16, learning_rate=1e-3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
