@@ -33,6 +33,7 @@ from carbonsim.config import BatchPolicyConfig
 from carbonsim.core.jobs import Decision, JobContext, JobView
 from carbonsim.learn.checkpoint import CheckpointError
 from carbonsim.learn.shifting_config import ShiftingOnlineConfig, check_weights
+from carbonsim.learn.shifting_decode import capacity_choices
 from carbonsim.learn.shifting_features import (
     decisions,
     global_features,
@@ -53,6 +54,8 @@ TORCH_HINT = 'pip install torch==2.13.0 && pip install ".[rl]"'
 
 #: Weights when neither the config nor the checkpoint gives any.
 DEFAULT_WEIGHTS = (1.0, 1.0, 1.0)
+#: Values of ``LearnedShiftingConfig.decode``.
+DECODES = ("independent", "capacity")
 
 
 def load_network(path: str, field: str) -> tuple[ShiftingNumpy, dict[str, Any]]:
@@ -94,6 +97,10 @@ class LearnedShiftingConfig(BatchPolicyConfig):
         blas_threads: Threads NumPy's BLAS may use while the network runs (0: NumPy's setting); one is the
             fastest for these thin products, and far faster on a busy machine.
         online: Learning during the run (off: the frozen network).
+        decode: How the greedy choices are read from the logits: ``independent``, each item its most likely
+            choice; ``capacity``, the most confident items first, each its most likely choice that fits the
+            free capacity left (:mod:`carbonsim.learn.shifting_decode`). ``capacity`` needs ``sample: false``
+            and ``online.enabled: false``.
     """
 
     name: str = "learned_shifting"
@@ -102,11 +109,18 @@ class LearnedShiftingConfig(BatchPolicyConfig):
     sample: bool = False
     blas_threads: int = 1
     online: ShiftingOnlineConfig = field(default_factory=ShiftingOnlineConfig)
+    decode: str = "independent"
 
     def __post_init__(self) -> None:
         check_weights(tuple(self.weights), "weights")
         if self.blas_threads < 0:
             raise ConfigError(f"blas_threads: expected a number of threads >= 0, got {self.blas_threads!r}")
+        if self.decode not in DECODES:
+            raise ConfigError(f"decode: expected one of {', '.join(DECODES)}, got {self.decode!r}")
+        if self.decode == "capacity" and (self.sample or self.online.enabled):
+            raise ConfigError(
+                "decode: 'capacity' decodes the most likely choices; expected sample: false and online.enabled: false"
+            )
 
 
 @register_batch("learned_shifting", LearnedShiftingConfig)
@@ -207,6 +221,8 @@ class LearnedShifting:
             u = self.context.rng.random(p.shape[0])
             pick = (np.cumsum(p, axis=1) < u[:, None]).sum(axis=1)
             return np.asarray(np.minimum(pick, p.shape[1] - 1) - 1, dtype=np.int64)
+        if self.config.decode == "capacity":
+            return capacity_choices(view, logits)
         return np.asarray(logits.argmax(axis=1) - 1, dtype=np.int64)
 
     def _learn_and_choose(
