@@ -12,6 +12,8 @@ scenarios (``*_europe``: two European regions never seen in training).
     python experiments/eval_shifting.py --checkpoint outputs/shifting_gpu_s*/shifting.npz --scenarios gpu_training
     python experiments/eval_shifting.py --model "imitation only" outputs/shifting_gpu_s*/imitation.npz \\
         --model "PPO" outputs/shifting_gpu_s*/ppo.npz --scenarios gpu_training gpu_training_europe --bound
+    python experiments/eval_shifting.py --model "capacity decode" outputs/shifting_gpu_s*/shifting.npz \
+        --decode "capacity decode" capacity --scenarios gpu_training
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ def main() -> None:
     parser.add_argument("--baselines", nargs="*", default=list(BASELINES))
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bound", action="store_true", help="also the clairvoyant bounds (linear programs)")
+    parser.add_argument(
+        "--decode",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("LABEL", "MODE"),
+        help="decoding of a model group: independent (default) or capacity",
+    )
     parser.add_argument("--override", nargs="*", default=[], help="Hydra overrides of every scenario")
     parser.add_argument("--out", default="eval_shifting.csv")
     args = parser.parse_args()
@@ -80,6 +90,7 @@ def main() -> None:
             seed=args.seed,
             bound=args.bound,
             overrides=args.override,
+            decode=dict(args.decode),
         )
     except ConfigError as exc:
         print(f"eval_shifting: {exc}", file=sys.stderr)

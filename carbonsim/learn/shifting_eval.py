@@ -95,6 +95,7 @@ def evaluate(
     overrides: Sequence[str] = (),
     log: bool = True,
     online: Mapping[str, ShiftingOnlineConfig] | None = None,
+    decode: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Runs every baseline and every member of every model group on every window; one row per run.
 
@@ -115,6 +116,8 @@ def evaluate(
         online: Group label -> learning during the run for the groups that learn: each member starts from its
             checkpoint (per scenario) and keeps learning through the scenario's windows in order, one policy
             instance carrying its network from window to window (rows gain ``online_updates``).
+        decode: Group label -> ``LearnedShiftingConfig.decode`` of that group's frozen members (default
+            ``independent``; ``capacity``: :mod:`carbonsim.learn.shifting_decode`).
     """
     from carbonsim import batch_policy_config, make_batch_policy
     from carbonsim._schema import ConfigError
@@ -127,6 +130,11 @@ def evaluate(
     for g in online:
         if g not in models:
             raise ConfigError(f"online: expected the label of a model group ({', '.join(models)}), got {g!r}")
+    decode = dict(decode or {})
+    for g, mode in decode.items():
+        if g not in models or g in online:
+            raise ConfigError(f"decode: expected the label of a frozen model group ({', '.join(models)}), got {g!r}")
+        LearnedShiftingConfig(decode=mode)  # a bad mode: before any run
     nets = {g: [load_network(p, f"models[{g}]")[0] for p in paths] for g, paths in models.items()}
     first = next(iter(nets), None)
     names = ("carbon_agnostic", *(b for b in baselines if b != "carbon_agnostic"))
@@ -147,6 +155,7 @@ def evaluate(
             policies: list[tuple[str, int, Any]] = [(n, 0, make_batch_policy(c)) for n, c in configs.items()]
             for group, members in nets.items():
                 extra: list[tuple[str, tuple[float, ...]]] = [(group, weights or ())]
+                mode = decode.get(group, "independent")
                 if group == first:
                     extra += [(f"{group}({','.join(f'{x:g}' for x in w)})", w) for w in sweep]
                 if group in learning:
@@ -154,7 +163,7 @@ def evaluate(
                     continue
                 for label, w in extra:
                     policies += [
-                        (label, m, LearnedShifting(LearnedShiftingConfig(weights=w), model=net))
+                        (label, m, LearnedShifting(LearnedShiftingConfig(weights=w, decode=mode), model=net))
                         for m, net in enumerate(members)
                     ]
             for label, member, policy in policies:
