@@ -5,6 +5,8 @@
 the regions (or samples, ``sample: true``, from the policy's own random stream); the deadline guard then
 starts what must start (:func:`carbonsim.learn.shifting_features.decisions`). The operator's priorities
 ``weights: [alpha, beta, gamma]`` are inputs of the network: the same checkpoint serves any weighting.
+With ``decode: capacity`` the most likely choices are read under the clusters' free capacity instead of per
+item (:mod:`carbonsim.learn.shifting_decode`).
 
 :class:`LearnedScorer` (``batch_policy.base=learned``) gives PCAPS or CAP the network's importance logits
 over the runnable stages (issue 17's "a learned scheduler that exposes probabilities" as PCAPS's base).
