@@ -200,3 +200,25 @@ def test_a_run_never_sends_more_than_fits_and_is_deterministic() -> None:
         out[decode] = (policy.log, table, policy.over, policy.epochs)
     assert out["independent"][2] > 0  # the network alone over-fills a region at some epoch ...
     assert out["capacity"][2] == 0 and out["capacity"][3] > 20  # ... capacity decoding never does
+
+
+def test_evaluation_decodes_a_group_as_asked(tmp_path: Any) -> None:
+    """shifting_eval.evaluate(decode=...): bad labels and modes are named before any run; a group runs decoded."""
+    pytest.importorskip("torch")
+    from test_learned_shifting import TINY
+
+    from carbonsim.learn import shifting_model as sm
+    from carbonsim.learn.shifting_eval import evaluate
+
+    path = str(sm.save(tmp_path / "shifting.npz", sm.build(TINY, seed=0), {"selected_weights": [1.0, 1.0, 1.0]}))
+    models = {"independent": [path], "capacity": [path]}
+    starts = ("2024-02-05T00:00:00Z",)
+    with pytest.raises(ConfigError, match=r"^decode: expected the label of a frozen model group .*got 'x'$"):
+        evaluate(models, ["gpu_training"], starts, decode={"x": "capacity"}, log=False)
+    with pytest.raises(ConfigError, match=r"^decode: expected one of independent, capacity, got 'greedy'$"):
+        evaluate(models, ["gpu_training"], starts, decode={"capacity": "greedy"}, log=False)
+    df = evaluate(
+        models, ["gpu_training"], starts, gpu_hours=1.0, baselines=(), decode={"capacity": "capacity"}, log=False
+    )
+    assert sorted(df["policy"]) == ["capacity", "carbon_agnostic", "independent"]
+    assert (df["jobs"] == df["jobs"].iloc[0]).all() and df["jobs"].iloc[0] > 0
