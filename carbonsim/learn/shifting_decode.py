@@ -3,7 +3,9 @@
 The network scores every runnable item on its own: with ``decode: independent`` each item takes its most
 likely choice, so when many items prefer the same (clean, small) cluster, all of them are sent there; those
 that do not fit wait until the deadline guard starts them, often too late. :func:`capacity_choices` decodes
-the same logits greedily under the clusters' free capacity instead, without retraining:
+the same logits greedily under the clusters' free capacity instead, without retraining (measured in
+docs/learning_shifting.md: it does not help in the seed study, whose missed jobs wait in full *home*
+clusters rather than crowd a clean one):
 
 1. the softmax of every item's logits over ``[defer, region 0, ..., region R-1]``;
 2. items are visited by decreasing probability of their most likely choice (ties: row order), the most
@@ -34,10 +36,8 @@ from __future__ import annotations
 import numpy as np
 
 from carbonsim.core.jobs import JobView, resources
+from carbonsim.learn.shifting_features import DEFER
 from carbonsim.policies.stages import job_starts, per_job
-
-#: The choice "defer" (as in :data:`carbonsim.learn.shifting_features.DEFER`).
-DEFER = -1
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
